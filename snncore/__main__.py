@@ -1,0 +1,213 @@
+"""Command line: python -m snncore train | runs  (add --json for machine-readable output).
+
+Bad input exits with status 2 and one line naming the field and what is allowed.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+import traceback
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints usage + message by default)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _fail(message: str, code: int = 2):
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _rule_param_fields() -> dict[str, dict[str, type]]:
+    """rule -> {param name: type} for every registered rule."""
+    from .rules import get_rule, rule_names
+    out = {}
+    for name in rule_names():
+        cls = get_rule(name).Params
+        out[name] = {f.name: type(getattr(cls(), f.name)) for f in dataclasses.fields(cls)}
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import RunConfig
+    p = _Parser(prog="python -m snncore", description="Plasticity Lab engine")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train one run (prints progress; --json: last line is a JSON summary)")
+    t.add_argument("--config", help="TOML or JSON file with config fields (flags override it)")
+    t.add_argument("--runs-dir", help="runs folder (default: $SNNCORE_RUNS or ./runs)")
+    t.add_argument("--run-id", help=argparse.SUPPRESS)  # set by the app, which creates the row first
+    t.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    cfg_fields = RunConfig.fields()
+    for name, f in cfg_fields.items():
+        if name == "rule_params":
+            continue
+        t.add_argument(f"--{name.replace('_', '-')}", dest=f"cfg:{name}", default=None, metavar="V",
+                       help=f"{f.metadata.get('help', '')} (default {f.default if f.default is not dataclasses.MISSING else f.default_factory()})")
+    seen = {}
+    for rule, fields in _rule_param_fields().items():
+        for name in fields:
+            t.add_argument(f"--{rule}.{name.replace('_', '-')}", dest=f"rule:{rule}:{name}", default=None,
+                           metavar="V", help=argparse.SUPPRESS)
+            seen.setdefault(name, []).append(rule)
+    g = t.add_argument_group("rule hyperparameters (apply to the chosen --rule; also as --RULE.NAME)")
+    for name, rules in sorted(seen.items()):
+        if name in cfg_fields:
+            continue
+        g.add_argument(f"--{name.replace('_', '-')}", dest=f"rp:{name}", default=None, metavar="V",
+                       help=f"rules: {', '.join(rules)}")
+
+    r = sub.add_parser("runs", help="list runs with status, rule, dataset and best accuracy")
+    r.add_argument("--runs-dir")
+    r.add_argument("--json", action="store_true")
+    return p
+
+
+def config_from_args(args) -> "RunConfig":
+    from .config import ConfigError, RunConfig
+    values = RunConfig.load(args.config) if args.config else {}
+    rule_params = dict(values.get("rule_params") or {})
+    if values.get("rule_params") is not None and not isinstance(values.get("rule_params"), dict):
+        raise ConfigError("rule_params: expected a table of the rule's hyperparameters")
+    for k, v in vars(args).items():
+        if v is None:
+            continue
+        if k.startswith("cfg:"):
+            values[k[4:]] = v
+    rule = values.get("rule", RunConfig().rule)
+    fields = _rule_param_fields()
+    for k, v in vars(args).items():
+        if v is None:
+            continue
+        if k.startswith("rp:"):
+            name = k[3:]
+            if rule not in fields:
+                continue  # unknown rule: validation below names it
+            if name not in fields[rule]:
+                allowed = ", ".join("--" + n.replace("_", "-") for n in fields[rule]) or "none"
+                raise ConfigError(f"--{name.replace('_', '-')} is not a hyperparameter of rule {rule!r} "
+                                  f"(its hyperparameters: {allowed})")
+            rule_params[name] = v
+        elif k.startswith("rule:"):
+            _, r, name = k.split(":")
+            if r != rule:
+                raise ConfigError(f"--{r}.{name.replace('_', '-')} given but the rule is {rule!r}")
+            rule_params[name] = v
+    values["rule_params"] = rule_params
+    return RunConfig.from_dict(values)
+
+
+def _progress_line(p) -> str:
+    frac = p.step / max(p.total_steps, 1)
+    eta = p.elapsed / frac - p.elapsed if frac > 0 else float("nan")
+    bar = "#" * int(frac * 30)
+    acc = f"  test acc {p.test_accuracy:.3f}" if p.test_accuracy is not None else ""
+    return (f"\repoch {min(p.epoch + 1, p.epochs)}/{p.epochs} [{bar:<30}] step {p.step}/{p.total_steps} "
+            f"{p.elapsed:5.1f}s eta {eta:5.1f}s{acc}")
+
+
+def cmd_train(args) -> int:
+    from .config import ConfigError
+    from .store import RunStore, StoreError, check_run_id
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as e:
+        _fail(str(e))
+    try:
+        store = RunStore(args.runs_dir)
+    except StoreError as e:
+        _fail(str(e))
+    run_id = args.run_id
+    try:
+        if run_id:
+            check_run_id(run_id)
+            if store.get_run(run_id) is None:
+                store.create_run(cfg.to_dict(), run_id)
+            store.set_pid(run_id, os.getpid())
+        else:
+            run_id = store.create_run(cfg.to_dict())
+    except ValueError as e:
+        _fail(str(e))
+
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def on_progress(p):
+        now = time.monotonic()
+        if tty and (now - last[0] > 0.1 or p.test_accuracy is not None):
+            last[0] = now
+            sys.stderr.write(_progress_line(p))
+            sys.stderr.flush()
+        elif not tty and p.test_accuracy is not None and not args.json:
+            print(f"epoch {p.epoch}/{p.epochs}  step {p.step}/{p.total_steps}  "
+                  f"test accuracy {p.test_accuracy:.4f}  {p.elapsed:.1f}s", flush=True)
+
+    from .train import Trainer
+    try:
+        trainer = Trainer(cfg, store, run_id, on_progress=on_progress)
+        summary = trainer.run()
+    except KeyboardInterrupt:
+        store.end_run(run_id, "stopped", error="interrupted")
+        _fail(f"run {run_id} interrupted", 130)
+    except Exception as e:  # noqa: BLE001 -- stored as failed with its text, reported in one line
+        msg = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
+        store.end_run(run_id, "failed", error=msg)
+        if os.environ.get("SNNCORE_DEBUG"):
+            traceback.print_exc()
+        _fail(f"run {run_id} failed: {msg}", 1)
+    if tty:
+        sys.stderr.write("\n")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        acc = summary["test_accuracy"]
+        print(f"run {summary['run_id']} {summary['status']}: {summary['epochs']} epochs, {summary['steps']} steps, "
+              f"test accuracy {acc if acc is None else f'{acc:.4f}'}, {summary['seconds']:.1f}s on {summary['device']}")
+        if summary.get("error"):
+            print(f"error: {summary['error']}", file=sys.stderr)
+    return 1 if summary["status"] == "failed" else 0
+
+
+def cmd_runs(args) -> int:
+    from .store import RunStore, StoreError
+    try:
+        store = RunStore(args.runs_dir)
+    except StoreError as e:
+        _fail(str(e))
+    runs = store.list_runs()
+    rows = [{"run_id": r["id"], "status": r["status"], "rule": r["config"].get("rule"),
+             "dataset": r["config"].get("dataset"), "model": r["config"].get("model"),
+             "best_accuracy": r.get("best_accuracy"), "epoch": r["epoch"], "step": r["step"],
+             "created": r["created"], "error": r["error"], "name": r["name"]} for r in runs]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print(f"no runs in {store.root}")
+        return 0
+    print(f"{'run id':24} {'status':9} {'rule':8} {'dataset':10} {'best acc':>8}  started")
+    for r in rows:
+        acc = "-" if r["best_accuracy"] is None else f"{r['best_accuracy']:.4f}"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"] or 0))
+        print(f"{r['run_id']:24} {r['status']:9} {r['rule']:8} {r['dataset']:10} {acc:>8}  {when}"
+              + (f"  ({r['error']})" if r["error"] else ""))
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.cmd == "train":
+        return cmd_train(args)
+    if args.cmd == "runs":
+        return cmd_runs(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

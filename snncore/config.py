@@ -1,0 +1,217 @@
+"""RunConfig: everything that defines a run, as plain data, and its validation.
+
+The app, the command line and config files all go through `RunConfig.from_dict` + `validate`,
+so a bad value gets the same message everywhere: the field, what was given, what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .rules import get_rule, rule_names
+from .rules.base import check_params, coerce, param, params_from_dict
+
+DATASETS = ("digits", "synthetic")
+MODELS = ("mlp",)
+SURROGATES = ("sigmoid", "atan", "piecewise")
+ENCODINGS = ("rate", "latency", "direct")
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names the field and the allowed values."""
+
+
+@dataclass
+class RunConfig:
+    # what to train
+    dataset: str = param("digits", choices=DATASETS, help="built-in dataset")
+    model: str = param("mlp", choices=MODELS, help="network architecture")
+    rule: str = param("bptt", help="plasticity rule id")
+    rule_params: dict = param({}, help="the rule's hyperparameters (defaults from its paper)")
+    name: str = param("", help="optional label for the run")
+    # training
+    epochs: int = param(10, 1, 100_000, help="passes over the training set")
+    timesteps: int = param(16, 1, 10_000, help="simulation steps T per sample")
+    batch_size: int = param(64, 1, 65_536, help="samples per optimizer step")
+    lr: float = param(2e-3, 0.0, 10.0, lo_open=True, help="learning rate")
+    optimizer: str = param("adam", choices=("adam", "adamw", "sgd"), help="optimizer")
+    weight_decay: float = param(0.0, 0.0, 1.0, help="weight decay")
+    schedule: str = param("cosine", choices=("cosine", "constant"), help="learning-rate schedule")
+    seed: int = param(0, 0, 2**31 - 1, help="random seed")
+    device: str = param("auto", choices=("auto", "cpu", "cuda"), help="where to train")
+    max_steps: int = param(0, 0, 10**9, help="stop after this many optimizer steps (0: no limit)")
+    # model
+    hidden: list = param([256], help="hidden layer sizes, 1 to 3 layers")
+    tau: float = param(2.0, 1.0, 1e4, help="membrane time constant (steps)")
+    v_threshold: float = param(1.0, 0.0, 100.0, lo_open=True, help="firing threshold")
+    v_reset: float = param(0.0, -100.0, 100.0, help="reset potential (hard reset)")
+    surrogate: str = param("sigmoid", choices=SURROGATES, help="surrogate gradient")
+    surrogate_alpha: float = param(4.0, 0.0, 100.0, lo_open=True, help="surrogate sharpness")
+    readout: str = param("mem", choices=("mem", "rate"), help="loss on mean membrane or mean rate")
+    # data
+    encoding: str = param("rate", choices=ENCODINGS, help="how static inputs become spikes")
+    n_train: int = param(0, 0, 10**8, help="use at most this many training samples (0: all)")
+    syn_classes: int = param(4, 2, 100, help="synthetic: number of classes")
+    syn_channels: int = param(64, 4, 10_000, help="synthetic: input channels")
+    syn_group: int = param(8, 1, 10_000, help="synthetic: channels in each class's synchronous group")
+    syn_samples: int = param(1200, 10, 10**7, help="synthetic: training samples (test: a quarter)")
+    syn_sync: float = param(0.9, 0.0, 1.0, help="synthetic: chance a group channel joins the volley")
+    syn_jitter: float = param(0.0, 0.0, 1000.0, help="synthetic: spike-time jitter (std, steps)")
+    syn_noise: float = param(0.02, 0.0, 1.0, help="synthetic: background Poisson rate per step")
+    # recording (bounded: bool spikes, neuron subsample, ring buffer of recent batches)
+    record_layer: str = param("", help="layer whose raster is recorded ('' = first hidden)")
+    record_neurons: int = param(256, 1, 100_000, help="neurons kept in the raster (subsample)")
+    record_batches: int = param(4, 1, 1000, help="recent batches kept in the ring buffer")
+    record_every: int = param(5, 1, 10**6, help="steps between spike snapshots")
+    snapshots_kept: int = param(50, 1, 100_000, help="snapshot files kept on disk per run")
+    log_every: int = param(1, 1, 10**6, help="steps between metric rows")
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def fields(cls) -> dict[str, dataclasses.Field]:
+        return {f.name: f for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
+        """Build and validate; raises ConfigError naming the first bad field."""
+        if not isinstance(values, dict):
+            raise ConfigError("config: expected a table of fields")
+        fields = cls.fields()
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown config field {unknown[0]!r} (see `python -m snncore train --help`)")
+        kwargs = {}
+        for k, v in values.items():
+            default = getattr(cls(), k)
+            if k == "hidden":
+                v = _parse_hidden(v)
+            elif k == "rule_params":
+                if not isinstance(v, dict):
+                    raise ConfigError("rule_params: expected a table of the rule's hyperparameters")
+            else:
+                try:
+                    v = coerce(v, type(default), k)
+                except ValueError as e:
+                    raise ConfigError(str(e)) from None
+            kwargs[k] = v
+        cfg = cls(**kwargs)
+        errors = cfg.errors()
+        if errors:
+            raise ConfigError(errors[0])
+        return cfg
+
+    @classmethod
+    def load(cls, path: str | Path) -> dict:
+        """Read a TOML or JSON file into a plain dict (not yet validated)."""
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as e:
+            raise ConfigError(f"config file {str(p)!r} cannot be read: {e.strerror}") from None
+        try:
+            if p.suffix.lower() == ".json":
+                data = json.loads(text)
+            else:
+                import tomllib
+                data = tomllib.loads(text)
+        except Exception as e:  # noqa: BLE001 -- parser errors vary; the message is what matters
+            raise ConfigError(f"config file {str(p)!r} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {str(p)!r}: expected a table of fields")
+        return data
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        lines, tables = [], []
+        for k, v in self.to_dict().items():
+            if isinstance(v, dict):
+                tables.append((k, v))
+            else:
+                lines.append(f"{k} = {_toml_value(v)}")
+        for k, v in tables:
+            lines.append(f"\n[{k}]")
+            lines += [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
+        return "\n".join(lines) + "\n"
+
+    def command_line(self) -> str:
+        """The equivalent `python -m snncore train` command (non-default fields only)."""
+        default = RunConfig()
+        parts = ["python -m snncore train"]
+        for k, v in self.to_dict().items():
+            if k == "rule_params":
+                for kk, vv in v.items():
+                    parts.append(f"--{kk.replace('_', '-')} {_cli_value(vv)}")
+            elif v != getattr(default, k) or k in ("dataset", "model", "rule", "epochs", "seed"):
+                parts.append(f"--{k.replace('_', '-')} {_cli_value(v)}")
+        return " ".join(parts)
+
+    # ---- validation ---------------------------------------------------------------------
+    def errors(self) -> list[str]:
+        errs = check_params(self)
+        if self.rule not in rule_names():
+            errs.append(f"rule: unknown rule {self.rule!r} (choose from {', '.join(rule_names())})")
+        else:
+            try:
+                errs += check_params(self.rule_object_params(), prefix=f"{self.rule}.")
+            except ValueError as e:
+                errs.append(f"{self.rule}.{e}")
+        if not isinstance(self.hidden, list) or not 1 <= len(self.hidden) <= 3:
+            errs.append("hidden: give 1 to 3 hidden layer sizes, e.g. 256 or 256,128")
+        else:
+            for h in self.hidden:
+                if not isinstance(h, int) or isinstance(h, bool) or not 1 <= h <= 100_000:
+                    errs.append(f"hidden: layer size {h!r} is out of range (allowed: 1 <= size <= 100000)")
+                    break
+        if self.name and not re.fullmatch(r"[A-Za-z0-9_.\- ]{1,80}", self.name) or self.name in (".", ".."):
+            errs.append("name: use up to 80 letters, digits, spaces, '.', '_' or '-' (no path separators)")
+        if self.dataset == "synthetic" and self.syn_group * 1 > self.syn_channels:
+            errs.append(f"syn_group: {self.syn_group} exceeds syn_channels ({self.syn_channels})")
+        return errs
+
+    def rule_object_params(self):
+        """The rule's typed Params built from rule_params (raises ValueError on unknown/bad keys)."""
+        return params_from_dict(get_rule(self.rule).Params, self.rule_params)
+
+
+def _parse_hidden(v) -> list:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return [v]
+    if isinstance(v, str):
+        try:
+            return [int(s) for s in v.replace(" ", "").split(",") if s != ""]
+        except ValueError:
+            raise ConfigError(f"hidden: expected sizes like 256 or 256,128, got {v!r}") from None
+    if isinstance(v, (list, tuple)):
+        out = []
+        for s in v:
+            try:
+                out.append(coerce(s, int, "hidden"))
+            except ValueError:
+                raise ConfigError(f"hidden: expected whole numbers, got {s!r}") from None
+        return out
+    raise ConfigError(f"hidden: expected sizes like 256 or 256,128, got {v!r}")
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return repr(v)
+
+
+def _cli_value(v) -> str:
+    if isinstance(v, list):
+        return ",".join(str(x) for x in v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    s = str(v)
+    return s if re.fullmatch(r"[\w.\-+,]+", s) else "'" + s.replace("'", "'\\''") + "'"

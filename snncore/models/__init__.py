@@ -1,0 +1,11 @@
+"""Model registry: build_model(cfg, input_size, n_classes) -> nn.Module with .layer_traces()."""
+from __future__ import annotations
+
+
+def build_model(cfg, input_size: int, n_classes: int):
+    if cfg.model == "mlp":
+        from .mlp import SpikingMLP
+        return SpikingMLP(input_size, list(cfg.hidden), n_classes, tau=cfg.tau,
+                          v_threshold=cfg.v_threshold, v_reset=cfg.v_reset,
+                          surrogate=cfg.surrogate, alpha=cfg.surrogate_alpha, readout=cfg.readout)
+    raise ValueError(f"model: unknown model {cfg.model!r}")

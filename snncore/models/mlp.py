@@ -1,0 +1,73 @@
+"""Spiking MLP: (Linear -> multi-step LIF) x 1..3 -> Linear read-out, all T steps at once.
+
+Each Linear acts on the whole sequence [T, B, N] in one matmul; SpikingJelly's LIFNode in
+multi-step mode integrates over T (its fastest path on the device). The read-out is non-spiking
+(logits per step, loss on their mean over T = the mean membrane of a non-leaky integrator) or,
+with readout="rate", a LIF layer whose mean firing rate is the output.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from spikingjelly.activation_based import neuron, surrogate as sg
+
+from ..rules.base import LayerTrace
+
+
+def make_surrogate(name: str, alpha: float):
+    if name == "sigmoid":
+        return sg.Sigmoid(alpha=alpha)
+    if name == "atan":
+        return sg.ATan(alpha=alpha)
+    if name == "piecewise":
+        return sg.PiecewiseQuadratic(alpha=alpha)
+    raise ValueError(f"surrogate: unknown surrogate {name!r}")
+
+
+def make_lif(tau, v_threshold, v_reset, surrogate, alpha):
+    return neuron.LIFNode(tau=tau, decay_input=True, v_threshold=v_threshold, v_reset=v_reset,
+                          surrogate_function=make_surrogate(surrogate, alpha), detach_reset=False,
+                          step_mode="m")
+
+
+class SpikingMLP(nn.Module):
+    def __init__(self, n_in: int, hidden: list[int], n_out: int, *, tau=2.0, v_threshold=1.0,
+                 v_reset=0.0, surrogate="sigmoid", alpha=4.0, readout="mem"):
+        super().__init__()
+        sizes = [n_in] + list(hidden)
+        self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.lifs = nn.ModuleList(make_lif(tau, v_threshold, v_reset, surrogate, alpha) for _ in hidden)
+        self.out = nn.Linear(sizes[-1], n_out)
+        self.readout = readout
+        self.out_lif = make_lif(tau, v_threshold, v_reset, surrogate, alpha) if readout == "rate" else None
+        self.names = [f"fc{i + 1}" for i in range(len(hidden))] + ["out"]
+        self._trace: dict[str, LayerTrace] = {}
+
+    def weight_layers(self) -> dict[str, nn.Linear]:
+        return dict(zip(self.names, list(self.fcs) + [self.out]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [T, B, ...] -> per-step output [T, B, C] (logits, or spikes for readout='rate')."""
+        T, B = x.shape[:2]
+        s = x.reshape(T, B, -1)
+        trace = {}
+        for name, fc, lif in zip(self.names, self.fcs, self.lifs):
+            post = lif(fc(s))                                     # [T, B, N]
+            trace[name] = LayerTrace(fc.weight, s, post)
+            s = post
+        logits = self.out(s)                                      # [T, B, C]
+        if self.out_lif is not None:
+            out = self.out_lif(logits)
+            trace["out"] = LayerTrace(self.out.weight, s, out)
+        else:
+            out = logits
+            trace["out"] = LayerTrace(self.out.weight, s, (logits > 0).float(), v=logits, spiking=False)
+        self._trace = trace
+        return out
+
+    def layer_traces(self) -> dict[str, LayerTrace]:
+        """Per weight layer, input -> output order, what the last forward pass saw."""
+        return self._trace
+
+    def spiking_layers(self) -> list[str]:
+        return [n for n, t in self._trace.items() if t.spiking] or self.names[:-1]

@@ -1,0 +1,196 @@
+"""The one protocol every plasticity rule follows.
+
+The Trainer calls the hooks in this fixed order for every training batch:
+
+    reset states -> forward (model keeps per-layer spikes) -> loss
+      -> rule.after_forward(ctx)
+      -> loss.backward() -> rule.after_backward(ctx)
+      -> optimizer.step() -> rule.after_step(ctx)      # SSDP-style post-optimiser updates go here
+      -> telemetry = rule.telemetry()                   # scalars the app plots live
+    and rule.on_epoch_end(epoch) after each epoch.
+
+A rule is one module: its equations in the docstring, a ``Params`` dataclass with the paper's
+defaults (fields declared with :func:`param`, so validation and the command line know their
+ranges), pure update functions tests can call with hand-made tensors, and a thin ``Rule`` subclass.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+def param(default: Any, lo: float | None = None, hi: float | None = None, help: str = "",
+          choices: tuple | None = None, lo_open: bool = False):
+    """A hyperparameter field with its allowed range (inclusive unless lo_open) and help text."""
+    meta = {"lo": lo, "hi": hi, "help": help, "choices": choices, "lo_open": lo_open}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class NoParams:
+    """A rule without hyperparameters."""
+
+
+@dataclass
+class LayerTrace:
+    """What one weight layer saw in the last forward pass (time first).
+
+    weight: the layer's weight, [N_post, N_pre] (a Linear) -- the tensor local rules change.
+    pre:    spikes entering the layer, float 0/1, [T, B, N_pre].
+    post:   spikes of the neurons it drives, float 0/1, [T, B, N_post]; for a non-spiking
+            read-out post[t] = (logit[t] > 0) (SSDP's convention).
+    v:      membrane potential (or logits for the read-out), [T, B, N_post], when recorded.
+    """
+    weight: torch.nn.Parameter
+    pre: torch.Tensor
+    post: torch.Tensor
+    v: torch.Tensor | None = None
+    spiking: bool = True
+
+
+@dataclass
+class StepContext:
+    step: int                      # global optimizer step, 0-based
+    epoch: int
+    total_steps: int               # planned optimizer steps of the whole run
+    model: torch.nn.Module
+    x: torch.Tensor                # input spikes [T, B, ...]
+    y: torch.Tensor                # labels [B]
+    out: torch.Tensor              # model output over time [T, B, C]
+    loss: torch.Tensor             # scalar training loss of this batch
+    layers: dict[str, LayerTrace]  # ordered input -> output
+    optimizer: torch.optim.Optimizer | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Rule:
+    """Base class: the surrogate-gradient baseline does nothing at any hook."""
+
+    name: str = "base"
+    Params: type = NoParams
+    summary: str = ""              # one line for the app
+    uses_gradient: bool = True     # False: the Trainer skips backward/optimizer for this rule
+
+    def __init__(self, params=None, model: torch.nn.Module | None = None, *,
+                 total_steps: int = 1, device: torch.device | str = "cpu"):
+        self.params = params if params is not None else self.Params()
+        self.model = model
+        self.total_steps = max(1, int(total_steps))
+        self.device = torch.device(device)
+
+    def after_forward(self, ctx: StepContext) -> None:
+        pass
+
+    def after_backward(self, ctx: StepContext) -> None:
+        pass
+
+    def after_step(self, ctx: StepContext) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int) -> None:
+        pass
+
+    def telemetry(self) -> dict[str, float]:
+        """Flat scalars for this step, keys like 'sync/fc2' or 'dw/out' (plotted live, grouped by
+        the part before '/')."""
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def params_from_dict(cls: type, values: dict | None) -> Any:
+    """Build a Params dataclass from a (possibly string-valued) dict; unknown keys are errors."""
+    values = dict(values or {})
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        allowed = ", ".join(sorted(names)) or "none"
+        raise ValueError(f"unknown hyperparameter {unknown[0]!r} for this rule (allowed: {allowed})")
+    kwargs = {}
+    for k, v in values.items():
+        kwargs[k] = coerce(v, type(getattr(cls(), k)), k)
+    return cls(**kwargs)
+
+
+def coerce(value: Any, typ: type, name: str) -> Any:
+    """Convert a command-line/TOML value to the field's type, with a clear message."""
+    try:
+        if typ is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            if isinstance(value, (bool, int)) and value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if typ is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError
+                return int(value)
+            return int(value)
+        if typ is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if typ is list:
+            if isinstance(value, str):
+                return [s.strip() for s in value.split(",") if s.strip()]
+            return list(value)
+        if typ is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected {typ.__name__}, got {value!r}") from None
+    return value
+
+
+def check_params(obj: Any, prefix: str = "") -> list[str]:
+    """Range/choice errors of a Params dataclass, each naming the field and what is allowed."""
+    errors = []
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        m = f.metadata
+        name = prefix + f.name
+        if m.get("choices") is not None:
+            if isinstance(v, list):
+                bad = [x for x in v if x not in m["choices"]]
+                if bad:
+                    errors.append(f"{name}: {bad[0]!r} is not allowed (choose from {', '.join(map(str, m['choices']))})")
+            elif v not in m["choices"]:
+                errors.append(f"{name}: {v!r} is not allowed (choose from {', '.join(map(str, m['choices']))})")
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        lo, hi = m.get("lo"), m.get("hi")
+        if isinstance(v, float) and not math.isfinite(v):
+            errors.append(f"{name}: must be a finite number{_range(lo, hi, m.get('lo_open'))}, got {v}")
+            continue
+        if (lo is not None and (v < lo or (m.get("lo_open") and v <= lo))) or (hi is not None and v > hi):
+            errors.append(f"{name}: {v} is out of range{_range(lo, hi, m.get('lo_open'))}")
+    return errors
+
+
+def _range(lo, hi, lo_open=False) -> str:
+    if lo is None and hi is None:
+        return ""
+    if hi is None:
+        return f" (allowed: {'>' if lo_open else '>='} {lo})"
+    if lo is None:
+        return f" (allowed: <= {hi})"
+    return f" (allowed: {lo} {'<' if lo_open else '<='} value <= {hi})"

@@ -1,0 +1,310 @@
+"""RunStore: the one place that reads and writes runs.
+
+Layout under the runs folder (default ./runs, or SNNCORE_RUNS, or --runs-dir):
+    runs.sqlite            SQLite in WAL mode: runs, metrics, telemetry, snapshots, checkpoints
+    <run_id>/snapshots/    spike snapshots, compressed .npz (bool rasters), bounded in number
+    <run_id>/checkpoints/  model + optimizer + rule state per epoch
+    <run_id>/tb/           TensorBoard scalars
+The trainer (its own process) writes; the app and `python -m snncore runs` read. Files are written
+to a temporary name and renamed, so a reader never sees half a file.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+TERMINAL = ("finished", "failed", "stopped")
+LIVE = ("starting", "running")
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, name TEXT, config TEXT NOT NULL, status TEXT NOT NULL,
+    created REAL, started REAL, ended REAL, error TEXT, pid INTEGER, host TEXT, device TEXT,
+    heartbeat REAL, epoch INTEGER DEFAULT 0, step INTEGER DEFAULT 0, total_steps INTEGER DEFAULT 0,
+    stop_requested INTEGER DEFAULT 0, summary TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (run_id TEXT, step INTEGER, epoch INTEGER, time REAL, key TEXT, value REAL);
+CREATE INDEX IF NOT EXISTS metrics_idx ON metrics (run_id, key, step);
+CREATE TABLE IF NOT EXISTS telemetry (run_id TEXT, step INTEGER, key TEXT, value REAL);
+CREATE INDEX IF NOT EXISTS telemetry_idx ON telemetry (run_id, key, step);
+CREATE TABLE IF NOT EXISTS snapshots (run_id TEXT, step INTEGER, epoch INTEGER, path TEXT, created REAL);
+CREATE INDEX IF NOT EXISTS snapshots_idx ON snapshots (run_id, step);
+CREATE TABLE IF NOT EXISTS checkpoints (run_id TEXT, epoch INTEGER, step INTEGER, path TEXT, created REAL);
+"""
+
+
+class StoreError(RuntimeError):
+    """The runs folder or database cannot be used; the message says which path and why."""
+
+
+def default_runs_dir() -> Path:
+    return Path(os.environ.get("SNNCORE_RUNS", "runs"))
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def check_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+        raise ValueError(f"run id {run_id!r} is not valid (letters, digits, '-' and '_', up to 64)")
+    return run_id
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (ended, not yet reaped by its parent) is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class RunStore:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else default_runs_dir()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"runs folder {str(self.root)!r} cannot be created: {e.strerror}") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StoreError(f"runs folder {str(self.root)!r} is not writable")
+        self.db_path = self.root / "runs.sqlite"
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(self.db_path, timeout=30.0, check_same_thread=False,
+                                       isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._retry(lambda: self._db.executescript(SCHEMA))
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"run database {str(self.db_path)!r} cannot be opened: {e}") from None
+
+    # ---- low level ---------------------------------------------------------------------
+    def _retry(self, fn, tries: int = 20):
+        delay = 0.01
+        for i in range(tries):
+            try:
+                with self._lock:
+                    return fn()
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e) or i == tries - 1:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    def _exec(self, sql: str, args: Iterable = ()):
+        return self._retry(lambda: self._db.execute(sql, tuple(args)))
+
+    def _query(self, sql: str, args: Iterable = ()) -> list[tuple]:
+        return self._retry(lambda: self._db.execute(sql, tuple(args)).fetchall())
+
+    def _many(self, sql: str, rows: list[tuple]) -> None:
+        def go():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(sql, rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if rows:
+            self._retry(go)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / check_run_id(run_id)
+
+    # ---- runs ----------------------------------------------------------------------------
+    def create_run(self, config: dict, run_id: str | None = None, status: str = "starting") -> str:
+        run_id = check_run_id(run_id or new_run_id())
+        d = self.run_dir(run_id)
+        for sub in ("snapshots", "checkpoints"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        self._exec("INSERT INTO runs (id, name, config, status, created, host) VALUES (?,?,?,?,?,?)",
+                   (run_id, config.get("name", ""), json.dumps(config), status, time.time(),
+                    socket.gethostname()))
+        return run_id
+
+    def start_run(self, run_id: str, *, pid: int, device: str, total_steps: int) -> None:
+        now = time.time()
+        self._exec("UPDATE runs SET status='running', started=?, heartbeat=?, pid=?, host=?, device=?, "
+                   "total_steps=? WHERE id=?",
+                   (now, now, pid, socket.gethostname(), device, total_steps, run_id))
+
+    def set_pid(self, run_id: str, pid: int) -> None:
+        self._exec("UPDATE runs SET pid=?, host=? WHERE id=?", (pid, socket.gethostname(), run_id))
+
+    def heartbeat(self, run_id: str, *, epoch: int, step: int) -> bool:
+        """Record progress; returns True when a stop was requested."""
+        self._exec("UPDATE runs SET heartbeat=?, epoch=?, step=? WHERE id=?", (time.time(), epoch, step, run_id))
+        r = self._query("SELECT stop_requested FROM runs WHERE id=?", (run_id,))
+        return bool(r and r[0][0])
+
+    def request_stop(self, run_id: str) -> None:
+        self._exec("UPDATE runs SET stop_requested=1 WHERE id=?", (run_id,))
+
+    def end_run(self, run_id: str, status: str, *, error: str | None = None,
+                summary: dict | None = None) -> None:
+        assert status in TERMINAL
+        self._exec("UPDATE runs SET status=?, ended=?, error=?, summary=COALESCE(?, summary) WHERE id=?",
+                   (status, time.time(), error, json.dumps(summary) if summary is not None else None, run_id))
+
+    def get_run(self, run_id: str) -> dict | None:
+        self.reap()
+        rows = self._query("SELECT * FROM runs WHERE id=?", (run_id,))
+        return self._run_row(rows[0]) if rows else None
+
+    def list_runs(self, limit: int = 1000) -> list[dict]:
+        self.reap()
+        rows = self._query("SELECT * FROM runs ORDER BY created DESC LIMIT ?", (limit,))
+        runs = [self._run_row(r) for r in rows]
+        if runs:
+            best = dict(self._query(
+                "SELECT run_id, MAX(value) FROM metrics WHERE key='test/accuracy' GROUP BY run_id"))
+            for r in runs:
+                r["best_accuracy"] = best.get(r["id"])
+        return runs
+
+    def _run_row(self, row: tuple) -> dict:
+        cols = ["id", "name", "config", "status", "created", "started", "ended", "error", "pid", "host",
+                "device", "heartbeat", "epoch", "step", "total_steps", "stop_requested", "summary"]
+        r = dict(zip(cols, row))
+        r["config"] = json.loads(r["config"])
+        r["summary"] = json.loads(r["summary"]) if r["summary"] else None
+        return r
+
+    def reap(self) -> list[str]:
+        """Mark live runs whose process is gone (on this host) as failed; returns their ids."""
+        host = socket.gethostname()
+        rows = self._query("SELECT id, pid, created FROM runs WHERE status IN ('starting','running') AND host=?",
+                           (host,))
+        dead = []
+        for run_id, pid, created in rows:
+            if pid is None and time.time() - (created or 0) < 30:
+                continue  # the launcher has not recorded the pid yet
+            if not pid_alive(pid):
+                dead.append(run_id)
+        for run_id in dead:
+            self._exec("UPDATE runs SET status='failed', ended=?, error=? WHERE id=? AND status IN ('starting','running')",
+                       (time.time(), "process ended unexpectedly", run_id))
+        return dead
+
+    # ---- metrics and telemetry -------------------------------------------------------------
+    def log_metrics(self, run_id: str, rows: list[tuple[int, int, str, float]]) -> None:
+        """rows: (step, epoch, key, value)."""
+        now = time.time()
+        self._many("INSERT INTO metrics (run_id, step, epoch, time, key, value) VALUES (?,?,?,?,?,?)",
+                   [(run_id, s, e, now, k, float(v)) for s, e, k, v in rows])
+
+    def log_telemetry(self, run_id: str, rows: list[tuple[int, str, float]]) -> None:
+        """rows: (step, key, value)."""
+        self._many("INSERT INTO telemetry (run_id, step, key, value) VALUES (?,?,?,?)",
+                   [(run_id, s, k, float(v)) for s, k, v in rows])
+
+    def metrics(self, run_id: str, since_step: int = -1) -> list[tuple[int, int, str, float]]:
+        return self._query("SELECT step, epoch, key, value FROM metrics WHERE run_id=? AND step>? ORDER BY step",
+                           (run_id, since_step))
+
+    def telemetry(self, run_id: str, since_step: int = -1) -> list[tuple[int, str, float]]:
+        return self._query("SELECT step, key, value FROM telemetry WHERE run_id=? AND step>? ORDER BY step",
+                           (run_id, since_step))
+
+    def metrics_frame(self, run_id: str, table: str = "metrics"):
+        """Wide pandas frame: one row per step, one column per key."""
+        import pandas as pd
+        if table == "metrics":
+            rows = self._query("SELECT step, key, value FROM metrics WHERE run_id=?", (run_id,))
+        else:
+            rows = self._query("SELECT step, key, value FROM telemetry WHERE run_id=?", (run_id,))
+        if not rows:
+            return pd.DataFrame()
+        df = pd.DataFrame(rows, columns=["step", "key", "value"])
+        return df.pivot_table(index="step", columns="key", values="value", aggfunc="last").sort_index()
+
+    # ---- files ---------------------------------------------------------------------------
+    def save_snapshot(self, run_id: str, step: int, epoch: int, arrays: dict[str, np.ndarray],
+                      keep: int = 50) -> Path:
+        d = self.run_dir(run_id) / "snapshots"
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"step{step:09d}.npz"
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        atomic_write_bytes(path, buf.getvalue())
+        self._exec("INSERT INTO snapshots (run_id, step, epoch, path, created) VALUES (?,?,?,?,?)",
+                   (run_id, step, epoch, path.name, time.time()))
+        old = self._query("SELECT step, path FROM snapshots WHERE run_id=? ORDER BY step DESC LIMIT -1 OFFSET ?",
+                          (run_id, keep))
+        for s, p in old:  # bounded on disk: keep the newest `keep`
+            (d / p).unlink(missing_ok=True)
+        if old:
+            self._exec("DELETE FROM snapshots WHERE run_id=? AND step<=?", (run_id, old[0][0]))
+        return path
+
+    def snapshot_steps(self, run_id: str) -> list[int]:
+        return [r[0] for r in self._query("SELECT step FROM snapshots WHERE run_id=? ORDER BY step", (run_id,))]
+
+    def load_snapshot(self, run_id: str, step: int | None = None) -> dict[str, np.ndarray] | None:
+        if step is None:
+            rows = self._query("SELECT step, path FROM snapshots WHERE run_id=? ORDER BY step DESC LIMIT 1", (run_id,))
+        else:
+            rows = self._query("SELECT step, path FROM snapshots WHERE run_id=? AND step=?", (run_id, step))
+        if not rows:
+            return None
+        path = self.run_dir(run_id) / "snapshots" / Path(rows[0][1]).name
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                out = {k: z[k] for k in z.files}
+        except (OSError, ValueError):
+            return None
+        out["step"] = np.array(rows[0][0])
+        return out
+
+    def save_checkpoint(self, run_id: str, epoch: int, step: int, state: dict[str, Any]) -> Path:
+        import torch
+        d = self.run_dir(run_id) / "checkpoints"
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"epoch{epoch:05d}.pt"
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(path, buf.getvalue())
+        self._exec("INSERT INTO checkpoints (run_id, epoch, step, path, created) VALUES (?,?,?,?,?)",
+                   (run_id, epoch, step, path.name, time.time()))
+        return path
+
+    def checkpoints(self, run_id: str) -> list[tuple[int, int, Path]]:
+        d = self.run_dir(run_id) / "checkpoints"
+        return [(e, s, d / Path(p).name) for e, s, p in
+                self._query("SELECT epoch, step, path FROM checkpoints WHERE run_id=? ORDER BY epoch", (run_id,))]

@@ -1,0 +1,290 @@
+"""The Trainer: one loop, hook order visible top to bottom.
+
+    for each batch:
+        reset states; out = model(x)            # [T, B, C]; model keeps per-layer spikes
+        loss = loss_fn(out, y)
+        rule.after_forward(ctx)
+        loss.backward();  rule.after_backward(ctx)
+        optimizer.step(); rule.after_step(ctx)  # local (e.g. SSDP) updates land here
+        metrics + rule.telemetry() -> RunStore (buffered, flushed ~4x per second)
+    evaluate; checkpoint; rule.on_epoch_end(epoch)
+
+Metric values stay tensors on the device until a flush, so a GPU run syncs a few times per second,
+not every step.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional
+
+from .config import RunConfig
+from .data import load_dataset
+from .metrics import chi_synchrony
+from .models import build_model
+from .record import SpikeRecorder
+from .rules import get_rule
+from .rules.base import StepContext
+from .store import RunStore
+
+
+class Diverged(RuntimeError):
+    pass
+
+
+class StopRequested(Exception):
+    pass
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: 'cuda' was asked for but no CUDA GPU is available (use auto or cpu)")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def loss_fn(out: torch.Tensor, y: torch.Tensor, readout: str) -> torch.Tensor:
+    """out [T, B, C]: 'mem' -> cross-entropy on the mean logit over T; 'rate' -> MSE of the mean
+    firing rate against the one-hot label (SpikingJelly's tutorial convention)."""
+    if readout == "rate":
+        return F.mse_loss(out.mean(0), F.one_hot(y, out.shape[-1]).float())
+    return F.cross_entropy(out.mean(0), y)
+
+
+@dataclass
+class Progress:
+    epoch: int
+    epochs: int
+    step: int
+    total_steps: int
+    elapsed: float
+    loss: float | None = None
+    test_accuracy: float | None = None
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, store: RunStore, run_id: str,
+                 on_progress: Callable[[Progress], None] | None = None):
+        self.cfg, self.store, self.run_id = cfg, store, run_id
+        self.on_progress = on_progress
+        self.device = resolve_device(cfg.device)
+        self.gen = seed_everything(cfg.seed)
+        self.data = load_dataset(cfg).to(self.device)
+        self.model = build_model(cfg, self.data.input_size, self.data.n_classes).to(self.device)
+        self.steps_per_epoch = self.data.steps_per_epoch(cfg.batch_size)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        if cfg.max_steps:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.optimizer = self._make_optimizer()
+        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.total_steps)
+                          if cfg.schedule == "cosine" else None)
+        rule_cls = get_rule(cfg.rule)
+        self.rule = rule_cls(cfg.rule_object_params(), self.model, total_steps=self.total_steps,
+                             device=self.device)
+        names = self.model.names
+        self.record_layer = cfg.record_layer or names[0]
+        if self.record_layer not in names:
+            raise ValueError(f"record_layer: {self.record_layer!r} is not a layer of this model "
+                             f"(choose from {', '.join(names)})")
+        self.recorder = SpikeRecorder(["input", self.record_layer], cfg.record_neurons,
+                                      cfg.record_batches, seed=cfg.seed)
+        self.step = 0
+        self.epoch = 0
+        self._pending: list[tuple[int, int, dict[str, torch.Tensor]]] = []
+        self._pending_tel: list[tuple[int, dict[str, float]]] = []
+        self._last_flush = 0.0
+        self._tb = None
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        c = self.cfg
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay)
+        if c.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+
+    # ---- logging ---------------------------------------------------------------------------
+    def _tensorboard(self):
+        if self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self._tb = SummaryWriter(str(self.store.run_dir(self.run_id) / "tb"))
+            except Exception:  # noqa: BLE001 -- TensorBoard is optional; the store has everything
+                self._tb = False
+        return self._tb or None
+
+    def _flush(self, force: bool = False) -> bool:
+        """Write buffered metrics; returns True when a stop was requested."""
+        now = time.monotonic()
+        if not force and now - self._last_flush < 0.25:
+            return False
+        self._last_flush = now
+        rows = []
+        if self._pending:
+            keys = [(s, e, k) for s, e, d in self._pending for k in d]
+            vals = torch.stack([v.detach().float().reshape(()).to("cpu", non_blocking=False)
+                                if isinstance(v, torch.Tensor) else torch.tensor(float(v))
+                                for _, _, d in self._pending for v in d.values()]).tolist()
+            rows = [(s, e, k, v) for (s, e, k), v in zip(keys, vals)]
+            self._pending.clear()
+            for s, e, k, v in rows:
+                if k == "train/loss" and not math.isfinite(v):
+                    raise Diverged(f"diverged at epoch {e + 1} step {s + 1}: loss is {v}")
+            self.store.log_metrics(self.run_id, rows)
+            tb = self._tensorboard()
+            if tb:
+                for s, _, k, v in rows:
+                    tb.add_scalar(k, v, s)
+        if self._pending_tel:
+            trows = [(s, k, v) for s, d in self._pending_tel for k, v in d.items()
+                     if isinstance(v, (int, float)) and math.isfinite(v)]
+            self._pending_tel.clear()
+            self.store.log_telemetry(self.run_id, trows)
+            tb = self._tensorboard()
+            if tb:
+                for s, k, v in trows:
+                    tb.add_scalar("rule/" + k, v, s)
+        return self.store.heartbeat(self.run_id, epoch=self.epoch, step=self.step)
+
+    def _snapshot(self) -> None:
+        arrays = self.recorder.snapshot()
+        if arrays:
+            self.store.save_snapshot(self.run_id, self.step, self.epoch, arrays, keep=self.cfg.snapshots_kept)
+
+    # ---- the loop -------------------------------------------------------------------------
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg, model, rule = self.cfg, self.model, self.rule
+        model.train()
+        functional.reset_net(model)
+        out = model(x)                                          # [T, B, C]
+        loss = loss_fn(out, y, cfg.readout)
+        ctx = StepContext(step=self.step, epoch=self.epoch, total_steps=self.total_steps, model=model,
+                          x=x, y=y, out=out, loss=loss, layers=model.layer_traces(),
+                          optimizer=self.optimizer)
+        rule.after_forward(ctx)
+        self.optimizer.zero_grad(set_to_none=True)
+        if rule.uses_gradient:
+            loss.backward()
+            rule.after_backward(ctx)
+            self.optimizer.step()
+        rule.after_step(ctx)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        with torch.no_grad():
+            m = {"train/loss": loss.detach(),
+                 "train/accuracy": (out.mean(0).argmax(-1) == y).float().mean(),
+                 "lr": torch.tensor(self.optimizer.param_groups[0]["lr"])}
+            spikes = {"input": x}
+            for name, t in ctx.layers.items():
+                if t.spiking:
+                    m[f"rate/{name}"] = t.post.mean()
+                    spikes[name] = t.post
+            m["sync/chi"] = chi_synchrony(spikes[self.record_layer] if self.record_layer in spikes else x)
+            self.recorder.observe(spikes)
+        return m
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        correct, total, loss_sum = 0, 0, 0.0
+        g = torch.Generator().manual_seed(12345)    # the same test encoding every epoch
+        for x, y in self.data.batches("test", max(self.cfg.batch_size, 256), self.cfg.timesteps,
+                                      shuffle=False, generator=g):
+            functional.reset_net(self.model)
+            out = self.model(x)
+            loss_sum += float(loss_fn(out, y, self.cfg.readout)) * y.numel()
+            correct += int((out.mean(0).argmax(-1) == y).sum())
+            total += y.numel()
+        functional.reset_net(self.model)
+        return {"test/accuracy": correct / max(total, 1), "test/loss": loss_sum / max(total, 1)}
+
+    def checkpoint_state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "rule": self.rule.state_dict(), "epoch": self.epoch, "step": self.step,
+                "config": self.cfg.to_dict()}
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        t0 = time.monotonic()
+        self.store.start_run(self.run_id, pid=os.getpid(), device=str(self.device), total_steps=self.total_steps)
+        self.store.log_metrics(self.run_id, [(0, 0, "info/steps_per_epoch", self.steps_per_epoch)])
+        status, error, best, last_eval = "finished", None, 0.0, {}
+        try:
+            for self.epoch in range(cfg.epochs):
+                for x, y in self.data.batches("train", cfg.batch_size, cfg.timesteps, shuffle=True,
+                                              generator=self.gen):
+                    if self.step >= self.total_steps:
+                        break
+                    m = self.train_step(x, y)
+                    if self.step % cfg.log_every == 0:
+                        self._pending.append((self.step, self.epoch, m))
+                        tel = self.rule.telemetry()
+                        if tel:
+                            self._pending_tel.append((self.step, tel))
+                    if self.step % cfg.record_every == 0:
+                        self._snapshot()
+                    self.step += 1
+                    if self._flush():
+                        raise StopRequested
+                    if self.on_progress:
+                        self.on_progress(Progress(self.epoch, cfg.epochs, self.step, self.total_steps,
+                                                  time.monotonic() - t0))
+                self._flush(force=True)
+                last_eval = self.evaluate()
+                best = max(best, last_eval["test/accuracy"])
+                self.store.log_metrics(self.run_id, [(self.step, self.epoch, k, v) for k, v in last_eval.items()]
+                                       + [(self.step, self.epoch, "epoch", self.epoch + 1)])
+                self._checkpoint_weights_finite()
+                self.store.save_checkpoint(self.run_id, self.epoch + 1, self.step, self.checkpoint_state())
+                self.rule.on_epoch_end(self.epoch)
+                if self.on_progress:
+                    self.on_progress(Progress(self.epoch + 1, cfg.epochs, self.step, self.total_steps,
+                                              time.monotonic() - t0, test_accuracy=last_eval["test/accuracy"]))
+                if self.store.heartbeat(self.run_id, epoch=self.epoch + 1, step=self.step):
+                    raise StopRequested
+                if self.step >= self.total_steps:
+                    break
+            self._snapshot()
+        except StopRequested:
+            status = "stopped"
+            self._snapshot()
+        except Diverged as e:
+            status, error = "failed", f"{e}; the last good checkpoint is kept. Try a lower learning rate."
+        finally:
+            try:
+                self._flush(force=True)
+            except Diverged as e:
+                status, error = "failed", f"{e}; the last good checkpoint is kept. Try a lower learning rate."
+            if self._tb:
+                self._tb.close()
+        summary = {"run_id": self.run_id, "status": status, "epochs": self.epoch + (1 if status == "finished" else 0),
+                   "steps": self.step, "test_accuracy": last_eval.get("test/accuracy"),
+                   "best_test_accuracy": best if last_eval else None,
+                   "seconds": round(time.monotonic() - t0, 3), "device": str(self.device),
+                   "rule": cfg.rule, "dataset": cfg.dataset}
+        self.store.end_run(self.run_id, status, error=error, summary=summary)
+        if error:
+            summary["error"] = error
+        return summary
+
+    def _checkpoint_weights_finite(self) -> None:
+        for n, p in self.model.named_parameters():
+            if not torch.isfinite(p).all():
+                raise Diverged(f"diverged at epoch {self.epoch + 1} step {self.step}: weights of {n} are not finite")
