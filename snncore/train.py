@@ -1,7 +1,7 @@
 """The Trainer: one loop, hook order visible top to bottom.
 
     for each batch:
-        reset states; out = model(x)            # [T, B, C]; model keeps per-layer spikes
+        zero grads; reset states; out = model(x)            # [T, B, C]; model keeps per-layer spikes
         loss = loss_fn(out, y)
         rule.after_forward(ctx)
         loss.backward();  rule.after_backward(ctx)
@@ -172,6 +172,7 @@ class Trainer:
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg, model, rule = self.cfg, self.model, self.rule
         model.train()
+        self.optimizer.zero_grad(set_to_none=True)
         functional.reset_net(model)
         out = model(x)                                          # [T, B, C]
         loss = loss_fn(out, y, cfg.readout)
@@ -179,7 +180,6 @@ class Trainer:
                           x=x, y=y, out=out, loss=loss, layers=model.layer_traces(),
                           optimizer=self.optimizer)
         rule.after_forward(ctx)
-        self.optimizer.zero_grad(set_to_none=True)
         if rule.uses_gradient:
             loss.backward()
             rule.after_backward(ctx)

@@ -1,0 +1,646 @@
+"""mps: multi-plasticity synergy with adaptive mechanism assignment.
+
+Source: Liu, Deng, Yu, "Multi-Plasticity Synergy with Adaptive Mechanism Assignment for Training
+Spiking Neural Networks", arXiv 2508.13673 (2025). Specification: docs/ALGORITHMS_MPS.md.
+
+**The paper's method section was not available; this is our reading of it.** Known from the paper:
+the abstract, one figure caption, and a third-party article quoting the LIF below, a rectangular
+surrogate, three mechanisms (STBP, Hebbian, SBP) and ``W^l = sum_k lambda_k W_k^l`` with lambda
+"adaptively learned". Every item marked [ours] below is our reading, not the paper's text.
+
+Neuron (multi-step, SpikingJelly ``LIFNode(tau=1/(1-rho), decay_input=False, v_reset=None,
+detach_reset=False, surrogate_function=PiecewiseLeakyReLU(w=a/2, c=0))``)::
+
+    U[t] = rho (U[t-1] - V_th S[t-1]) + I[t],   S[t] = 1[U[t] >= V_th]      (soft reset)
+    dS/dU = (1/a) 1[|U - V_th| < a/2]                                    (rectangular surrogate)
+    U = v_seq + V_th S   (SpikingJelly's v_seq is the value after reset)
+
+Layer [ours]: for mechanisms k (default bp, hebb, sbp) a weight ``W_k [N, N_in]`` each, a bias b
+(STBP's only: present only when bp is a mechanism), logits ``Z [K, N]`` (granularity "neuron") or
+``Z [K, 1]`` (granularity "layer", the quoted lambda_k)::
+
+    A   = softmax_k(Z / tau_a)          (columns sum to 1; "hard": one-hot argmax forward,
+                                          softmax gradient backward; "fixed": Z frozen at 0)
+    C_k = S_in W_k^T                    ([T, B, N], all T at once)
+    I   = sum_k A_k * C_k + b   ==   S_in W_eff^T + b,   W_eff = sum_k diag(A_k) W_k
+
+Local weights enter the graph as constants. Readout r = mean_t S_out; loss MSE against one-hot
+(cross-entropy on r selectable).
+
+Mechanisms, each changing only its own W_k [ours, from the lineage]:
+
+* bp (STBP): BPTT with the surrogate trains W_bp, b and Z (Adam; Z in its own group, lr_z).
+* hebb (Wu et al., Nat. Commun. 2022 lineage): hidden ``phi = tanh(U/V_th - theta_H)``, output
+  teacher-clamped ``phi = y - 1/C`` at every t;
+  ``dW = eta_H/(T B) sum_{t,b} phi[t,b] (x) S_in[t,b]``;
+  ``W_hebb <- clip(gamma_H W_hebb + dW, -c_H, c_H)``; W_hebb starts at 0.
+* sbp (self-backpropagation, Zhang et al., Sci. Adv. 2021): ``e = y - r``, ``xbar = mean_t S``.
+  Output: ``dW^L = eta_S/B sum_b e_b (x) xbar_b^{L-1}``. Hidden, top down:
+  ``m_j = mean_i |dW_sbp^{l+1}[i, j]|``, ``mhat = m / (max m + 1e-12)``, ``g = e F_l^T`` with a
+  fixed random ``F_l [N_l, C] ~ U(+-1/sqrt C)``, ``dW^l = eta_S/B sum_b (mhat * g_b) (x) xbar_b^{l-1}``;
+  ``W_sbp <- clip(W_sbp + dW, -c_S, c_S)``.
+
+All local deltas are computed from the same forward snapshot (top down) before any is applied.
+Step order: reset states; forward (S and U kept per layer); loss; backward; optimizer step; local
+Hebbian/SBP deltas under no_grad; telemetry. No local updates in eval mode.
+Init: each component ~ U(+-g sqrt(K) / sqrt(fan_in)), g = 2, except W_hebb = 0 (spec).
+
+Second reading (section 3b of the spec, mechanisms ``bp,stdp,hetero,homeo``) [ours]:
+
+* stdp: pair-based with traces (ALGORITHMS.md), x[t] = x[t-1] e^{-1/tau} + s_in[t] (likewise y),
+  ``dW = A+ sum_{t,b} s_out (x) x - A- sum_{t,b} y (x) s_in`` (summed over the batch),
+  A+ 1e-3, A- 1.05e-3, tau 2 steps; W_stdp clipped to +-c_H [ours].
+* hetero: each step ``dW_hetero[j, :] = -mean_i dW_stdp[j, i]`` (that step's STDP change, from
+  the same snapshot, computed even when stdp itself is not a mechanism); clipped to +-c_H [ours].
+* homeo: ``W_homeo[j, :] *= 1 + eta_homeo (r* - r_j)``, r_j the neuron's mean spikes per step,
+  r* = 0.1, eta_homeo 1e-2; clipped to +-c_H [ours].
+
+Further readings of ours, named here so they can be checked:
+[ours] bias exists only with the bp mechanism; it and Z start at 0 (equal shares).
+[ours] STDP/hetero/homeo components start uniform like W_bp/W_sbp (only W_hebb starts at 0).
+[ours] telemetry ``dw_<mech>`` is mean |W_after - W_before| of the applied change (for hebb this
+       includes the gamma decay and clipping); ``dw_bp`` is the optimizer step's change.
+[ours] ``cos_<mech>`` is the cosine between that applied change and the negative STBP gradient the
+       component would receive if it were trainable, ``-dL/dW_k = -diag(A_k) sum_{t,b} dL/dI (x)
+       S_in`` (dL/dI captured by a hook in the forward); absent when no backward ran.
+[ours] a 2-D input [B, N] is fed as a constant current at every one of the T steps.
+[ours] cross-entropy (loss="ce") is taken on the mean rates used directly as logits.
+Conv layers (one logit per output channel, outer products through unfold) are not implemented yet.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import LayerTrace, Rule, StepContext, param
+
+__all__ = [
+    "shares", "hebbian_delta", "sbp_output_delta", "sbp_hidden_delta", "stdp_delta",
+    "hetero_delta", "homeo_delta", "Mechanism", "MECHANISMS", "MPSLinear", "MPSNet",
+    "MPSParams", "MPS", "DEFAULT_MECHANISMS",
+]
+
+DEFAULT_MECHANISMS = ("bp", "hebb", "sbp")
+ASSIGN_MODES = ("soft", "hard", "fixed")
+GRANULARITIES = ("neuron", "layer")
+
+
+# ----------------------------------------------------------------------------- pure functions
+def shares(Z: torch.Tensor, tau_a: float = 1.0, mode: str = "soft") -> torch.Tensor:
+    """Mechanism shares A = softmax_k(Z / tau_a) over dim 0 of Z [K, N] (columns sum to 1).
+
+    mode "soft": the softmax; "hard": one-hot argmax in the forward pass, softmax gradient in the
+    backward pass (straight-through); "fixed": softmax of the detached logits (no gradient to Z).
+    Logits set to -inf give a share of exactly 0 (ablations)."""
+    if mode not in ASSIGN_MODES:
+        raise ValueError(f"assign_mode {mode!r} is not allowed (choose from {', '.join(ASSIGN_MODES)})")
+    if tau_a <= 0:
+        raise ValueError(f"tau_a must be > 0, got {tau_a}")
+    if mode == "fixed":
+        Z = Z.detach()
+    soft = torch.softmax(Z / tau_a, dim=0)
+    if mode == "hard":
+        hard = torch.zeros_like(soft).scatter_(0, soft.argmax(dim=0, keepdim=True), 1.0)
+        return hard + (soft - soft.detach())
+    return soft
+
+
+def hebbian_delta(s_in: torch.Tensor, phi: torch.Tensor, eta: float) -> torch.Tensor:
+    """dW = eta / (T B) sum_{t,b} phi[t,b] (x) s_in[t,b]; s_in [T,B,N_in], phi [T,B,N] -> [N,N_in]."""
+    T, B = s_in.shape[0], s_in.shape[1]
+    return (eta / (T * B)) * phi.reshape(T * B, -1).transpose(0, 1) @ s_in.reshape(T * B, -1)
+
+
+def sbp_output_delta(e: torch.Tensor, xbar_in: torch.Tensor, eta: float) -> torch.Tensor:
+    """dW^L = eta / B sum_b e_b (x) xbar_in_b; e [B,C], xbar_in [B,N_in] -> [C,N_in]."""
+    return (eta / e.shape[0]) * e.transpose(0, 1) @ xbar_in
+
+
+def sbp_hidden_delta(dW_above: torch.Tensor, e: torch.Tensor, F_l: torch.Tensor,
+                     xbar_in: torch.Tensor, eta: float) -> torch.Tensor:
+    """Hidden SBP: m_j = mean_i |dW_above[i,j]|, mhat = m / (max m + 1e-12), g = e F^T,
+    dW = eta / B sum_b (mhat * g_b) (x) xbar_in_b.
+    dW_above [N_above,N], e [B,C], F_l [N,C], xbar_in [B,N_in] -> [N,N_in]."""
+    m = dW_above.abs().mean(dim=0)
+    mhat = m / (m.max() + 1e-12)
+    g = e @ F_l.transpose(0, 1)                     # [B, N]
+    return (eta / e.shape[0]) * (mhat * g).transpose(0, 1) @ xbar_in
+
+
+def _traces(s: torch.Tensor, tau: float) -> torch.Tensor:
+    decay = math.exp(-1.0 / tau)
+    out = torch.empty_like(s)
+    x = torch.zeros_like(s[0])
+    for t in range(s.shape[0]):
+        x = x * decay + s[t]
+        out[t] = x
+    return out
+
+
+def stdp_delta(s_in: torch.Tensor, s_out: torch.Tensor, a_plus: float = 1e-3,
+               a_minus: float = 1.05e-3, tau: float = 2.0) -> torch.Tensor:
+    """Pair-based additive STDP with exponential traces, summed over T and the batch.
+    s_in [T,B,N_in], s_out [T,B,N] -> [N,N_in]."""
+    x = _traces(s_in, tau).flatten(0, 1)
+    y = _traces(s_out, tau).flatten(0, 1)
+    si, so = s_in.flatten(0, 1), s_out.flatten(0, 1)
+    return a_plus * so.transpose(0, 1) @ x - a_minus * y.transpose(0, 1) @ si
+
+
+def hetero_delta(d_stdp: torch.Tensor) -> torch.Tensor:
+    """Heterosynaptic balance: every synapse onto j moves by -mean_i d_stdp[j, i]."""
+    return (-d_stdp.mean(dim=1, keepdim=True)).expand_as(d_stdp).clone()
+
+
+def homeo_delta(W: torch.Tensor, rate: torch.Tensor, eta: float = 1e-2,
+                r_target: float = 0.1) -> torch.Tensor:
+    """Multiplicative scaling W[j,:] *= 1 + eta (r* - r_j), written as the additive delta."""
+    return W * (eta * (r_target - rate)).unsqueeze(1)
+
+
+# ----------------------------------------------------------------------------- mechanism registry
+class Mechanism:
+    """One plasticity mechanism: its own W_k in every MPS layer.
+
+    local=False: trained by the gradient (a Parameter). local=True: a buffer changed only by
+    ``delta`` (computed from the forward snapshot, layers visited top down, ``deltas[l]`` already
+    holding this step's deltas of layer l's earlier mechanisms and ``deltas[l+1]`` those of the layer
+    above) followed by ``apply`` (in place, under no_grad)."""
+
+    name = ""
+    local = True
+    init = "uniform"          # "uniform" or "zero"
+    summary = ""
+
+    def delta(self, net: "MPSNet", l: int, hp: SimpleNamespace,
+              deltas: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def apply(self, W: torch.Tensor, dW: torch.Tensor, hp: SimpleNamespace) -> None:
+        W.add_(dW)
+
+
+class _BP(Mechanism):
+    name, local, summary = "bp", False, "STBP: surrogate-gradient BPTT (W_bp, b, Z)"
+
+
+class _Hebb(Mechanism):
+    name, init, summary = "hebb", "zero", "Hebbian: tanh(U/V_th - theta) x pre, teacher at output"
+
+    def delta(self, net, l, hp, deltas):
+        snap = net.snapshot[l]
+        if l == len(net.layers) - 1:
+            C = hp.y.shape[1]
+            phi = (hp.y - 1.0 / C).unsqueeze(0).expand(snap["s_in"].shape[0], -1, -1)
+        else:
+            phi = torch.tanh(snap["u"] / net.v_th - hp.theta_h)
+        return hebbian_delta(snap["s_in"], phi, hp.eta_h)
+
+    def apply(self, W, dW, hp):
+        W.mul_(hp.gamma_h).add_(dW).clamp_(-hp.c_h, hp.c_h)
+
+
+class _SBP(Mechanism):
+    name, summary = "sbp", "Self-backpropagation: output error, top-down by |dW| above"
+
+    def delta(self, net, l, hp, deltas):
+        xbar_in = net.snapshot[l]["s_in"].mean(dim=0)
+        if l == len(net.layers) - 1:
+            return sbp_output_delta(hp.e, xbar_in, hp.eta_s)
+        above = deltas[l + 1].get("sbp")
+        if above is None:
+            raise ValueError("sbp in a hidden layer needs sbp in the layer above")
+        return sbp_hidden_delta(above, hp.e, net.layers[l].F_sbp, xbar_in, hp.eta_s)
+
+    def apply(self, W, dW, hp):
+        W.add_(dW).clamp_(-hp.c_s, hp.c_s)
+
+
+class _STDP(Mechanism):
+    name, summary = "stdp", "Pair-based STDP with traces"
+
+    def delta(self, net, l, hp, deltas):
+        snap = net.snapshot[l]
+        return stdp_delta(snap["s_in"], snap["s_out"], hp.a_plus, hp.a_minus, hp.tau_stdp)
+
+    def apply(self, W, dW, hp):
+        W.add_(dW).clamp_(-hp.c_h, hp.c_h)
+
+
+class _Hetero(_STDP):
+    name, summary = "hetero", "Heterosynaptic: minus the mean STDP change onto each neuron"
+
+    def delta(self, net, l, hp, deltas):
+        d = deltas[l].get("stdp")
+        if d is None:
+            d = super().delta(net, l, hp, deltas)
+        return hetero_delta(d)
+
+
+class _Homeo(Mechanism):
+    name, summary = "homeo", "Homeostatic multiplicative scaling toward a target rate"
+
+    def delta(self, net, l, hp, deltas):
+        rate = net.snapshot[l]["s_out"].mean(dim=(0, 1))
+        return homeo_delta(net.layers[l].weight_of("homeo"), rate, hp.eta_homeo, hp.r_target)
+
+    def apply(self, W, dW, hp):
+        W.add_(dW).clamp_(-hp.c_h, hp.c_h)
+
+
+MECHANISMS: dict[str, Mechanism] = {m.name: m for m in
+                                    (_BP(), _Hebb(), _SBP(), _STDP(), _Hetero(), _Homeo())}
+
+
+def _check_mechanisms(mechanisms: Sequence[str]) -> tuple[str, ...]:
+    mechs = tuple(mechanisms)
+    if not mechs:
+        raise ValueError("mechanisms: at least one is needed")
+    bad = [m for m in mechs if m not in MECHANISMS]
+    if bad:
+        raise ValueError(f"mechanisms: {bad[0]!r} is not allowed (choose from {', '.join(MECHANISMS)})")
+    if len(set(mechs)) != len(mechs):
+        raise ValueError(f"mechanisms: duplicates in {list(mechs)}")
+    return mechs
+
+
+# ----------------------------------------------------------------------------- layer
+class MPSLinear(nn.Module):
+    """One MPS layer: W_k per mechanism, bias (STBP's), assignment logits Z, shares A.
+
+    forward(s_in [T,B,N_in]) -> I [T,B,N] = sum_k A_k * (s_in W_k^T) + b (local W_k as constants)."""
+
+    def __init__(self, n_in: int, n_out: int, mechanisms: Sequence[str] = DEFAULT_MECHANISMS,
+                 granularity: str = "neuron", assign_mode: str = "soft", tau_a: float = 1.0,
+                 bias: bool = True, init_gain: float = 2.0):
+        super().__init__()
+        self.mechanisms = _check_mechanisms(mechanisms)
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"granularity {granularity!r} is not allowed (choose from {', '.join(GRANULARITIES)})")
+        if assign_mode not in ASSIGN_MODES:
+            raise ValueError(f"assign_mode {assign_mode!r} is not allowed (choose from {', '.join(ASSIGN_MODES)})")
+        if tau_a <= 0:
+            raise ValueError(f"tau_a must be > 0, got {tau_a}")
+        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.granularity, self.assign_mode, self.tau_a = granularity, assign_mode, float(tau_a)
+        K = len(self.mechanisms)
+        bound = init_gain * math.sqrt(K) / math.sqrt(n_in)
+        for m in self.mechanisms:
+            w = torch.zeros(n_out, n_in)
+            if MECHANISMS[m].init == "uniform":
+                w.uniform_(-bound, bound)
+            if MECHANISMS[m].local:
+                self.register_buffer("W_" + m, w)
+            else:
+                setattr(self, "W_" + m, nn.Parameter(w))
+        n_z = n_out if granularity == "neuron" else 1
+        self.Z = nn.Parameter(torch.zeros(K, n_z), requires_grad=(assign_mode != "fixed" and K > 1))
+        self.register_buffer("mask", torch.ones(K, dtype=torch.bool))
+        has_grad_mech = any(not MECHANISMS[m].local for m in self.mechanisms)
+        self.bias = nn.Parameter(torch.zeros(n_out)) if (bias and has_grad_mech) else None
+        self.last_A: torch.Tensor | None = None            # [K, N] from the last forward
+        self.last_components: torch.Tensor | None = None   # [K, T, B, N] C_k, detached
+
+    def extra_repr(self) -> str:
+        return (f"{self.n_in} -> {self.n_out}, mechanisms={list(self.mechanisms)}, "
+                f"granularity={self.granularity}, assign_mode={self.assign_mode}, tau_a={self.tau_a}")
+
+    def weight_of(self, mech: str) -> torch.Tensor:
+        return getattr(self, "W_" + mech)
+
+    def set_active(self, mechs: Sequence[str]) -> None:
+        """Ablation: mask the other mechanisms' logits to -inf; Z frozen when one stays active."""
+        mechs = set(mechs)
+        unknown = mechs - set(self.mechanisms)
+        if unknown or not mechs:
+            raise ValueError(f"set_active: {sorted(unknown) or 'nothing'} not among {list(self.mechanisms)}")
+        with torch.no_grad():
+            self.mask.copy_(torch.tensor([m in mechs for m in self.mechanisms]))
+        self.Z.requires_grad_(len(mechs) > 1 and self.assign_mode != "fixed")
+
+    def A(self) -> torch.Tensor:
+        """Shares [K, N] (broadcast to N for granularity 'layer')."""
+        Z = self.Z
+        if not bool(self.mask.all()):
+            Z = Z.masked_fill(~self.mask.unsqueeze(1), float("-inf"))
+        A = shares(Z, self.tau_a, self.assign_mode)
+        return A.expand(-1, self.n_out)
+
+    def _w(self, m: str) -> torch.Tensor:
+        W = self.weight_of(m)
+        return W.detach() if MECHANISMS[m].local else W
+
+    def effective_weight(self) -> torch.Tensor:
+        """W_eff = sum_k diag(A_k) W_k, [N, N_in] (differentiable in W_bp and Z)."""
+        A = self.A()
+        return sum(A[k].unsqueeze(1) * self._w(m) for k, m in enumerate(self.mechanisms))
+
+    def forward(self, s_in: torch.Tensor) -> torch.Tensor:
+        A = self.A()
+        comps = [F.linear(s_in, self._w(m)) for m in self.mechanisms]
+        I = sum(A[k] * c for k, c in enumerate(comps))
+        if self.bias is not None:
+            I = I + self.bias
+        self.last_A = A.detach()
+        self.last_components = torch.stack([c.detach() for c in comps])
+        return I
+
+    def forward_effective(self, s_in: torch.Tensor) -> torch.Tensor:
+        """The same current through one matrix W_eff (the invariant the tests check)."""
+        return F.linear(s_in, self.effective_weight(), self.bias)
+
+    def contributions(self) -> dict[str, float]:
+        """mean |A_k C_k| of the last forward, per mechanism."""
+        if self.last_components is None:
+            return {}
+        c = (self.last_A[:, None, None, :] * self.last_components).abs()
+        return {m: float(c[k].mean()) for k, m in enumerate(self.mechanisms)}
+
+
+# ----------------------------------------------------------------------------- network
+def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    na, nb = float(a.norm()), float(b.norm())
+    if na == 0.0 or nb == 0.0:
+        return 0.0
+    return float((a * b).sum()) / (na * nb)
+
+
+class MPSNet(nn.Module):
+    """Fully connected MPS network: MPSLinear + multi-step soft-reset LIF per layer.
+
+    forward(x [T,B,N_in] spikes, or [B,N_in] fed as a constant current) -> output spikes [T,B,C];
+    keeps ``snapshot[l] = {s_in, s_out, u, grad_I}`` of the last forward (u = pre-reset U)."""
+
+    def __init__(self, sizes: Sequence[int], T: int, rho: float = 0.5, v_th: float = 1.0,
+                 a: float = 1.0, mechanisms: Sequence[str] = DEFAULT_MECHANISMS,
+                 granularity: str = "neuron", assign_mode: str = "soft", tau_a: float = 1.0,
+                 bias: bool = True, init_gain: float = 2.0, loss: str = "mse",
+                 seed: int | None = None):
+        super().__init__()
+        from spikingjelly.activation_based import neuron, surrogate
+
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2:
+            raise ValueError("sizes: need at least [n_in, n_out]")
+        if not 0.0 < rho < 1.0:
+            raise ValueError(f"rho must be in (0, 1), got {rho}")
+        if v_th <= 0 or a <= 0:
+            raise ValueError("v_th and a must be > 0")
+        if loss not in ("mse", "ce"):
+            raise ValueError(f"loss {loss!r} is not allowed (choose from mse, ce)")
+        self.sizes, self.T = sizes, int(T)
+        self.rho, self.v_th, self.a, self.loss_kind = float(rho), float(v_th), float(a), loss
+        self.mechanisms = _check_mechanisms(mechanisms)
+        self.names = [f"fc{i + 1}" for i in range(len(sizes) - 2)] + ["out"]   # as SpikingMLP
+        C = sizes[-1]
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.layers = nn.ModuleList(
+                MPSLinear(sizes[i], sizes[i + 1], self.mechanisms, granularity, assign_mode,
+                          tau_a, bias, init_gain) for i in range(len(sizes) - 1))
+            if "sbp" in self.mechanisms:    # fixed random feedback for hidden layers, never trained
+                for layer in self.layers[:-1]:
+                    layer.register_buffer(
+                        "F_sbp", torch.empty(layer.n_out, C).uniform_(-1 / math.sqrt(C), 1 / math.sqrt(C)))
+        self.lifs = nn.ModuleList(
+            neuron.LIFNode(tau=1.0 / (1.0 - rho), decay_input=False, v_reset=None,
+                           v_threshold=v_th, detach_reset=False,
+                           surrogate_function=surrogate.PiecewiseLeakyReLU(w=a / 2, c=0.0),
+                           step_mode="m", store_v_seq=True)
+            for _ in self.layers)
+        self.snapshot: list[dict] = []
+
+    @classmethod
+    def from_params(cls, sizes: Sequence[int], T: int, p: "MPSParams", **kw) -> "MPSNet":
+        return cls(sizes, T, rho=p.rho, v_th=p.v_th, a=p.a, mechanisms=p.mechanisms,
+                   granularity=p.granularity, assign_mode=p.assign_mode, tau_a=p.tau_a,
+                   loss=p.loss, **kw)
+
+    # --- forward, readout, loss
+    def reset(self) -> None:
+        for lif in self.lifs:
+            lif.reset()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.reset()
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.T, *x.shape)
+        elif x.dim() > 3:
+            x = x.flatten(2)
+        self.snapshot = []
+        h = x
+        for layer, lif in zip(self.layers, self.lifs):
+            I = layer(h)
+            snap = {"s_in": h.detach(), "grad_I": None}
+            if I.requires_grad:
+                I.register_hook(lambda g, snap=snap: snap.__setitem__("grad_I", g.detach()))
+            S = lif(I)
+            snap["s_out"] = S.detach()
+            snap["u"] = (lif.v_seq + self.v_th * S).detach()
+            self.snapshot.append(snap)
+            h = S
+        return h
+
+    @staticmethod
+    def readout(out: torch.Tensor) -> torch.Tensor:
+        """Mean output rate over T: [T,B,C] -> [B,C]."""
+        return out.mean(dim=0)
+
+    def onehot(self, y: torch.Tensor) -> torch.Tensor:
+        if y.dim() == 1:
+            return F.one_hot(y.long(), self.sizes[-1]).to(self.layers[0].Z.dtype)
+        return y
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        r = self.readout(out)
+        if self.loss_kind == "ce":
+            return F.cross_entropy(r, y.long() if y.dim() == 1 else y)
+        return F.mse_loss(r, self.onehot(y).to(r.dtype))
+
+    def param_groups(self, lr: float = 1e-3, lr_z: float = 1e-2) -> list[dict]:
+        """Optimizer groups: W_bp and b at lr, Z at lr_z (frozen tensors left out)."""
+        z = [l.Z for l in self.layers if l.Z.requires_grad]
+        zid = {id(p) for p in z}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in zid]
+        groups = []
+        if rest:
+            groups.append({"params": rest, "lr": lr})
+        if z:
+            groups.append({"params": z, "lr": lr_z})
+        return groups
+
+    def spiking_layers(self) -> list[str]:
+        return list(self.names)
+
+    def layer_traces(self) -> dict[str, LayerTrace]:
+        """What each layer saw in the last forward (weight: W_bp if present, else W_eff)."""
+        out = {}
+        for name, layer, snap in zip(self.names, self.layers, self.snapshot):
+            w = layer.W_bp if "bp" in layer.mechanisms else layer.effective_weight().detach()
+            out[name] = LayerTrace(weight=w, pre=snap["s_in"], post=snap["s_out"], v=snap["u"])
+        return out
+
+    # --- local plasticity
+    @torch.no_grad()
+    def local_update(self, y_onehot: torch.Tensor, eta_h: float = 1e-2, gamma_h: float = 0.95,
+                     c_h: float = 4.0, theta_h: float = 0.0, eta_s: float = 0.05,
+                     c_s: float = 4.0, *, a_plus: float = 1e-3, a_minus: float = 1.05e-3,
+                     tau_stdp: float = 2.0, eta_homeo: float = 1e-2,
+                     r_target: float = 0.1) -> dict[str, dict[str, dict[str, float]]]:
+        """All local deltas from the last forward's snapshot (top down), then applied.
+
+        Returns {layer: {mech: {"dw": mean |applied change|, "cos": cosine with -dL/dW_k}}}
+        ("cos" only when a backward pass filled dL/dI). Does nothing in eval mode."""
+        if not self.training or not self.snapshot:
+            return {}
+        y = self.onehot(y_onehot).to(self.snapshot[-1]["s_out"].dtype)
+        r = self.snapshot[-1]["s_out"].mean(dim=0)
+        hp = SimpleNamespace(y=y, e=y - r, eta_h=eta_h, gamma_h=gamma_h, c_h=c_h,
+                             theta_h=theta_h, eta_s=eta_s, c_s=c_s, a_plus=a_plus,
+                             a_minus=a_minus, tau_stdp=tau_stdp, eta_homeo=eta_homeo,
+                             r_target=r_target)
+        L = len(self.layers)
+        deltas: list[dict[str, torch.Tensor]] = [dict() for _ in range(L)]
+        for l in reversed(range(L)):
+            for m in self.layers[l].mechanisms:
+                if MECHANISMS[m].local:
+                    deltas[l][m] = MECHANISMS[m].delta(self, l, hp, deltas)
+        self.last_deltas = deltas
+        report: dict[str, dict[str, dict[str, float]]] = {}
+        for l, (name, layer) in enumerate(zip(self.names, self.layers)):
+            snap = self.snapshot[l]
+            G = None
+            if snap.get("grad_I") is not None:
+                gI, s_in = snap["grad_I"], snap["s_in"]
+                G = gI.flatten(0, 1).transpose(0, 1) @ s_in.flatten(0, 1)   # dL/dW_eff
+            report[name] = {}
+            for m, d in deltas[l].items():
+                W = layer.weight_of(m)
+                before = W.clone()
+                MECHANISMS[m].apply(W, d, hp)
+                change = W - before
+                rec = {"dw": float(change.abs().mean())}
+                if G is not None:
+                    k = layer.mechanisms.index(m)
+                    rec["cos"] = _cos(change, -(layer.last_A[k].unsqueeze(1) * G))
+                report[name][m] = rec
+        return report
+
+    def assignment_map(self, layer: int | str) -> np.ndarray:
+        idx = self.names.index(layer) if isinstance(layer, str) else int(layer)
+        with torch.no_grad():
+            return self.layers[idx].A().detach().cpu().numpy().copy()
+
+
+# ----------------------------------------------------------------------------- rule
+@dataclass
+class MPSParams:
+    eta_h: float = param(1e-2, 0.0, 1.0, "Hebbian learning rate eta_H")
+    gamma_h: float = param(0.95, 0.0, 1.0, "Hebbian decay gamma_H (W <- gamma W + dW)")
+    c_h: float = param(4.0, 0.0, None, "Hebbian clip |W_hebb| <= c_H (also stdp/hetero/homeo)", lo_open=True)
+    theta_h: float = param(0.0, None, None, "Hebbian offset theta_H in tanh(U/V_th - theta_H)")
+    eta_s: float = param(0.05, 0.0, 1.0, "SBP learning rate eta_S")
+    c_s: float = param(4.0, 0.0, None, "SBP clip |W_sbp| <= c_S", lo_open=True)
+    tau_a: float = param(1.0, 0.0, None, "softmax temperature of the shares", lo_open=True)
+    granularity: str = param("neuron", help="one logit per neuron or per layer",
+                             choices=GRANULARITIES)
+    assign_mode: str = param("soft", help="soft | hard (straight-through) | fixed (equal shares)",
+                             choices=ASSIGN_MODES)
+    mechanisms: list = param(list(DEFAULT_MECHANISMS), help="mechanisms (each its own W_k)",
+                             choices=tuple(MECHANISMS))
+    lr_z: float = param(1e-2, 0.0, None, "learning rate of the assignment logits Z")
+    rho: float = param(0.5, 0.0, 0.999, "membrane decay rho", lo_open=True)
+    v_th: float = param(1.0, 0.0, None, "threshold V_th", lo_open=True)
+    a: float = param(1.0, 0.0, None, "surrogate width a (dS/dU = 1/a on |U-V_th| < a/2)", lo_open=True)
+    loss: str = param("mse", help="mse on rates vs one-hot, or ce on rates", choices=("mse", "ce"))
+    a_plus: float = param(1e-3, 0.0, 1.0, "stdp/hetero: potentiation A+")
+    a_minus: float = param(1.05e-3, 0.0, 1.0, "stdp/hetero: depression A-")
+    tau_stdp: float = param(2.0, 0.0, None, "stdp/hetero: trace time constant (steps)", lo_open=True)
+    eta_homeo: float = param(1e-2, 0.0, 1.0, "homeo: scaling rate")
+    r_target: float = param(0.1, 0.0, 1.0, "homeo: target spikes per step r*")
+
+
+class MPS(Rule):
+    """Multi-plasticity synergy (our reading; see the module docstring)."""
+
+    name = "mps"
+    Params = MPSParams
+    summary = ("Several plasticity mechanisms (STBP, Hebbian, SBP), each with its own weights, mixed "
+               "per neuron by learned shares. The paper's method section was not available; this is "
+               "our reading of it.")
+
+    def __init__(self, params=None, model=None, *, total_steps=1, device="cpu"):
+        super().__init__(params, model, total_steps=total_steps, device=device)
+        if model is not None:
+            self._check(model)
+            if not any(p.requires_grad for p in model.parameters()):
+                self.uses_gradient = False
+        self._report: dict = {}
+        self._bp_before: dict[str, torch.Tensor] = {}
+        self._dw_bp: dict[str, float] = {}
+
+    @staticmethod
+    def _check(model) -> "MPSNet":
+        if not isinstance(model, MPSNet):
+            raise ValueError(f"rule mps needs model 'mps_mlp' (an MPSNet), got {type(model).__name__}")
+        return model
+
+    def _local_kwargs(self) -> dict:
+        p = self.params
+        return dict(eta_h=p.eta_h, gamma_h=p.gamma_h, c_h=p.c_h, theta_h=p.theta_h, eta_s=p.eta_s,
+                    c_s=p.c_s, a_plus=p.a_plus, a_minus=p.a_minus, tau_stdp=p.tau_stdp,
+                    eta_homeo=p.eta_homeo, r_target=p.r_target)
+
+    def after_backward(self, ctx: StepContext) -> None:
+        model = self._check(ctx.model)
+        self.model = model
+        self._bp_before = {n: l.W_bp.detach().clone() for n, l in zip(model.names, model.layers)
+                           if "bp" in l.mechanisms}
+
+    def after_step(self, ctx: StepContext) -> None:
+        model = self._check(ctx.model)
+        self.model = model
+        self._dw_bp = {}
+        for n, l in zip(model.names, model.layers):
+            if n in self._bp_before:
+                self._dw_bp[n] = float((l.W_bp.detach() - self._bp_before[n]).abs().mean())
+        self._bp_before = {}
+        if not model.training:
+            self._report = {}
+            return
+        self._report = model.local_update(model.onehot(ctx.y), **self._local_kwargs())
+
+    def telemetry(self) -> dict[str, float]:
+        model = self.model
+        if not isinstance(model, MPSNet):
+            return {}
+        out: dict[str, float] = {}
+        with torch.no_grad():
+            for l, (name, layer) in enumerate(zip(model.names, model.layers)):
+                A = layer.A()
+                for k, m in enumerate(layer.mechanisms):
+                    out[f"share_{m}/{name}"] = float(A[k].mean())
+                for m, v in layer.contributions().items():
+                    out[f"contrib_{m}/{name}"] = v
+                if name in self._dw_bp:
+                    out[f"dw_bp/{name}"] = self._dw_bp[name]
+                for m, rec in self._report.get(name, {}).items():
+                    out[f"dw_{m}/{name}"] = rec["dw"]
+                    if "cos" in rec:
+                        out[f"cos_{m}/{name}"] = rec["cos"]
+                if l < len(model.snapshot):
+                    s = model.snapshot[l]["s_out"]
+                    out[f"silent/{name}"] = float((s.sum(dim=(0, 1)) == 0).float().mean())
+        return out
+
+    def assignment_map(self, layer: int | str) -> np.ndarray:
+        """Shares [K, N] of one layer (rows in the order of the model's mechanisms)."""
+        return self._check(self.model).assignment_map(layer)

@@ -1,0 +1,88 @@
+"""Pure figure builders: data in, plotly Figure out (the app and notebooks call the same code).
+
+Rasters are drawn as images (px.imshow with binary_string=True: one PNG), which keeps a
+1000 neurons x 1000 steps raster redrawing in tens of milliseconds (PERFORMANCE.md, Live views).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+LAYOUT = dict(margin=dict(l=55, r=15, t=40, b=45), height=280, template="plotly_white",
+              legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+
+
+def raster_figure(raster: np.ndarray, *, title: str = "spike raster", T: int | None = None,
+                  neuron_ids: np.ndarray | None = None) -> go.Figure:
+    """raster [neurons, time] bool -> image (black = spike). T marks batch boundaries."""
+    r = np.asarray(raster, dtype=bool)
+    img = np.where(r, 0, 255).astype(np.uint8)                 # spikes dark on white
+    fig = px.imshow(img, binary_string=True, aspect="auto", origin="upper")
+    fig.update_traces(hovertemplate="t=%{x}  neuron row=%{y}<extra></extra>")
+    if T and r.shape[1] > T:
+        for k in range(T, r.shape[1], T):
+            fig.add_vline(x=k - 0.5, line_width=1, line_dash="dot", line_color="#d62728")
+    fig.update_layout(**{**LAYOUT, "height": 320}, title=title)
+    fig.update_xaxes(title_text="time step (recent samples side by side)" if T and r.shape[1] > T else "time step")
+    fig.update_yaxes(title_text=f"neuron ({r.shape[0]} shown)")
+    return fig
+
+
+def lines_figure(df: pd.DataFrame, columns: list[str], *, title: str, ytitle: str,
+                 xtitle: str = "optimizer step", mode: str = "lines", smooth: int = 0) -> go.Figure:
+    """One trace per column of a step-indexed frame (NaNs skipped, so sparse columns connect)."""
+    fig = go.Figure()
+    for c in columns:
+        if c not in df:
+            continue
+        s = df[c].dropna()
+        if smooth and len(s) > smooth:
+            s = s.rolling(smooth, min_periods=1).mean()
+        fig.add_trace(go.Scatter(x=s.index, y=s.values, name=c, mode=mode if len(s) > 1 else "markers"))
+    fig.update_layout(**LAYOUT, title=title)
+    fig.update_xaxes(title_text=xtitle)
+    fig.update_yaxes(title_text=ytitle)
+    return fig
+
+
+def rate_figure(rate: np.ndarray, *, T: int | None = None, title: str = "population rate") -> go.Figure:
+    rate = np.asarray(rate, dtype=float)
+    fig = go.Figure(go.Scatter(x=np.arange(rate.size), y=rate, mode="lines", name="rate", line_shape="hv"))
+    if T and rate.size > T:
+        for k in range(T, rate.size, T):
+            fig.add_vline(x=k - 0.5, line_width=1, line_dash="dot", line_color="#d62728")
+    fig.update_layout(**LAYOUT, title=title, showlegend=False)
+    fig.update_xaxes(title_text="time step")
+    fig.update_yaxes(title_text="spikes / neuron / step", rangemode="tozero")
+    return fig
+
+
+def telemetry_groups(df: pd.DataFrame) -> dict[str, list[str]]:
+    """Group telemetry columns by the part before '/': {'sync': ['sync/fc1', 'sync/out'], ...}."""
+    groups: dict[str, list[str]] = {}
+    for c in df.columns:
+        groups.setdefault(str(c).split("/")[0], []).append(c)
+    return groups
+
+
+TELEMETRY_TITLES = {
+    "sync": ("synchrony S per plastic layer", "S (co-firing share)"),
+    "dw": ("|dW| of the local update", "mean |dW|"),
+    "dw_ratio": ("|dW| / |optimizer step|", "ratio"),
+    "potentiated": ("share of pairs potentiated", "share"),
+    "depressed": ("share of pairs depressed", "share"),
+    "silent": ("share of silent neurons", "share"),
+    "rate": ("firing rate", "spikes / neuron / step"),
+    "gate_mean": ("dopamine gate (mean over batch)", "g"),
+    "k": ("gate slope k (frozen after warm-up)", "k"),
+}
+
+
+def telemetry_figure(df: pd.DataFrame, group: str, columns: list[str]) -> go.Figure:
+    title, ytitle = TELEMETRY_TITLES.get(group, (group, group))
+    fig = lines_figure(df, columns, title=title, ytitle=ytitle)
+    if group in ("dw", "dw_ratio") and (df[columns].dropna(how="all") > 0).any().any():
+        fig.update_yaxes(type="log")
+    return fig

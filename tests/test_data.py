@@ -1,0 +1,31 @@
+import torch
+
+from snncore.config import RunConfig
+from snncore.data import load_dataset
+from snncore.data.encode import encode
+
+
+def test_encoders():
+    x = torch.tensor([[0.0, 0.5, 1.0]])
+    r = encode(x, 1000, "rate", generator=torch.Generator().manual_seed(0))
+    assert r.shape == (1000, 1, 3) and set(r.unique().tolist()) <= {0.0, 1.0}
+    assert r[:, 0, 0].sum() == 0 and r[:, 0, 2].sum() == 1000 and 400 < r[:, 0, 1].sum() < 600
+    lat = encode(x, 5, "latency")
+    assert lat[:, 0, 0].sum() == 0 and lat[0, 0, 2] == 1 and lat[2, 0, 1] == 1 and lat.sum() == 2
+    d = encode(x, 3, "direct")
+    assert torch.equal(d[2], x)
+
+
+def test_digits_and_synthetic_bundles():
+    b = load_dataset(RunConfig())
+    assert b.input_size == 64 and b.n_classes == 10 and b.train_y.numel() + b.test_y.numel() == 1797
+    x, y = next(b.batches("train", 32, 8, shuffle=True, generator=torch.Generator().manual_seed(0)))
+    assert x.shape == (8, 32, 64) and y.shape == (32,)
+    cfg = RunConfig.from_dict({"dataset": "synthetic", "syn_noise": 0.0, "syn_sync": 1.0, "timesteps": 10})
+    s = load_dataset(cfg)
+    assert s.kind == "spikes" and s.train_x.shape == (cfg.syn_samples, 10, cfg.syn_channels)
+    # with no noise and full synchrony each sample is exactly its group firing once, at one time
+    x0, y0 = s.train_x[0], int(s.train_y[0])
+    t, ch = x0.nonzero(as_tuple=True)
+    assert len(set(t.tolist())) == 1
+    assert sorted(ch.tolist()) == [(y0 * cfg.syn_group + k) % cfg.syn_channels for k in range(cfg.syn_group)]

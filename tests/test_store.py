@@ -1,0 +1,71 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from snncore.store import RunStore, StoreError
+
+
+def test_round_trip(tmp_path):
+    s = RunStore(tmp_path)
+    assert s._query("PRAGMA journal_mode")[0][0] == "wal"
+    rid = s.create_run({"rule": "bptt", "dataset": "digits", "name": "x"})
+    s.start_run(rid, pid=os.getpid(), device="cpu", total_steps=10)
+    s.log_metrics(rid, [(0, 0, "train/loss", 2.0), (1, 0, "train/loss", 1.5), (1, 0, "test/accuracy", 0.5)])
+    s.log_telemetry(rid, [(1, "sync/out", 0.25)])
+    s.save_snapshot(rid, 1, 0, {"raster/fc1": np.eye(3, dtype=bool)})
+    s.save_checkpoint(rid, 1, 1, {"w": 1})
+    assert not s.heartbeat(rid, epoch=0, step=1)
+    s.request_stop(rid)
+    assert s.heartbeat(rid, epoch=0, step=1)
+    s.end_run(rid, "finished", summary={"test_accuracy": 0.5})
+    s2 = RunStore(tmp_path)                      # a second reader sees everything
+    run = s2.get_run(rid)
+    assert run["status"] == "finished" and run["summary"]["test_accuracy"] == 0.5
+    assert run["config"]["rule"] == "bptt"
+    assert s2.list_runs()[0]["best_accuracy"] == 0.5
+    df = s2.metrics_frame(rid)
+    assert list(df["train/loss"]) == [2.0, 1.5]
+    assert s2.metrics_frame(rid, "telemetry")["sync/out"].iloc[0] == 0.25
+    snap = s2.load_snapshot(rid)
+    assert snap["raster/fc1"].dtype == bool and snap["raster/fc1"].shape == (3, 3)
+    assert s2.checkpoints(rid)[0][2].exists()
+
+
+def test_snapshots_bounded_on_disk(tmp_path):
+    s = RunStore(tmp_path)
+    rid = s.create_run({})
+    for step in range(12):
+        s.save_snapshot(rid, step, 0, {"a": np.zeros(4)}, keep=5)
+    assert s.snapshot_steps(rid) == [7, 8, 9, 10, 11]
+    assert len(list((tmp_path / rid / "snapshots").glob("*.npz"))) == 5
+    assert not list((tmp_path / rid / "snapshots").glob("*.tmp"))
+
+
+def test_dead_process_marked_failed(tmp_path):
+    s = RunStore(tmp_path)
+    rid = s.create_run({})
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    s.start_run(rid, pid=p.pid, device="cpu", total_steps=1)
+    run = s.get_run(rid)
+    assert run["status"] == "failed" and run["error"] == "process ended unexpectedly"
+
+
+def test_bad_run_ids_and_unwritable(tmp_path):
+    s = RunStore(tmp_path)
+    for bad in ("../x", "a/b", "", ".."):
+        with pytest.raises(ValueError):
+            s.run_dir(bad)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    if os.geteuid() != 0:
+        with pytest.raises(StoreError, match="not writable"):
+            RunStore(ro)
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(StoreError, match="cannot be created"):
+        RunStore(f / "sub")
