@@ -1,0 +1,74 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, runs_dir=None, timeout=300):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    if runs_dir:
+        env["SNNCORE_RUNS"] = str(runs_dir)
+    return subprocess.run([sys.executable, "-m", "snncore", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=timeout)
+
+
+def test_train_json_end_to_end(tmp_path):
+    cfg = tmp_path / "small.toml"
+    cfg.write_text('dataset = "digits"\nhidden = [32]\nn_train = 256\ntimesteps = 4\n[rule_params]\na_plus = 0.001\n')
+    r = cli("train", "--config", str(cfg), "--rule", "ssdp", "--epochs", "2", "--seed", "1", "--sigma", "2.0",
+            "--json", "--runs-dir", str(tmp_path / "runs"))
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    for key in ("run_id", "status", "epochs", "test_accuracy", "seconds", "device"):
+        assert key in summary
+    assert summary["status"] == "finished" and summary["epochs"] == 2 and summary["device"] == "cpu"
+    r = cli("runs", "--json", "--runs-dir", str(tmp_path / "runs"))
+    rows = json.loads(r.stdout)
+    assert rows[0]["run_id"] == summary["run_id"] and rows[0]["rule"] == "ssdp"
+    assert rows[0]["best_accuracy"] == pytest.approx(summary["best_test_accuracy"])
+    r = cli("runs", runs_dir=tmp_path / "runs")           # SNNCORE_RUNS is honoured
+    assert summary["run_id"] in r.stdout and "finished" in r.stdout
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--timesteps", "0"], ["timesteps", "1 <= value <= 10000"]),
+    (["--tau", "-1"], ["tau"]),
+    (["--lr", "nan"], ["lr", "finite"]),
+    (["--rule", "nope"], ["unknown rule 'nope'"]),
+    (["--dataset", "cifar"], ["dataset", "'cifar'"]),
+    (["--hidden", "0"], ["hidden"]),
+    (["--rule", "bptt", "--a-plus", "1"], ["--a-plus is not a hyperparameter of rule 'bptt'"]),
+    (["--epochs"], ["expected one argument"]),
+    (["--bogus", "1"], ["unrecognized arguments"]),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, words):
+    from snncore.__main__ import main
+    with pytest.raises(SystemExit) as e:
+        main(["train", *args, "--runs-dir", str(tmp_path / "runs")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    for w in words:
+        assert w in lines[0]
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("2*"))  # nothing ran
+
+
+def test_failure_during_training_is_stored(tmp_path):
+    r = cli("train", "--record-layer", "fc9", "--epochs", "1", "--runs-dir", str(tmp_path / "runs"))
+    assert r.returncode == 1
+    assert "record_layer" in r.stderr and len([l for l in r.stderr.splitlines() if "Triton" not in l]) == 1
+    rows = json.loads(cli("runs", "--json", "--runs-dir", str(tmp_path / "runs")).stdout)
+    assert rows[0]["status"] == "failed" and "fc9" in rows[0]["error"]
+
+
+def test_bad_input_from_a_real_process(tmp_path):
+    r = cli("train", "--timesteps", "0", "--runs-dir", str(tmp_path / "runs"), timeout=120)
+    assert r.returncode == 2
+    lines = [l for l in r.stderr.splitlines() if l.strip() and "Triton" not in l]
+    assert lines == ["error: timesteps: 0 is out of range (allowed: 1 <= value <= 10000)"]
