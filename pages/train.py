@@ -153,9 +153,12 @@ def live_panel(run_id: str) -> None:
 
     m = store.metrics_frame(run_id)
     if m.empty:
-        st.info("Waiting for the first metrics…")
-        if status not in LIVE:
-            st.rerun()
+        if status in LIVE:
+            st.info("Waiting for the first metrics…")
+        else:
+            st.info("This run recorded no metrics.")
+            if live_now:
+                st.rerun()  # it just ended: redraw once without the timer
         return
     c1, c2 = st.columns(2)
     c1.plotly_chart(viz.lines_figure(m, ["train/loss", "test/loss"], title="loss", ytitle="loss", smooth=5),

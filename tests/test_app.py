@@ -1,0 +1,88 @@
+"""AppTest flows of the Train page: start a run from the form, see metrics arrive, stop, bad input."""
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from snncore.store import RunStore
+
+
+def app(runs_dir):
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    assert not at.exception
+    return at
+
+
+def wait_for(pred, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if pred():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def start(at, **fields):
+    for k, v in fields.items():
+        w = at.sidebar.text_input(key=k) if k == "hidden" else at.sidebar.number_input(key=k)
+        w.set_value(v)
+    at.sidebar.button[0].click()
+    at.run()
+    assert not at.exception
+
+
+def test_start_run_and_see_metrics(runs_dir):
+    at = app(runs_dir)
+    assert "No runs yet" in at.info[0].value
+    at.sidebar.selectbox(key="rule").set_value("ssdp")
+    at.run()
+    start(at, hidden="32", epochs=2, timesteps=4)
+    assert at.sidebar.success and "Started run" in at.sidebar.success[0].value
+    run_id = at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"]
+    store = RunStore(runs_dir)
+    assert wait_for(lambda: store.get_run(run_id)["status"] == "finished", 180), store.get_run(run_id)
+    at.run()
+    assert not at.exception
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    text = " ".join(titles)
+    for t in ("loss", "accuracy", "raster", "population rate", "synchrony chi", "synchrony S per plastic layer",
+              "|dW| of the local update"):
+        assert t in text, t
+    assert any("Finished: test accuracy" in s.value for s in at.success)
+
+
+def test_stop_button_stops_live_run(runs_dir):
+    at = app(runs_dir)
+    start(at, hidden="32", epochs=500, timesteps=4)
+    store = RunStore(runs_dir)
+    run_id = store.list_runs()[0]["id"]
+    assert wait_for(lambda: store.get_run(run_id)["step"] > 0, 120)
+    at.run()
+    stop = [b for b in at.button if b.label == "Stop"]
+    assert stop, "no Stop button while the run is live"
+    stop[0].click()
+    at.run()
+    assert wait_for(lambda: store.get_run(run_id)["status"] == "stopped", 60), store.get_run(run_id)
+
+
+def test_invalid_value_shows_message_and_starts_nothing(runs_dir):
+    at = app(runs_dir)
+    start(at, hidden="0")
+    assert at.sidebar.error and "hidden" in at.sidebar.error[0].value and "1 <= size" in at.sidebar.error[0].value
+    at.sidebar.text_input(key="hidden").set_value("32")
+    at.sidebar.number_input(key="lr").set_value(-1.0)
+    at.sidebar.button[0].click()
+    at.run()
+    assert "lr" in at.sidebar.error[0].value and "0.0 < value" in at.sidebar.error[0].value
+    assert RunStore(runs_dir).list_runs() == []
+
+
+def test_failed_run_is_shown_as_failed(runs_dir):
+    store = RunStore(runs_dir)
+    rid = store.create_run({"rule": "bptt", "dataset": "digits", "epochs": 1, "timesteps": 4})
+    store.end_run(rid, "failed", error="diverged at epoch 1 step 3: loss is nan")
+    at = app(runs_dir)
+    assert any("Run failed: diverged at epoch 1 step 3" in e.value for e in at.error)
