@@ -4,8 +4,8 @@ import streamlit as st
 st.set_page_config(page_title="Plasticity Lab", page_icon="⚡", layout="wide")
 
 pages = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/train.py", title="Train", icon="🚀", url_path="train"),
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/train.py", title="Train", icon=":material/rocket_launch:", url_path="train"),
 ]
 nav = st.navigation(pages)
 nav.run()

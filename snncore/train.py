@@ -106,6 +106,7 @@ class Trainer:
                                       cfg.record_batches, seed=cfg.seed)
         self.step = 0
         self.epoch = 0
+        self.epochs_done = 0
         self._pending: list[tuple[int, int, dict[str, torch.Tensor]]] = []
         self._pending_tel: list[tuple[int, dict[str, float]]] = []
         self._last_flush = 0.0
@@ -161,7 +162,7 @@ class Trainer:
             if tb:
                 for s, k, v in trows:
                     tb.add_scalar("rule/" + k, v, s)
-        return self.store.heartbeat(self.run_id, epoch=self.epoch, step=self.step)
+        return self.store.heartbeat(self.run_id, epoch=self.epochs_done, step=self.step)
 
     def _snapshot(self) -> None:
         arrays = self.recorder.snapshot()
@@ -254,10 +255,11 @@ class Trainer:
                 self._checkpoint_weights_finite()
                 self.store.save_checkpoint(self.run_id, self.epoch + 1, self.step, self.checkpoint_state())
                 self.rule.on_epoch_end(self.epoch)
+                self.epochs_done = self.epoch + 1
                 if self.on_progress:
                     self.on_progress(Progress(self.epoch + 1, cfg.epochs, self.step, self.total_steps,
                                               time.monotonic() - t0, test_accuracy=last_eval["test/accuracy"]))
-                if self.store.heartbeat(self.run_id, epoch=self.epoch + 1, step=self.step):
+                if self.store.heartbeat(self.run_id, epoch=self.epochs_done, step=self.step):
                     raise StopRequested
                 if self.step >= self.total_steps:
                     break
@@ -274,7 +276,7 @@ class Trainer:
                 status, error = "failed", f"{e}; the last good checkpoint is kept. Try a lower learning rate."
             if self._tb:
                 self._tb.close()
-        summary = {"run_id": self.run_id, "status": status, "epochs": self.epoch + (1 if status == "finished" else 0),
+        summary = {"run_id": self.run_id, "status": status, "epochs": self.epochs_done,
                    "steps": self.step, "test_accuracy": last_eval.get("test/accuracy"),
                    "best_test_accuracy": best if last_eval else None,
                    "seconds": round(time.monotonic() - t0, 3), "device": str(self.device),

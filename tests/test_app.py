@@ -10,7 +10,7 @@ from snncore.store import RunStore
 def app(runs_dir):
     at = AppTest.from_file("../app.py", default_timeout=120)
     at.run()
-    at.switch_page("pages/train.py")
+    at.switch_page("app_pages/train.py")
     at.run()
     assert not at.exception
     return at

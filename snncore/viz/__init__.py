@@ -10,8 +10,10 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-LAYOUT = dict(margin=dict(l=55, r=15, t=40, b=45), height=280, template="plotly_white",
-              legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+# title on the first line, legend on its own line under it, so long names never overlap
+LAYOUT = dict(margin=dict(l=60, r=15, t=70, b=45), height=300, template="plotly_white",
+              title_y=0.97, title_yanchor="top",
+              legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=11)))
 
 
 def raster_figure(raster: np.ndarray, *, title: str = "spike raster", T: int | None = None,
@@ -20,13 +22,16 @@ def raster_figure(raster: np.ndarray, *, title: str = "spike raster", T: int | N
     r = np.asarray(raster, dtype=bool)
     img = np.where(r, 0, 255).astype(np.uint8)                 # spikes dark on white
     fig = px.imshow(img, binary_string=True, aspect="auto", origin="upper")
+    # image traces lock square pixels by default in plotly.js; let the raster fill the panel
+    fig.update_yaxes(scaleanchor=False)
+    fig.update_xaxes(scaleanchor=False)
     fig.update_traces(hovertemplate="t=%{x}  neuron row=%{y}<extra></extra>")
     if T and r.shape[1] > T:
         for k in range(T, r.shape[1], T):
             fig.add_vline(x=k - 0.5, line_width=1, line_dash="dot", line_color="#d62728")
     fig.update_layout(**{**LAYOUT, "height": 320}, title=title)
     fig.update_xaxes(title_text="time step (recent samples side by side)" if T and r.shape[1] > T else "time step")
-    fig.update_yaxes(title_text=f"neuron ({r.shape[0]} shown)")
+    fig.update_yaxes(title_text=f"neuron ({r.shape[0]} kept)")
     return fig
 
 

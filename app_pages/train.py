@@ -11,7 +11,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from pages.common import get_store
+from app_pages.common import get_store
 from snncore import viz
 from snncore.config import DATASETS, ENCODINGS, MODELS, SURROGATES, ConfigError, RunConfig
 from snncore.launch import launch_run
@@ -113,8 +113,8 @@ wanted = st.query_params.get("run") or st.session_state.get("run")
 if wanted not in ids:
     live = [r["id"] for r in runs if r["status"] in LIVE]
     wanted = live[0] if live else ids[0]
-labels = {r["id"]: f"{r['id']} · {r['config'].get('rule')} on {r['config'].get('dataset')} · {r['status']}"
-          for r in runs}
+labels = {r["id"]: f"{r['id']} · {r['config'].get('rule')} on {r['config'].get('dataset')}"
+          + (f" · {r['name']}" if r["name"] else "") for r in runs}
 run_id = st.selectbox("run", ids, index=ids.index(wanted), format_func=labels.get, key="run_select")
 if run_id != st.query_params.get("run"):
     st.query_params["run"] = run_id
@@ -136,8 +136,9 @@ def live_panel(run_id: str) -> None:
     frac = min(run["step"] / total, 1.0) if run["total_steps"] else 0.0
     elapsed = ((run["ended"] or time.time()) - (run["started"] or run["created"] or time.time()))
     eta = elapsed / frac - elapsed if 0 < frac < 1 and status in LIVE else 0.0
-    c1.progress(frac, text=f"**{status}** · epoch {min(run['epoch'] + 1, cfg['epochs']) if status in LIVE else run['epoch']}"
-                           f"/{cfg['epochs']} · step {run['step']}/{run['total_steps']} · "
+    epoch_shown = min(run["epoch"] + 1, cfg["epochs"]) if status in LIVE else run["epoch"]
+    c1.progress(frac, text=f"**{status}** · epoch {epoch_shown}/{cfg['epochs']} · "
+                           f"step {run['step']}/{run['total_steps']} · "
                            f"{elapsed:.0f}s elapsed" + (f" · ETA {eta:.0f}s" if status in LIVE else ""))
     if status in LIVE:
         if c2.button("Stop", key=f"stop_{run_id}", width="stretch"):
@@ -173,13 +174,12 @@ def live_panel(run_id: str) -> None:
         layer = c1.selectbox("raster layer", layers, index=min(1, len(layers) - 1), key="raster_layer")
         raster = snap[f"raster/{layer}"]
         c1.plotly_chart(viz.raster_figure(raster, T=cfg["timesteps"],
-                                          title=f"{layer} raster at step {int(snap['step'])} "
-                                                f"({raster.shape[0]} neurons, sample 0 of recent batches)"),
+                                          title=f"{layer} raster · step {int(snap['step'])}"),
                         width="stretch", key="raster")
         c2.plotly_chart(viz.rate_figure(snap[f"rate/{layer}"], T=cfg["timesteps"],
                                         title=f"{layer} population rate"), width="stretch", key="rate")
     rate_cols = [c for c in m.columns if str(c).startswith("rate/")]
-    c2.plotly_chart(viz.lines_figure(m, ["sync/chi"], title="synchrony chi (Golomb) of the raster layer",
+    c2.plotly_chart(viz.lines_figure(m, ["sync/chi"], title="synchrony chi (Golomb)",
                                      ytitle="chi", smooth=5), width="stretch", key="chi")
     c1.plotly_chart(viz.lines_figure(m, rate_cols, title="firing rate per layer", ytitle="spikes / neuron / step",
                                      smooth=5), width="stretch", key="rates")

@@ -4,13 +4,13 @@ import time
 import pandas as pd
 import streamlit as st
 
-from pages.common import get_store
+from app_pages.common import get_store
 
 st.title("Plasticity Lab")
 st.markdown(
     "See how plasticity rules shape spiking neural networks. Pick a dataset, a model and a rule on "
     "the **Train** page, press Start, and watch spikes, synchrony and the rule's own telemetry live.")
-st.page_link("pages/train.py", label="Open the Train page", icon="🚀")
+st.page_link("app_pages/train.py", label="Open the Train page", icon=":material/rocket_launch:")
 
 store = get_store()
 if store is not None:
