@@ -16,7 +16,7 @@ from .rules import get_rule, rule_names
 from .rules.base import check_params, coerce, param, params_from_dict
 
 DATASETS = ("digits", "synthetic")
-MODELS = ("mlp",)
+MODELS = ("mlp", "mps_mlp")
 SURROGATES = ("sigmoid", "atan", "piecewise")
 ENCODINGS = ("rate", "latency", "direct")
 
@@ -37,7 +37,7 @@ class RunConfig:
     epochs: int = param(10, 1, 100_000, help="passes over the training set")
     timesteps: int = param(16, 1, 10_000, help="simulation steps T per sample")
     batch_size: int = param(64, 1, 65_536, help="samples per optimizer step")
-    lr: float = param(2e-3, 0.0, 10.0, lo_open=True, help="learning rate")
+    lr: float = param(5e-3, 0.0, 10.0, lo_open=True, help="learning rate")
     optimizer: str = param("adam", choices=("adam", "adamw", "sgd"), help="optimizer")
     weight_decay: float = param(0.0, 0.0, 1.0, help="weight decay")
     schedule: str = param("cosine", choices=("cosine", "constant"), help="learning-rate schedule")
@@ -66,9 +66,9 @@ class RunConfig:
     record_layer: str = param("", help="layer whose raster is recorded ('' = first hidden)")
     record_neurons: int = param(256, 1, 100_000, help="neurons kept in the raster (subsample)")
     record_batches: int = param(4, 1, 1000, help="recent batches kept in the ring buffer")
-    record_every: int = param(5, 1, 10**6, help="steps between spike snapshots")
+    record_every: int = param(10, 1, 10**6, help="steps between spike snapshots")
     snapshots_kept: int = param(50, 1, 100_000, help="snapshot files kept on disk per run")
-    log_every: int = param(1, 1, 10**6, help="steps between metric rows")
+    log_every: int = param(5, 1, 10**6, help="steps between rows of accuracy, rates, synchrony and rule telemetry (the loss is kept every step)")
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -161,6 +161,12 @@ class RunConfig:
                 errs += check_params(self.rule_object_params(), prefix=f"{self.rule}.")
             except ValueError as e:
                 errs.append(f"{self.rule}.{e}")
+        if self.rule in rule_names():
+            needs = get_rule(self.rule).requires_model
+            if needs and self.model != needs:
+                errs.append(f"model: rule {self.rule!r} needs model {needs!r} (got {self.model!r})")
+            elif self.model == "mps_mlp" and self.rule != "mps":
+                errs.append(f"model: 'mps_mlp' is trained by rule 'mps' only (got rule {self.rule!r})")
         if not isinstance(self.hidden, list) or not 1 <= len(self.hidden) <= 3:
             errs.append("hidden: give 1 to 3 hidden layer sizes, e.g. 256 or 256,128")
         else:

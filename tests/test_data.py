@@ -29,3 +29,18 @@ def test_digits_and_synthetic_bundles():
     t, ch = x0.nonzero(as_tuple=True)
     assert len(set(t.tolist())) == 1
     assert sorted(ch.tolist()) == [(y0 * cfg.syn_group + k) % cfg.syn_channels for k in range(cfg.syn_group)]
+
+
+def test_chi_synchrony_extremes():
+    from snncore.metrics import chi_synchrony
+    g = torch.Generator().manual_seed(0)
+    col = (torch.rand(200, 3, 1, generator=g) < 0.3).float()
+    assert abs(float(chi_synchrony(col.expand(200, 3, 50))) - 1.0) < 1e-5        # identical trains
+    indep = (torch.rand(2000, 2, 400, generator=g) < 0.2).float()
+    assert float(chi_synchrony(indep)) < 0.1                                     # ~ 1/sqrt(N)
+    assert float(chi_synchrony(torch.zeros(10, 2, 5))) == 0.0                    # nothing varies
+    # hand case: two neurons, T=4: a = 1100, b = 1000 -> P = [1, .5, 0, 0]
+    s = torch.tensor([[1., 1.], [1., 0.], [0., 0.], [0., 0.]]).view(4, 1, 2)
+    var_p = torch.tensor([1., .5, 0., 0.]).var(unbiased=False)
+    mean_var = (0.25 + 0.1875) / 2
+    assert abs(float(chi_synchrony(s)) - float((var_p / mean_var).sqrt())) < 1e-6

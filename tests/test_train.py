@@ -45,7 +45,7 @@ def make(tmp_path, monkeypatch, tiny, **kw):
 def test_hook_order(tmp_path, monkeypatch, tiny):
     monkeypatch.setitem(rules.REGISTRY, "spy", "test_train:Spy")
     CALLS.clear()
-    store, rid, tr = make(tmp_path, monkeypatch, tiny, rule="spy", epochs=2, n_train=128)
+    store, rid, tr = make(tmp_path, monkeypatch, tiny, rule="spy", epochs=2, n_train=128, log_every=1)
     summary = tr.run()
     assert summary["status"] == "finished"
     steps = 2 * 2                                           # 128 samples / 64 per batch, 2 epochs
@@ -76,7 +76,7 @@ def test_run_writes_store(tmp_path, monkeypatch, tiny):
 
 
 def test_ssdp_changes_only_deep_layers(tmp_path, monkeypatch, tiny):
-    store, rid, tr = make(tmp_path, monkeypatch, tiny, rule="ssdp", hidden=[16, 16], max_steps=1,
+    store, rid, tr = make(tmp_path, monkeypatch, tiny, rule="ssdp", hidden=[16, 16], max_steps=1, log_every=1,
                           rule_params={"a_plus": 0.01})
     # with lr tiny the optimizer barely moves weights; SSDP's change dominates on its targets
     tr.optimizer.param_groups[0]["lr"] = 0.0

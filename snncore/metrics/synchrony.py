@@ -14,11 +14,12 @@ import torch
 def chi_synchrony(spikes: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """spikes [T, B, N] 0/1 -> scalar tensor: batch-mean chi (0 when nothing varies)."""
     s = spikes.float().reshape(spikes.shape[0], spikes.shape[1], -1)
-    var_i = s.var(dim=0, unbiased=False)                      # [B, N]
+    m = s.mean(dim=0)                                         # [B, N]
+    var_i = (s * s).mean(dim=0) - m * m                       # Var_t; one pass, no strided var
     active = var_i > eps
     n_active = active.sum(dim=1)                              # [B]
     pop = (s * active.unsqueeze(0)).sum(dim=2) / n_active.clamp(min=1)   # [T, B] over varying neurons
-    var_p = pop.var(dim=0, unbiased=False)                    # [B]
+    var_p = (pop * pop).mean(dim=0) - pop.mean(dim=0) ** 2    # [B]
     mean_var = (var_i * active).sum(dim=1) / n_active.clamp(min=1)
     chi2 = torch.where(n_active > 0, var_p / mean_var.clamp(min=eps), torch.zeros_like(var_p))
     valid = (n_active > 0).float()

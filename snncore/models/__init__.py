@@ -8,4 +8,7 @@ def build_model(cfg, input_size: int, n_classes: int):
         return SpikingMLP(input_size, list(cfg.hidden), n_classes, tau=cfg.tau,
                           v_threshold=cfg.v_threshold, v_reset=cfg.v_reset,
                           surrogate=cfg.surrogate, alpha=cfg.surrogate_alpha, readout=cfg.readout)
+    if cfg.model == "mps_mlp":
+        from ..rules.mps import MPSNet
+        return MPSNet.from_params([input_size, *cfg.hidden, n_classes], cfg.timesteps, cfg.rule_object_params())
     raise ValueError(f"model: unknown model {cfg.model!r}")

@@ -12,6 +12,7 @@ REGISTRY: dict[str, str] = {
     "da_ssdp": "snncore.rules.da_ssdp:DASSDP",
     "stdp": "snncore.rules.stdp:STDP",
     "rstdp": "snncore.rules.rstdp:RSTDP",
+    "mps": "snncore.rules.mps:MPS",
 }
 
 

@@ -76,6 +76,7 @@ class Rule:
     Params: type = NoParams
     summary: str = ""              # one line for the app
     uses_gradient: bool = True     # False: the Trainer skips backward/optimizer for this rule
+    requires_model: str | None = None  # a model id this rule only works with (e.g. "mps_mlp")
 
     def __init__(self, params=None, model: torch.nn.Module | None = None, *,
                  total_steps: int = 1, device: torch.device | str = "cpu"):

@@ -573,6 +573,7 @@ class MPS(Rule):
 
     name = "mps"
     Params = MPSParams
+    requires_model = "mps_mlp"
     summary = ("Several plasticity mechanisms (STBP, Hebbian, SBP), each with its own weights, mixed "
                "per neuron by learned shares. The paper's method section was not available; this is "
                "our reading of it.")

@@ -1,0 +1,809 @@
+"""ip2: bi-level intrinsic plasticity in a recurrent SNN (IP^2-RSNN), learning to learn.
+
+Source: Yu, Jin, Hao, Xiao, Yan, Yu, Zheng, Pan, "IP^2-RSNN: bi-level intrinsic plasticity enables
+learning-to-learn in recurrent spiking neural networks", arXiv 2501.14539 (v5, 2025); journal
+version in Neural Networks (2026). It builds on the learning-to-learn protocol of Goudar et al.
+(Nat. Neurosci. 2023) and the dendritic neuron of DH-SNN (Zheng et al., Nat. Commun. 2024).
+
+Note: the paper's method section was not available; this is our reading of it. The specification is
+/work/shared/docs/ALGORITHMS_IP2.md; every choice marked [ours] below is our reading, not the paper.
+
+Symbols (shapes; time is the first axis)
+    x [T,B,D]      input currents (stimulus, fixation, cue/context channels)
+    s [B,N]        spikes of the N recurrent neurons, 0/1
+    d [B,N,K]      dendritic current of K branches (K = 1 by default, then d [B,N])
+    u [B,N]        somatic membrane potential
+    y [B,O]        non-spiking read-out (O = response channels + 1 fixation channel)
+    tau_d [N,K], tau_s [N] (ms), theta [N]: per-neuron heterogeneous intrinsic properties,
+                   stored as rho_d = ln tau_d, rho_s = ln tau_s and theta
+    beta = exp(-dt/tau_d), alpha = exp(-dt/tau_s), kappa = exp(-dt/tau_out) (tau_out = 100 ms)
+
+Neuron [ours, DH-SNN form], state all zeros at trial onset, for t = 1..T:
+    I[t] = x[t] W_in^T + s[t-1] W_rec^T + b              (viewed [B,N,K]; with K > 1 each branch
+                                                          sees a fixed random 1/K of the inputs)
+    d[t] = beta * d[t-1] + (1 - beta) * I[t]
+    u[t] = alpha * u[t-1] + (1 - alpha) * sum_k d[t] - theta * s[t-1]   (soft reset, one step late)
+    s[t] = H(u[t] - theta)        backward: SpikingJelly surrogate.ATan(alpha=2)
+    y[t] = kappa * y[t-1] + (1 - kappa) * (s[t] W_out^T + b_out)        (never thresholded)
+Point-neuron limit (neuron="point"): beta = 0, i.e. d = I, a plain LIF RSNN ("standard RSNN").
+
+Loss [review names the terms; forms ours/base]:
+    L = L_task + lambda_h |mean(u^2) - sigma_h| + lambda_I mean(W_in^2) + lambda_R mean(W_rec^2)
+        + lambda_O mean(W_out^2)
+    L_task = softmax cross-entropy of y[t] against the target channel, averaged over the (t, b)
+    where loss_mask is true (every step except a grace window after fixation ends).
+    sigma_h is unset (term off) during task 1, then set once to mean(u^2) over task 1's last 10
+    updates [ours].
+
+Two levels. A mask m in {0,1}^3 over the property TYPES (tau_d, tau_s, theta), shared by all
+neurons.
+  * Slow level, once per task family, then frozen [ours]: meta_mode="search" runs the protocol
+    from the same initial network (same seed) for k_pilot tasks with each candidate mask (the
+    three one-hot masks plus "none"; candidates="all": the 7 non-empty subsets plus "none");
+    score = mean iterations-to-criterion over tasks 2..k_pilot + max_updates per failed task;
+    lowest wins, ties go to fewer learnable types (then candidate order). A fresh network from
+    the same seed then runs the main sequence with the chosen mask. meta_mode="fixed": mask given.
+  * Fast level, every update: Adam with one parameter group per learnable property type (lr eta,
+    on the log-tau and theta scales) beside the weights' group (lr lr_w). Properties with m_j = 0
+    get requires_grad=False and are not given to the optimizer: they stay bit-identical.
+    Learnable properties are clamped after each step: tau in [5, 2000] ms, theta in [0.05, 2].
+  * Weights and intrinsics carry over from task to task; Adam moments are reset at each new task.
+
+Protocol (section 3): a task = fresh random stimuli (10-d unit vectors, orthonormalised) under the
+family's fixed rule; a task is learned when the mean L_task over the last `win` updates is below
+`crit`; it fails after `max_updates`. The learning-to-learn (L2L) curve is iterations-to-criterion
+per task, fitted by a*exp(-k/tau) + c over tasks k = 2..n (k = 1-based task number) [ours: k].
+
+[ours] readings, named:
+  1. the DH-SNN neuron form above, soft reset by theta*s[t-1] one step late, K = 1 by default;
+  2. log-tau storage, the clamps, init W_in ~ N(0,1/D), W_rec ~ N(0,0.25/N), W_out = 0,
+     tau_d ~ U(50,300), tau_s ~ U(20,100), theta = 0.5;
+  3. the mask is per property type (a per-neuron mask is not implemented);
+  4. the slow-level score (mean over tasks 2..k_pilot, + max_updates per failure) and tie rule;
+  5. sigma_h set from task 1's last 10 updates; all regularisers are means of squares (the full
+     setting's "10 largest singular values of W_rec" is not implemented);
+  6. the task generators: reduced timing (T=20, dt=100 ms) stimulus steps 0-4, fixation input and
+     target steps 0-14, response steps 15-19, grace step 15 (epochs scale with T as fractions
+     1/4, 3/4); input channels [0:10] stimulus, [10] fixation, [11] no-go cue (GNG-DR, on during
+     the response epoch of no-go trials) or [11:13] context one-hot (CD-DMS, on during fixation);
+     DMS shows the sample at steps 0-4 and the test at steps 10-14 (delay 5-9); output channel 0
+     is fixation; GNG-DR image i -> channel 1+i; DMS channel 1 = match, 2 = non-match; CD-DMS
+     context A answers channel 1 on match, context B answers channel 1 on non-match (channel 2
+     otherwise);
+  7. the L2L fit's abscissa k = task number, the fit's fallback a grid over tau with a, c by least
+     squares.
+
+Implementation notes: the input projection x W_in^T + b is formed for all T at once and the
+read-out's linear recurrence is applied as one [T,T] matrix after the loop (same values as
+readout_step to rounding); only the recurrent part loops over T. The protocol runs with one torch
+thread by default (IP2Params.threads): the matrices are tiny and a 2-thread pool on a busy 2-core
+box made each matmul ~1000x slower.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import time
+import warnings
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from spikingjelly.activation_based import surrogate
+
+from .base import Rule, param
+
+PROPS: tuple[str, ...] = ("tau_d", "tau_s", "theta")
+TAU_MIN, TAU_MAX = 5.0, 2000.0
+THETA_MIN, THETA_MAX = 0.05, 2.0
+STIM_DIM = 10
+
+_SPIKE = surrogate.ATan(alpha=2.0)   # heaviside forward, arctan surrogate backward
+
+
+def spike_fn(v: torch.Tensor) -> torch.Tensor:
+    """s = H(v) (H(0) = 1) with SpikingJelly's ATan(alpha=2) surrogate gradient."""
+    return _SPIKE(v)
+
+
+# ----------------------------------------------------------------------------- pure functions
+
+def dh_step(x, s_prev, d_prev, u_prev, W_in, W_rec, b, tau_d, tau_s, theta, dt):
+    """One DH-SNN step with K = 1 branch. Returns (d, u, s), each [B,N] (or [N] unbatched).
+
+    x [B,D], s_prev/d_prev/u_prev [B,N], W_in [N,D], W_rec [N,N], b [N], tau_d [N] (or [N,1]),
+    tau_s [N], theta [N], dt in ms. tau_d = 0 gives beta = 0 (the point neuron).
+    """
+    if tau_d.dim() == 2:
+        tau_d = tau_d[:, 0]
+    I = x @ W_in.T + s_prev @ W_rec.T + b
+    beta = torch.exp(-dt / tau_d)
+    alpha = torch.exp(-dt / tau_s)
+    d = beta * d_prev + (1 - beta) * I
+    u = alpha * u_prev + (1 - alpha) * d - theta * s_prev
+    s = spike_fn(u - theta)
+    return d, u, s
+
+
+def readout_step(s, y_prev, W_out, b_out, tau_out, dt):
+    """y = kappa y_prev + (1 - kappa)(s W_out^T + b_out), kappa = exp(-dt/tau_out). Not thresholded."""
+    kappa = math.exp(-dt / tau_out) if not torch.is_tensor(tau_out) else torch.exp(-dt / tau_out)
+    return kappa * y_prev + (1 - kappa) * (s @ W_out.T + b_out)
+
+
+def homeostatic_term(u: torch.Tensor, sigma_h: float | None, lambda_h: float) -> torch.Tensor:
+    """lambda_h |mean(u^2) - sigma_h|; zero while sigma_h is unset (task 1)."""
+    if sigma_h is None:
+        return u.new_zeros(())
+    return lambda_h * (u.pow(2).mean() - sigma_h).abs()
+
+
+def ip2_loss(y, u, target, loss_mask, model: "RSNN", *, lambda_h: float, lambda_I: float,
+             lambda_R: float, lambda_O: float, sigma_h: float | None = None):
+    """The section-2 loss. y [T,B,O], u [T,B,N], target [T,B] long, loss_mask [T,B] bool.
+
+    Returns (L, L_task, mean_u2) as tensors (L_task and mean_u2 for logging, mean_u2 detached).
+    """
+    m = loss_mask.bool()
+    l_task = F.cross_entropy(y[m], target[m])
+    L = (l_task + homeostatic_term(u, sigma_h, lambda_h)
+         + lambda_I * model.W_in.pow(2).mean() + lambda_R * model.W_rec.pow(2).mean()
+         + lambda_O * model.W_out.pow(2).mean())
+    return L, l_task, u.detach().pow(2).mean()
+
+
+def l2l_fit(iterations: Sequence[float]) -> tuple[float, float, float]:
+    """Fit iterations[k-1] ~ a exp(-k/tau) + c over tasks k = 2..n (k the 1-based task number).
+
+    scipy.optimize.curve_fit started from the best point of a log grid over tau (a, c by linear
+    least squares for each tau); the grid result is the fallback when curve_fit fails or is worse.
+    Fewer than 3 usable points, or a flat curve: (0, nan, mean).
+    """
+    y_all = np.asarray(list(iterations), dtype=float)
+    k = np.arange(1, len(y_all) + 1, dtype=float)[1:]
+    y = y_all[1:]
+    ok = np.isfinite(y)
+    k, y = k[ok], y[ok]
+    if len(y) == 0:
+        return (float("nan"), float("nan"), float("nan"))
+    if len(y) < 3 or np.ptp(y) == 0:
+        return (0.0, float("nan"), float(y.mean()))
+
+    def f(kk, a, tau, c):
+        return a * np.exp(-kk / tau) + c
+
+    span = max(k[-1] - k[0], 1.0)
+    best = None
+    for tau in np.geomspace(0.05, 100 * span, 400):
+        A = np.stack([np.exp(-k / tau), np.ones_like(k)], 1)
+        coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+        sse = float(np.sum((A @ coef - y) ** 2))
+        if best is None or sse < best[0]:
+            best = (sse, float(coef[0]), float(tau), float(coef[1]))
+    sse0, a0, tau0, c0 = best
+    try:
+        from scipy.optimize import curve_fit
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p, _ = curve_fit(f, k, y, p0=(a0, tau0, c0),
+                             bounds=([-np.inf, 1e-3, -np.inf], [np.inf, 1e6, np.inf]), maxfev=20000)
+        sse = float(np.sum((f(k, *p) - y) ** 2))
+        if np.all(np.isfinite(p)) and sse <= sse0 * (1 + 1e-9) + 1e-12:
+            return (float(p[0]), float(p[1]), float(p[2]))
+    except Exception:   # noqa: BLE001 -- any solver failure falls back to the grid
+        pass
+    return (a0, tau0, c0)
+
+
+# ----------------------------------------------------------------------------- task families
+
+def _orthonormal(n: int, dim: int, g: torch.Generator) -> torch.Tensor:
+    """n random unit vectors of size dim, Gram-Schmidt orthogonalised (QR), as rows [n, dim]."""
+    q, _ = torch.linalg.qr(torch.randn(dim, n, generator=g))
+    return q.T.contiguous()
+
+
+class Task:
+    """One task: fixed stimuli under the family's rule. .batch(B, generator) -> (x, target, mask)."""
+
+    def __init__(self, family: "TaskFamily", stimuli: torch.Tensor, index: int):
+        self.family = family
+        self.stimuli = stimuli          # [n_img, 10]
+        self.index = index              # 1-based task number within the family
+
+    def batch(self, B: int, generator: torch.Generator | None = None):
+        fam = self.family
+        T, D = fam.T, fam.D
+        g = generator
+        n = fam.n_img
+        ep = fam.epochs
+        x = torch.zeros(T, B, D)
+        target = torch.zeros(T, B, dtype=torch.long)     # channel 0 = fixation
+        mask = torch.ones(T, B, dtype=torch.bool)
+        mask[ep["resp"]:ep["resp"] + ep["grace"]] = False
+        x[:ep["resp"], :, STIM_DIM] = 1.0                 # fixation input until the response epoch
+        if fam.name == "gng_dr":
+            img = torch.randint(0, n, (B,), generator=g)
+            x[:ep["stim"], :, :STIM_DIM] = self.stimuli[img]
+            resp = 1 + img
+            if fam.p_nogo > 0:
+                nogo = torch.rand(B, generator=g) < fam.p_nogo
+                x[ep["resp"]:, :, STIM_DIM + 1] = nogo.float()
+                resp = torch.where(nogo, torch.zeros_like(resp), resp)
+            target[ep["resp"]:] = resp
+        else:   # dms / cd_dms
+            sample = torch.randint(0, n, (B,), generator=g)
+            match = torch.rand(B, generator=g) < 0.5
+            other = (sample + torch.randint(1, n, (B,), generator=g)) % n
+            test = torch.where(match, sample, other)
+            x[:ep["stim"], :, :STIM_DIM] = self.stimuli[sample]
+            x[ep["test0"]:ep["test1"], :, :STIM_DIM] = self.stimuli[test]
+            report1 = match
+            if fam.name == "cd_dms":
+                ctx_b = torch.rand(B, generator=g) < 0.5
+                x[:ep["resp"], :, STIM_DIM + 1] = (~ctx_b).float()
+                x[:ep["resp"], :, STIM_DIM + 2] = ctx_b.float()
+                report1 = match ^ ctx_b
+            target[ep["resp"]:] = torch.where(report1, 1, 2)
+        return x, target, mask
+
+
+class TaskFamily:
+    """A task family: fixed rule, fresh stimuli per task (drawn from the family's own seed)."""
+
+    NAMES = ("gng_dr", "dms", "cd_dms")
+
+    def __init__(self, name: str, *, n_img: int = 2, p_nogo: float = 0.5, seed: int = 0, T: int = 20):
+        if name not in self.NAMES:
+            raise ValueError(f"unknown task family {name!r} (choose from {', '.join(self.NAMES)})")
+        if n_img < 2 or n_img > STIM_DIM:
+            raise ValueError(f"n_img must be in 2..{STIM_DIM}, got {n_img}")
+        if T < 4:
+            raise ValueError(f"T must be >= 4, got {T}")
+        self.name, self.n_img, self.p_nogo, self.T = name, int(n_img), float(p_nogo), int(T)
+        self.D = STIM_DIM + 1 + {"gng_dr": 1, "dms": 0, "cd_dms": 2}[name]
+        self.O = (n_img + 1) if name == "gng_dr" else 3
+        stim = max(1, T // 4)
+        resp = max(stim + 1, (3 * T) // 4)
+        self.epochs = {"stim": stim, "resp": resp, "grace": max(1, T // 20),
+                       "test0": T // 2, "test1": resp}
+        self._g = torch.Generator().manual_seed(int(seed))
+        self._count = 0
+
+    def new_task(self) -> Task:
+        self._count += 1
+        return Task(self, _orthonormal(self.n_img, STIM_DIM, self._g), self._count)
+
+
+def make_family(name: str, *, n_img: int = 2, p_nogo: float = 0.5, seed: int = 0, T: int = 20) -> TaskFamily:
+    """"gng_dr" (GNG-DR-n), "dms", "cd_dms". family.new_task().batch(B, generator) ->
+    (x [T,B,D], target [T,B] long, loss_mask [T,B] bool)."""
+    return TaskFamily(name, n_img=n_img, p_nogo=p_nogo, seed=seed, T=T)
+
+
+# ----------------------------------------------------------------------------- the network
+
+def normalize_mask(mask) -> list[str]:
+    """A mask as the ordered list of learnable property names. Accepts names, "none", "tau_d+theta",
+    or a 0/1 triple over (tau_d, tau_s, theta)."""
+    if mask is None:
+        return []
+    if isinstance(mask, str):
+        mask = [] if mask in ("", "none") else mask.replace(",", "+").split("+")
+    mask = list(mask)
+    if len(mask) == 3 and all(isinstance(v, (bool, int, float)) and not isinstance(v, str) for v in mask):
+        return [p for p, v in zip(PROPS, mask) if v]
+    bad = [m for m in mask if m not in PROPS]
+    if bad:
+        raise ValueError(f"unknown intrinsic property {bad[0]!r} (choose from {', '.join(PROPS)})")
+    return [p for p in PROPS if p in mask]
+
+
+def mask_key(mask) -> str:
+    m = normalize_mask(mask)
+    return "+".join(m) if m else "none"
+
+
+class RSNN(nn.Module):
+    """Recurrent DH-SNN (section 1) with a linear leaky read-out; loops over T inside.
+
+    forward(x [T,B,D], state=None, record=False) -> (y [T,B,O], rec) where rec["u"] is [T,B,N]
+    (always, for the homeostatic term), rec["state"] the final state dict (d, u, s, y), and with
+    record=True also rec["s"] and rec["d"] ([T,B,N], d summed over branches).
+    """
+
+    def __init__(self, D: int, N: int, O: int, *, K: int = 1, dt: float = 100.0, tau_out: float = 100.0,
+                 neuron: str = "dh", mask=("tau_d",), seed: int = 0):
+        super().__init__()
+        if neuron not in ("dh", "point"):
+            raise ValueError(f"neuron must be 'dh' or 'point', got {neuron!r}")
+        self.D, self.N, self.O, self.K = D, N, O, int(K)
+        self.dt, self.tau_out, self.neuron = float(dt), float(tau_out), neuron
+        g = torch.Generator().manual_seed(int(seed))
+        NK = N * self.K
+        self.W_in = nn.Parameter(torch.randn(NK, D, generator=g) / math.sqrt(D))
+        self.W_rec = nn.Parameter(torch.randn(NK, N, generator=g) * math.sqrt(0.25 / N))
+        self.b = nn.Parameter(torch.zeros(NK))
+        self.W_out = nn.Parameter(torch.zeros(O, N))
+        self.b_out = nn.Parameter(torch.zeros(O))
+        tau_d = 50.0 + 250.0 * torch.rand(N, self.K, generator=g)
+        tau_s = 20.0 + 80.0 * torch.rand(N, generator=g)
+        self.rho_d = nn.Parameter(tau_d.log())
+        self.rho_s = nn.Parameter(tau_s.log())
+        self.theta = nn.Parameter(torch.full((N,), 0.5))
+        if self.K > 1:   # each branch of each neuron sees a fixed random 1/K of the D+N inputs
+            bm = torch.zeros(N, self.K, D + N)
+            for n in range(N):
+                group = torch.randperm(D + N, generator=g) % self.K
+                bm[n] = (group[None, :] == torch.arange(self.K)[:, None]).float()
+            self.register_buffer("branch_mask", bm.reshape(NK, D + N))
+        else:
+            self.branch_mask = None
+        self.mask: list[str] = []
+        self.set_mask(mask)
+
+    # -- intrinsic properties
+    @property
+    def tau_d(self) -> torch.Tensor:
+        return self.rho_d.exp()
+
+    @property
+    def tau_s(self) -> torch.Tensor:
+        return self.rho_s.exp()
+
+    def prop_param(self, name: str) -> nn.Parameter:
+        return {"tau_d": self.rho_d, "tau_s": self.rho_s, "theta": self.theta}[name]
+
+    def weights(self) -> list[nn.Parameter]:
+        return [self.W_in, self.W_rec, self.b, self.W_out, self.b_out]
+
+    def set_mask(self, mask) -> None:
+        """Learnable property types: requires_grad True for those, False (frozen) for the rest."""
+        self.mask = normalize_mask(mask)
+        for p in PROPS:
+            self.prop_param(p).requires_grad_(p in self.mask)
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        """Clamp the learnable properties only: tau in [5, 2000] ms, theta in [0.05, 2]."""
+        lo, hi = math.log(TAU_MIN), math.log(TAU_MAX)
+        if "tau_d" in self.mask:
+            self.rho_d.clamp_(lo, hi)
+        if "tau_s" in self.mask:
+            self.rho_s.clamp_(lo, hi)
+        if "theta" in self.mask:
+            self.theta.clamp_(THETA_MIN, THETA_MAX)
+
+    def zero_state(self, B: int) -> dict:
+        z = self.W_in.new_zeros
+        d = z(B, self.N, self.K) if self.K > 1 else z(B, self.N)
+        return {"d": d, "u": z(B, self.N), "s": z(B, self.N), "y": z(B, self.O)}
+
+    def forward(self, x: torch.Tensor, state: dict | None = None, record: bool = False):
+        T, B, _ = x.shape
+        N, K = self.N, self.K
+        st = self.zero_state(B) if state is None else state
+        d, u, s, y = st["d"], st["u"], st["s"], st["y"]
+        W_in, W_rec = self.W_in, self.W_rec
+        if self.branch_mask is not None:
+            W_in = W_in * self.branch_mask[:, :self.D]
+            W_rec = W_rec * self.branch_mask[:, self.D:]
+        xin = torch.addmm(self.b, x.reshape(T * B, -1), W_in.T).view(T, B, -1)   # [T,B,NK], all steps
+        alpha = torch.exp(-self.dt / self.tau_s)        # [N]
+        oma = 1 - alpha
+        point = self.neuron == "point"
+        if not point:
+            beta = torch.exp(-self.dt / (self.tau_d if K > 1 else self.tau_d[:, 0]))
+            omb = 1 - beta
+        theta = self.theta
+        W_recT = W_rec.T
+        us, ss, ds = [], [], []
+        for t in range(T):
+            I = torch.addmm(xin[t], s, W_recT)                          # x W_in^T + s[t-1] W_rec^T + b
+            if K > 1:
+                I = I.view(B, N, K)
+            d = I if point else torch.addcmul(beta * d, omb, I)       # beta d + (1 - beta) I
+            dsum = d.sum(-1) if K > 1 else d
+            u = torch.addcmul(torch.addcmul(alpha * u, oma, dsum), theta, s, value=-1.0)
+            s = spike_fn(u - theta)
+            us.append(u)
+            ss.append(s)
+            if record:
+                ds.append(dsum)
+        s_all = torch.stack(ss)                                         # [T,B,N]
+        # read-out: the linear recurrence y[t] = kappa y[t-1] + (1-kappa) z[t] as one matmul
+        z = torch.addmm(self.b_out, s_all.reshape(T * B, N), self.W_out.T).view(T, B, self.O)
+        kappa = math.exp(-self.dt / self.tau_out)
+        tt = torch.arange(T, dtype=z.dtype, device=z.device)
+        lag = tt[:, None] - tt[None, :]
+        Lk = (1 - kappa) * kappa ** lag.clamp(min=0) * (lag >= 0)   # [T,T] lower triangular
+        ys = torch.einsum("ts,sbo->tbo", Lk, z) + (kappa ** (tt + 1))[:, None, None] * y
+        y = ys[-1]
+        rec = {"u": torch.stack(us), "state": {"d": d, "u": u, "s": s, "y": y}}
+        if record:
+            rec["s"] = s_all
+            rec["d"] = torch.stack(ds)
+        return ys, rec
+
+
+def make_optimizer(model: RSNN, mask, lr_w: float, eta: float, *, kind: str = "adam",
+                   beta1: float = 0.9) -> torch.optim.Optimizer:
+    """Fresh optimizer: the weights' group (lr_w) + one group per learnable property (lr eta)."""
+    groups = [{"params": model.weights(), "lr": lr_w, "name": "weights"}]
+    for p in normalize_mask(mask):
+        groups.append({"params": [model.prop_param(p)], "lr": eta, "name": p})
+    if kind == "adam":
+        return torch.optim.Adam(groups, betas=(beta1, 0.999))
+    if kind == "sgd":
+        return torch.optim.SGD(groups)
+    raise ValueError(f"optimizer kind must be 'adam' or 'sgd', got {kind!r}")
+
+
+# ----------------------------------------------------------------------------- hyperparameters
+
+@dataclass
+class IP2Params:
+    """Reduced setting by default (2-core CPU); IP2Params.full() gives the full (GPU) setting."""
+    family: str = param("gng_dr", choices=TaskFamily.NAMES, help="task family")
+    n_img: int = param(2, 2, STIM_DIM, help="images per task (GNG-DR-n: n response channels)")
+    p_nogo: float = param(0.5, 0.0, 1.0, help="GNG-DR: fraction of no-go trials (0 = Goudar's task)")
+    neuron: str = param("dh", choices=("dh", "point"), help="dendritic (DH-SNN) or point LIF (beta=0)")
+    K: int = param(1, 1, 8, help="dendritic branches per neuron")
+    dt: float = param(100.0, 0.0, 1000.0, lo_open=True, help="time step (ms)")
+    T: int = param(20, 4, 100000, help="time steps per trial")
+    N: int = param(48, 1, 100000, help="recurrent neurons")
+    batch: int = param(8, 1, 4096, help="trials per update")
+    tau_out: float = param(100.0, 0.0, 100000.0, lo_open=True, help="read-out time constant (ms)")
+    lr_w: float = param(3e-3, 0.0, 1.0, help="Adam lr of the weights")
+    eta: float = param(3e-2, 0.0, 1.0, help="Adam lr of each learnable intrinsic property (log-tau, theta)")
+    adam_beta1: float = param(0.9, 0.0, 0.999, help="Adam beta1 (full setting: 0.3)")
+    clip: float = param(0.0, 0.0, 1e6, help="gradient-norm clip (0 = off; full setting: 1)")
+    lambda_h: float = param(0.05, 0.0, 100.0, help="homeostatic weight on |mean(u^2) - sigma_h|")
+    lambda_I: float = param(1e-4, 0.0, 100.0, help="L2 weight on W_in")
+    lambda_R: float = param(1e-3, 0.0, 100.0, help="L2 weight on W_rec")
+    lambda_O: float = param(1e-2, 0.0, 100.0, help="L2 weight on W_out")
+    homeo_win: int = param(10, 1, 100000, help="task-1 updates averaged to set sigma_h")
+    win: int = param(10, 1, 100000, help="criterion window (updates)")
+    crit: float = param(0.05, 0.0, 100.0, lo_open=True, help="criterion on mean L_task over the window")
+    max_updates: int = param(2000, 1, 10_000_000, help="updates before a task counts as failed")
+    n_tasks: int = param(40, 1, 100000, help="tasks in the main sequence")
+    meta_mode: str = param("search", choices=("search", "fixed"), help="slow level: pilot search or a given mask")
+    mask: list = param(["tau_d"], choices=PROPS, help="learnable property types (meta_mode=fixed)")
+    candidates: str = param("onehot", choices=("onehot", "all"),
+                            help="slow-level candidates: one-hot masks or all 7 subsets (+ none)")
+    k_pilot: int = param(15, 1, 100000, help="tasks per candidate in the slow-level pilot")
+    eff_last: int = param(10, 1, 100000, help="tasks averaged for the final efficiency")
+    threads: int = param(1, 0, 256, help="torch threads while the protocol runs (0 = leave as is)")
+
+    @classmethod
+    def full(cls, **over) -> "IP2Params":
+        """The full setting of section 3 (GPU work)."""
+        vals = dict(dt=1.0, T=2000, N=100, batch=1, win=50, crit=0.005, max_updates=20000,
+                    n_tasks=1000, lr_w=1e-4, adam_beta1=0.3, clip=1.0, lambda_h=5e-4, lambda_I=1e-4,
+                    lambda_R=1e-3, lambda_O=0.1, k_pilot=50, eff_last=100)
+        vals.update(over)
+        return cls(**vals)
+
+
+def candidate_masks(kind: str = "onehot") -> list[list[str]]:
+    """The slow level's candidates: one-hot masks (or all 7 non-empty subsets), then "none"."""
+    if kind == "onehot":
+        subs = [[p] for p in PROPS]
+    elif kind == "all":
+        subs = [list(c) for r in (1, 2, 3) for c in itertools.combinations(PROPS, r)]
+    else:
+        raise ValueError(f"candidates must be 'onehot' or 'all', got {kind!r}")
+    return subs + [[]]
+
+
+# ----------------------------------------------------------------------------- the protocol
+
+def _prop_values(model: RSNN, name: str) -> torch.Tensor:
+    with torch.no_grad():
+        if name == "tau_d":
+            return model.tau_d.mean(-1).detach().clone()
+        if name == "tau_s":
+            return model.tau_s.detach().clone()
+        return model.theta.detach().clone()
+
+
+def snapshot(model: RSNN, n_single: int = 5) -> dict:
+    """Mean, quartiles, a few single neurons and all values of tau_d, tau_s, theta."""
+    N = model.N
+    idx = sorted(set(np.linspace(0, N - 1, min(n_single, N)).round().astype(int).tolist()))
+    out = {"neurons": idx}
+    for p in PROPS:
+        v = _prop_values(model, p).double()
+        q = torch.quantile(v, torch.tensor([0.25, 0.5, 0.75], dtype=v.dtype))
+        out[p] = {"mean": float(v.mean()), "q25": float(q[0]), "median": float(q[1]),
+                  "q75": float(q[2]), "single": v[idx].tolist(), "values": v.tolist()}
+    return out
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Temporarily set torch's intra-op thread count (restored on exit); n <= 0 leaves it alone.
+
+    The matrices here are tiny ([B,N] x [N,N]); on a busy 2-core box a 2-thread pool made one such
+    matmul take ~15 ms instead of ~0.01 ms, so the protocol runs single-threaded by default."""
+    old = torch.get_num_threads()
+    if n > 0 and n != old:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)
+
+
+class L2LRunner:
+    """State of one learning-to-learn sequence: network, family, sigma_h, the current task.
+
+    start_task() draws the next task and makes a fresh optimizer (moments reset); update() does one
+    masked gradient step; weights and intrinsics carry over between tasks.
+    """
+
+    def __init__(self, params: IP2Params, mask, seed: int = 0, device: str | torch.device = "cpu"):
+        self.p = params
+        self.device = torch.device(device)
+        self.mask = normalize_mask(mask)
+        self.seed = int(seed)
+        self.family = make_family(params.family, n_img=params.n_img, p_nogo=params.p_nogo,
+                                  seed=self.seed, T=params.T)
+        self.model = RSNN(self.family.D, params.N, self.family.O, K=params.K, dt=params.dt,
+                          tau_out=params.tau_out, neuron=params.neuron, mask=self.mask,
+                          seed=self.seed).to(self.device)
+        self.gen = torch.Generator().manual_seed(self.seed + 7919)   # trial sampling
+        self.sigma_h: float | None = None
+        self.task: Task | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.task_index = 0
+        self.n_updates = 0
+        self._l_task = deque(maxlen=params.win)
+        self._u2 = deque(maxlen=params.homeo_win)
+        self.last_batch = None
+
+    def start_task(self) -> Task:
+        self.task = self.family.new_task()
+        self.task_index += 1
+        self.n_updates = 0
+        self._l_task.clear()
+        self._u2.clear()
+        self.optimizer = make_optimizer(self.model, self.mask, self.p.lr_w, self.p.eta,
+                                        beta1=self.p.adam_beta1)
+        return self.task
+
+    def update(self, batch=None) -> dict:
+        with torch_threads(self.p.threads):
+            return self._update(batch)
+
+    def _update(self, batch) -> dict:
+        p = self.p
+        x, target, lmask = batch if batch is not None else self.task.batch(p.batch, self.gen)
+        x, target, lmask = x.to(self.device), target.to(self.device), lmask.to(self.device)
+        self.last_batch = (x, target, lmask)
+        y, rec = self.model(x)
+        L, l_task, mu2 = ip2_loss(y, rec["u"], target, lmask, self.model, lambda_h=p.lambda_h,
+                                  lambda_I=p.lambda_I, lambda_R=p.lambda_R, lambda_O=p.lambda_O,
+                                  sigma_h=self.sigma_h)
+        self.optimizer.zero_grad(set_to_none=True)
+        L.backward()
+        if p.clip > 0:
+            torch.nn.utils.clip_grad_norm_([q for g in self.optimizer.param_groups for q in g["params"]], p.clip)
+        self.optimizer.step()
+        self.model.clamp_()
+        self.n_updates += 1
+        lt, m2 = float(l_task.detach()), float(mu2)
+        self._l_task.append(lt)
+        self._u2.append(m2)
+        return {"task": self.task_index, "update": self.n_updates, "loss": float(L.detach()), "l_task": lt,
+                "mean_u2": m2, "sigma_h": float("nan") if self.sigma_h is None else self.sigma_h}
+
+    def criterion_met(self) -> bool:
+        return len(self._l_task) == self.p.win and sum(self._l_task) / self.p.win < self.p.crit
+
+    def end_task(self) -> None:
+        if self.sigma_h is None and self._u2:       # set once, at the end of task 1
+            self.sigma_h = float(sum(self._u2) / len(self._u2))
+
+    @torch.no_grad()
+    def trial_trace(self, n_trace: int = 3) -> dict:
+        """One trial of the current task (sample 0 of a fresh batch): raster, u/d traces, y, target."""
+        x, target, lmask = self.task.batch(1, torch.Generator().manual_seed(self.seed + self.task_index))
+        y, rec = self.model(x.to(self.device), record=True)
+        idx = list(range(min(n_trace, self.model.N)))
+        return {"s": rec["s"][:, 0].bool().tolist(), "u": rec["u"][:, 0, idx].T.tolist(),
+                "d": rec["d"][:, 0, idx].T.tolist(), "y": y[:, 0].T.tolist(),
+                "target": target[:, 0].tolist(), "loss_mask": lmask[:, 0].tolist(), "neurons": idx}
+
+
+def _means(model: RSNN) -> dict:
+    return {f"{p}_mean": float(_prop_values(model, p).mean()) for p in PROPS}
+
+
+def run_sequence(params: IP2Params, mask, seed: int = 0, n_tasks: int | None = None,
+                 on_update: Callable[[dict], Any] | None = None,
+                 on_task: Callable[[dict], Any] | None = None, *,
+                 should_stop: Callable[[], bool] | None = None, phase: str = "main",
+                 device: str | torch.device = "cpu") -> dict:
+    """Run the L2L protocol for n_tasks tasks of params.family with a frozen mask.
+
+    Returns {"mask", "iterations" (per task; max_updates for a failure), "failed" (bools),
+    "failures", "failed_tasks" (1-based), "snapshots" (initial + one per task), "sigma_h", "fit"
+    (a, tau, c) over tasks 2..n, "final_efficiency" (mean of the last eff_last tasks),
+    "ms_per_update", "stopped"}. on_update(dict) after each update, on_task(dict) after each task.
+    """
+    with torch_threads(params.threads):
+        return _run_sequence(params, mask, seed, n_tasks, on_update, on_task, should_stop, phase, device)
+
+
+def _run_sequence(params, mask, seed, n_tasks, on_update, on_task, should_stop, phase, device) -> dict:
+    n_tasks = params.n_tasks if n_tasks is None else int(n_tasks)
+    r = L2LRunner(params, mask, seed, device)
+    iters, failed, snaps = [], [], [snapshot(r.model)]
+    stopped = False
+    t_total, n_total = 0.0, 0
+    for _ in range(n_tasks):
+        r.start_task()
+        done = False
+        t0 = time.perf_counter()
+        while r.n_updates < params.max_updates:
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            info = r.update()
+            if on_update is not None:
+                info.update(_means(r.model))
+                info["phase"] = phase
+                on_update(info)
+            if r.criterion_met():
+                done = True
+                break
+        t_total += time.perf_counter() - t0
+        n_total += r.n_updates
+        if stopped:
+            break
+        r.end_task()
+        iters.append(r.n_updates)
+        failed.append(not done)
+        snaps.append(snapshot(r.model))
+        if on_task is not None:
+            on_task({"phase": phase, "mask": list(r.mask), "task": r.task_index,
+                     "iterations": r.n_updates, "failed": not done, "snapshot": snaps[-1],
+                     "iterations_so_far": list(iters), "sigma_h": r.sigma_h,
+                     "trial": r.trial_trace()})
+    eff = iters[-params.eff_last:]
+    return {"mask": list(r.mask), "iterations": iters, "failed": failed, "failures": int(sum(failed)),
+            "failed_tasks": [i + 1 for i, f in enumerate(failed) if f], "snapshots": snaps,
+            "sigma_h": r.sigma_h, "fit": l2l_fit(iters) if len(iters) >= 2 else None,
+            "final_efficiency": float(np.mean(eff)) if eff else float("nan"),
+            "ms_per_update": 1000.0 * t_total / max(n_total, 1), "stopped": stopped,
+            "seed": int(seed), "family": params.family}
+
+
+def pilot_score(iterations: Sequence[int], failed: Sequence[bool], max_updates: int) -> float:
+    """Mean iterations over tasks 2..K (task 1 alone if K = 1) + max_updates per failed task."""
+    its = list(iterations[1:]) or list(iterations[:1])
+    if not its:
+        return float("inf")
+    return float(np.mean(its)) + max_updates * float(sum(failed))
+
+
+def slow_level_search(params: IP2Params, seed: int = 0, candidates=None, k_pilot: int | None = None, *,
+                      on_update=None, on_task=None, should_stop=None, details: dict | None = None,
+                      device: str | torch.device = "cpu"):
+    """The slow level: each candidate mask runs k_pilot tasks from the same initial network (same
+    seed); the lowest pilot score wins (ties: fewer learnable types, then candidate order).
+
+    Returns (best_mask, scores) with scores {mask_key: score}. If `details` is a dict it receives
+    each candidate's pilot result.
+    """
+    if candidates is None or isinstance(candidates, str):
+        candidates = candidate_masks(candidates or params.candidates)
+    candidates = [normalize_mask(c) for c in candidates]
+    k_pilot = params.k_pilot if k_pilot is None else int(k_pilot)
+    scores: dict[str, float] = {}
+    ranked = []
+    for order, cand in enumerate(candidates):
+        res = run_sequence(params, cand, seed, k_pilot, on_update, on_task, should_stop=should_stop,
+                           phase=f"pilot:{mask_key(cand)}", device=device)
+        sc = pilot_score(res["iterations"], res["failed"], params.max_updates)
+        scores[mask_key(cand)] = sc
+        if details is not None:
+            details[mask_key(cand)] = res
+        ranked.append((sc, len(cand), order, cand))
+        if res["stopped"]:
+            break
+    best = min(ranked)[3] if ranked else []
+    return list(best), scores
+
+
+# ----------------------------------------------------------------------------- the rule object
+
+class IP2(Rule):
+    """IP^2-RSNN. Runs its own task-sequence loop: the Trainer calls run(...) instead of the
+    dataset loop; the hooks are empty."""
+
+    name = "ip2"
+    Params = IP2Params
+    summary = ("Bi-level intrinsic plasticity in a recurrent SNN: a slow level picks which intrinsic "
+               "properties (tau_d, tau_s, theta) may adapt, a fast level adapts them with the weights; "
+               "learning to learn over a task family. Note: the paper's method section was not "
+               "available; this is our reading of it.")
+    uses_gradient = True
+    runs_own_loop = True
+
+    def __init__(self, params=None, model=None, *, total_steps: int = 1, device="cpu"):
+        super().__init__(params, model, total_steps=total_steps, device=device)
+        self._tel: dict[str, float] = {}
+        self.result: dict | None = None
+        self.chosen_mask: list[str] | None = None
+        self.scores: dict[str, float] | None = None
+        self.pilot: dict = {}
+        self.n_searches = 0
+
+    def run(self, params: IP2Params | None = None, seed: int = 0, on_update=None, on_task=None,
+            should_stop=None) -> dict:
+        p = params if params is not None else self.params
+        self.params = p
+        self._tel = {"task": 0.0, "iters_last": float("nan"), "failures": 0.0}
+        n_fail = {"n": 0}
+
+        def _upd(info):
+            self._tel.update({k: float(v) for k, v in info.items()
+                              if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            if on_update is not None:
+                on_update(info)
+
+        def _task(info):
+            if info["phase"] == "main":
+                n_fail["n"] += int(info["failed"])
+                self._tel["failures"] = float(n_fail["n"])
+            self._tel["task"] = float(info["task"])
+            self._tel["iters_last"] = float(info["iterations"])
+            self._tel.update(_means_from_snapshot(info["snapshot"]))
+            if on_task is not None:
+                on_task(info)
+
+        if p.meta_mode == "search":
+            self.n_searches += 1
+            self.pilot = {}
+            mask, self.scores = slow_level_search(p, seed, p.candidates, p.k_pilot, on_update=_upd,
+                                                  on_task=_task, should_stop=should_stop, details=self.pilot,
+                                                  device=self.device)
+        else:
+            mask, self.scores = normalize_mask(p.mask), None
+        self.chosen_mask = list(mask)   # frozen from here on
+        self._tel["failures"] = 0.0
+        n_fail["n"] = 0
+        res = run_sequence(p, mask, seed, p.n_tasks, _upd, _task, should_stop=should_stop, device=self.device)
+        res["scores"] = self.scores
+        res["meta_mode"] = p.meta_mode
+        self.result = res
+        self._tel["ms_per_update"] = res["ms_per_update"]
+        return res
+
+    def telemetry(self) -> dict[str, float]:
+        return dict(self._tel)
+
+    def state_dict(self) -> dict:
+        return {"chosen_mask": self.chosen_mask, "scores": self.scores}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.chosen_mask = state.get("chosen_mask")
+        self.scores = state.get("scores")
+
+
+def _means_from_snapshot(snap: dict) -> dict:
+    return {f"{p}_mean": snap[p]["mean"] for p in PROPS}
+
+
+__all__ = ["dh_step", "readout_step", "l2l_fit", "make_family", "RSNN", "ip2_loss", "homeostatic_term",
+           "IP2Params", "run_sequence", "slow_level_search", "IP2", "make_optimizer", "normalize_mask",
+           "mask_key", "candidate_masks", "L2LRunner", "TaskFamily", "Task", "snapshot", "pilot_score",
+           "spike_fn", "PROPS"]
