@@ -169,6 +169,7 @@ class Trainer:
 
     def _snapshot(self) -> None:
         arrays = self.recorder.snapshot()
+        arrays.update({f"rule/{k}": v for k, v in self.rule.arrays().items()})
         if arrays:
             self.store.save_snapshot(self.run_id, self.step, self.epoch, arrays, keep=self.cfg.snapshots_kept)
 

@@ -102,6 +102,12 @@ class Rule:
         the part before '/')."""
         return {}
 
+    def arrays(self) -> dict:
+        """Non-scalar state the app draws for this rule (weight histograms, assignment maps, gate
+        histograms, ...): name -> numpy array. Called at each spike snapshot; saved in the same
+        .npz under 'rule/<name>'. Keep it small (it is written every record_every steps)."""
+        return {}
+
     def state_dict(self) -> dict:
         return {}
 
