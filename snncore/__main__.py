@@ -164,7 +164,7 @@ def cmd_train(args) -> int:
     if tty:
         sys.stderr.write("\n")
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(_finite(summary)))
     else:
         acc = summary["test_accuracy"]
         print(f"run {summary['run_id']} {summary['status']}: {summary['epochs']} epochs, {summary['steps']} steps, "
@@ -172,6 +172,17 @@ def cmd_train(args) -> int:
         if summary.get("error"):
             print(f"error: {summary['error']}", file=sys.stderr)
     return 1 if summary["status"] == "failed" else 0
+
+
+def _finite(obj):
+    """NaN/inf -> null, so the JSON line is strict JSON."""
+    if isinstance(obj, float):
+        return obj if obj == obj and abs(obj) != float("inf") else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def cmd_runs(args) -> int:
@@ -186,7 +197,7 @@ def cmd_runs(args) -> int:
              "best_accuracy": r.get("best_accuracy"), "epoch": r["epoch"], "step": r["step"],
              "created": r["created"], "error": r["error"], "name": r["name"]} for r in runs]
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps(_finite(rows)))
         return 0
     if not rows:
         print(f"no runs in {store.root}")

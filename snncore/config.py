@@ -15,10 +15,12 @@ from typing import Any
 from .rules import get_rule, rule_names
 from .rules.base import check_params, coerce, param, params_from_dict
 
-DATASETS = ("digits", "synthetic")
-MODELS = ("mlp", "mps_mlp")
+DATASETS = ("digits", "synthetic", "l2l_tasks")
+MODELS = ("mlp", "mps_mlp", "rsnn")
 SURROGATES = ("sigmoid", "atan", "piecewise")
 ENCODINGS = ("rate", "latency", "direct")
+# models / datasets that belong to one rule
+OWNED = {"model": {"mps_mlp": "mps", "rsnn": "ip2"}, "dataset": {"l2l_tasks": "ip2"}}
 
 
 class ConfigError(ValueError):
@@ -98,6 +100,13 @@ class RunConfig:
                 except ValueError as e:
                     raise ConfigError(str(e)) from None
             kwargs[k] = v
+        # a rule that needs its own model / dataset gets them unless they were given explicitly
+        rule = kwargs.get("rule", cls().rule)
+        if rule in rule_names():
+            rcls = get_rule(rule)
+            for what, needs in (("model", rcls.requires_model), ("dataset", rcls.requires_dataset)):
+                if needs and what not in values:
+                    kwargs[what] = needs
         cfg = cls(**kwargs)
         errors = cfg.errors()
         if errors:
@@ -162,11 +171,13 @@ class RunConfig:
             except ValueError as e:
                 errs.append(f"{self.rule}.{e}")
         if self.rule in rule_names():
-            needs = get_rule(self.rule).requires_model
-            if needs and self.model != needs:
-                errs.append(f"model: rule {self.rule!r} needs model {needs!r} (got {self.model!r})")
-            elif self.model == "mps_mlp" and self.rule != "mps":
-                errs.append(f"model: 'mps_mlp' is trained by rule 'mps' only (got rule {self.rule!r})")
+            cls = get_rule(self.rule)
+            for what, needs in (("model", cls.requires_model), ("dataset", cls.requires_dataset)):
+                got = getattr(self, what)
+                if needs and got != needs:
+                    errs.append(f"{what}: rule {self.rule!r} needs {what} {needs!r} (got {got!r})")
+                elif not needs and got in OWNED[what]:
+                    errs.append(f"{what}: {got!r} works with rule {OWNED[what][got]!r} only (got rule {self.rule!r})")
         if not isinstance(self.hidden, list) or not 1 <= len(self.hidden) <= 3:
             errs.append("hidden: give 1 to 3 hidden layer sizes, e.g. 256 or 256,128")
         else:

@@ -85,6 +85,20 @@ class Trainer:
         self.on_progress = on_progress
         self.device = resolve_device(cfg.device)
         self.gen = seed_everything(cfg.seed)
+        self.step = 0
+        self.epoch = 0
+        self.epochs_done = 0
+        self.tasks_done = 0
+        self._pending: list[tuple[int, int, dict[str, torch.Tensor]]] = []
+        self._pending_tel: list[tuple[int, dict[str, float]]] = []
+        self._last_flush = 0.0
+        self._tb = None
+        rule_cls = get_rule(cfg.rule)
+        if getattr(rule_cls, "runs_own_loop", False):   # e.g. IP2: a task sequence, not a dataset
+            self.rule = rule_cls(cfg.rule_object_params(), None, total_steps=1, device=self.device)
+            self.own_loop = True
+            return
+        self.own_loop = False
         self.data = load_dataset(cfg).to(self.device)
         self.model = build_model(cfg, self.data.input_size, self.data.n_classes).to(self.device)
         self.steps_per_epoch = self.data.steps_per_epoch(cfg.batch_size)
@@ -94,7 +108,6 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.total_steps)
                           if cfg.schedule == "cosine" else None)
-        rule_cls = get_rule(cfg.rule)
         self.rule = rule_cls(cfg.rule_object_params(), self.model, total_steps=self.total_steps,
                              device=self.device)
         names = self.model.names
@@ -104,13 +117,6 @@ class Trainer:
                              f"(choose from {', '.join(names)})")
         self.recorder = SpikeRecorder(["input", self.record_layer], cfg.record_neurons,
                                       cfg.record_batches, seed=cfg.seed)
-        self.step = 0
-        self.epoch = 0
-        self.epochs_done = 0
-        self._pending: list[tuple[int, int, dict[str, torch.Tensor]]] = []
-        self._pending_tel: list[tuple[int, dict[str, float]]] = []
-        self._last_flush = 0.0
-        self._tb = None
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.cfg
@@ -165,7 +171,8 @@ class Trainer:
             if tb:
                 for k, (s, v) in {k: (s, v) for s, k, v in trows}.items():
                     tb.add_scalar("rule/" + k, v, s)
-        return self.store.heartbeat(self.run_id, epoch=self.epochs_done, step=self.step)
+        progress = self.tasks_done if self.own_loop else self.step   # IP2's progress counts tasks
+        return self.store.heartbeat(self.run_id, epoch=self.epochs_done, step=progress)
 
     def _snapshot(self) -> None:
         arrays = self.recorder.snapshot()
@@ -241,6 +248,8 @@ class Trainer:
                 "config": self.cfg.to_dict()}
 
     def run(self) -> dict:
+        if self.own_loop:
+            return self.run_task_sequence()
         cfg = self.cfg
         t0 = time.monotonic()
         self.store.start_run(self.run_id, pid=os.getpid(), device=str(self.device), total_steps=self.total_steps)
@@ -309,3 +318,63 @@ class Trainer:
         for n, p in self.model.named_parameters():
             if not torch.isfinite(p).all():
                 raise Diverged(f"diverged at epoch {self.epoch + 1} step {self.step}: weights of {n} are not finite")
+
+    # ---- rules with their own loop (IP2: learning to learn over a task family) -------------
+    def run_task_sequence(self) -> dict:
+        """Metrics per update (step = global update count), per task the iterations to criterion
+        ('l2l/iterations', main sequence; 'pilot/<mask>' during the slow level), and a snapshot per
+        task: the raster of one trial and the intrinsic parameters. Progress counts tasks."""
+        from .rules.ip2 import candidate_masks
+        p = self.rule.params
+        n_pilot = len(candidate_masks(p.candidates)) * p.k_pilot if p.meta_mode == "search" else 0
+        planned = n_pilot + p.n_tasks
+        t0 = time.monotonic()
+        self.store.start_run(self.run_id, pid=os.getpid(), device=str(self.device), total_steps=planned)
+        stop = {"flag": False}
+        status, error, result = "finished", None, None
+
+        def on_update(info):
+            m = {"train/loss": info["loss"], "train/l_task": info["l_task"], "ip2/mean_u2": info["mean_u2"]}
+            if info.get("sigma_h") == info.get("sigma_h"):      # not NaN: set after task 1
+                m["ip2/sigma_h"] = info["sigma_h"]
+            self._pending.append((self.step, 0, m))
+            if self.step % self.cfg.log_every == 0:
+                self._pending_tel.append((self.step, self.rule.telemetry()))
+            self.step += 1
+            if self._flush():
+                stop["flag"] = True
+
+        def on_task(info):
+            self.tasks_done += 1
+            phase = info["phase"]
+            key = "l2l/iterations" if phase == "main" else f"pilot/{phase.split(':', 1)[-1]}"
+            rows = [(self.step, 0, key, info["iterations"]), (self.step, 0, "l2l/task_index", self.tasks_done)]
+            if phase == "main":
+                rows.append((self.step, 0, "l2l/failed", float(info["failed"])))
+            self.store.log_metrics(self.run_id, rows)
+            snap = info["snapshot"]
+            arrays = {"raster/rsnn": np.asarray(info["trial"]["s"], dtype=bool).T,
+                      "task": np.array(self.tasks_done)}
+            for prop in ("tau_d", "tau_s", "theta"):
+                arrays[f"rule/{prop}"] = np.asarray(snap[prop]["values"], dtype=np.float32)
+            self.store.save_snapshot(self.run_id, self.step, 0, arrays, keep=self.cfg.snapshots_kept)
+            self.store.heartbeat(self.run_id, epoch=0, step=self.tasks_done)
+
+        try:
+            result = self.rule.run(p, self.cfg.seed, on_update=on_update, on_task=on_task,
+                                   should_stop=lambda: stop["flag"])
+            if result.get("stopped"):
+                status = "stopped"
+        finally:
+            self._flush(force=True)
+        res = result or {}
+        summary = {"run_id": self.run_id, "status": status, "epochs": 1 if status == "finished" else 0,
+                   "steps": self.step, "test_accuracy": None, "tasks": len(res.get("iterations", [])),
+                   "failures": res.get("failures"), "mask": res.get("mask"),
+                   "final_efficiency": res.get("final_efficiency"), "l2l_fit": res.get("fit"),
+                   "seconds": round(time.monotonic() - t0, 3), "device": str(self.device),
+                   "rule": self.cfg.rule, "dataset": self.cfg.dataset}
+        self.store.save_checkpoint(self.run_id, 1, self.step, {"rule": self.rule.state_dict(),
+                                                               "config": self.cfg.to_dict(), "summary": summary})
+        self.store.end_run(self.run_id, status, error=error, summary=summary)
+        return summary

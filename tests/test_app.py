@@ -86,3 +86,26 @@ def test_failed_run_is_shown_as_failed(runs_dir):
     store.end_run(rid, "failed", error="diverged at epoch 1 step 3: loss is nan")
     at = app(runs_dir)
     assert any("Run failed: diverged at epoch 1 step 3" in e.value for e in at.error)
+
+
+def test_ip2_from_the_page_shows_learning_to_learn(runs_dir):
+    at = app(runs_dir)
+    at.sidebar.selectbox(key="rule").set_value("ip2")
+    at.run()
+    assert not at.exception
+    assert any("set by the rule" in c.value for c in at.sidebar.caption)
+    at.sidebar.number_input(key="rp_ip2_n_tasks").set_value(2)
+    at.sidebar.selectbox(key="rp_ip2_meta_mode").set_value("fixed")
+    at.sidebar.number_input(key="rp_ip2_max_updates").set_value(30)
+    at.sidebar.number_input(key="rp_ip2_N").set_value(16)
+    at.sidebar.button[0].click()
+    at.run()
+    assert not at.exception and at.sidebar.success
+    store = RunStore(runs_dir)
+    run_id = store.list_runs()[0]["id"]
+    assert wait_for(lambda: store.get_run(run_id)["status"] == "finished", 180), store.get_run(run_id)
+    at.run()
+    assert not at.exception
+    text = " ".join(c.proto.spec for c in at.get("plotly_chart"))
+    assert "learning to learn" in text and "rsnn raster" in text
+    assert any("2 tasks" in s.value for s in at.success)

@@ -128,3 +128,33 @@ def test_long_run_recording_stays_bounded(tmp_path, monkeypatch, tiny):
         tr.run()
         sizes.append((tr.recorder.nbytes(), len(store.snapshot_steps(rid))))
     assert sizes[0] == sizes[1] == (sizes[0][0], 3)
+
+
+def test_ip2_runs_its_task_sequence_through_the_store(tmp_path, monkeypatch):
+    store = RunStore(tmp_path / "runs")
+    cfg = RunConfig.from_dict({"rule": "ip2", "rule_params": {"n_tasks": 2, "meta_mode": "fixed",
+                                                              "max_updates": 30, "N": 16}})
+    assert cfg.model == "rsnn" and cfg.dataset == "l2l_tasks"      # set by the rule
+    rid = store.create_run(cfg.to_dict())
+    s = Trainer(cfg, store, rid).run()
+    assert s["status"] == "finished" and s["tasks"] == 2 and s["mask"] == ["tau_d"]
+    run = store.get_run(rid)
+    assert run["step"] == 2 and run["total_steps"] == 2               # progress counts tasks
+    m = store.metrics_frame(rid)
+    its = m["l2l/iterations"].dropna().tolist()
+    assert len(its) == 2 and all(1 <= i <= 30 for i in its)
+    assert len(m["train/loss"].dropna()) == s["steps"] == sum(its)
+    snap = store.load_snapshot(rid)
+    assert snap["raster/rsnn"].shape[0] == 16 and snap["rule/tau_d"].shape == (16,)
+    tel = store.metrics_frame(rid, "telemetry")
+    assert {"tau_d_mean", "tau_s_mean", "theta_mean"} <= set(tel.columns)
+
+
+def test_owned_models_and_datasets_are_checked():
+    import pytest
+    from snncore.config import ConfigError
+    with pytest.raises(ConfigError, match="model: rule 'mps' needs model 'mps_mlp'"):
+        RunConfig.from_dict({"rule": "mps", "model": "mlp"})
+    with pytest.raises(ConfigError, match="dataset: 'l2l_tasks' works with rule 'ip2' only"):
+        RunConfig.from_dict({"rule": "bptt", "dataset": "l2l_tasks"})
+    assert RunConfig.from_dict({"rule": "mps"}).model == "mps_mlp"

@@ -13,6 +13,7 @@ REGISTRY: dict[str, str] = {
     "stdp": "snncore.rules.stdp:STDP",
     "rstdp": "snncore.rules.rstdp:RSTDP",
     "mps": "snncore.rules.mps:MPS",
+    "ip2": "snncore.rules.ip2:IP2",
 }
 
 

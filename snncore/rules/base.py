@@ -76,7 +76,9 @@ class Rule:
     Params: type = NoParams
     summary: str = ""              # one line for the app
     uses_gradient: bool = True     # False: the Trainer skips backward/optimizer for this rule
-    requires_model: str | None = None  # a model id this rule only works with (e.g. "mps_mlp")
+    requires_model: str | None = None    # a model id this rule only works with (e.g. "mps_mlp")
+    requires_dataset: str | None = None  # a dataset id this rule only works with (e.g. "l2l_tasks")
+    runs_own_loop: bool = False          # True: the Trainer calls rule.run(...) instead of its loop
 
     def __init__(self, params=None, model: torch.nn.Module | None = None, *,
                  total_steps: int = 1, device: torch.device | str = "cpu"):

@@ -737,6 +737,8 @@ class IP2(Rule):
                "available; this is our reading of it.")
     uses_gradient = True
     runs_own_loop = True
+    requires_model = "rsnn"
+    requires_dataset = "l2l_tasks"
 
     def __init__(self, params=None, model=None, *, total_steps: int = 1, device="cpu"):
         super().__init__(params, model, total_steps=total_steps, device=device)

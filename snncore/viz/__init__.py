@@ -91,3 +91,28 @@ def telemetry_figure(df: pd.DataFrame, group: str, columns: list[str]) -> go.Fig
     if group in ("dw", "dw_ratio") and (df[columns].dropna(how="all") > 0).any().any():
         fig.update_yaxes(type="log")
     return fig
+
+
+def l2l_figure(iterations: list[float], failed: list[bool] | None = None, fit: tuple | None = None,
+               title: str = "learning to learn: updates to criterion per task") -> go.Figure:
+    """Iterations-to-criterion per task (dots), a 5-task moving mean, failures as red x marks,
+    and the fit a exp(-k/tau) + c over tasks 2..end when given."""
+    it = np.asarray(iterations, dtype=float)
+    k = np.arange(1, it.size + 1)
+    fig = go.Figure(go.Scatter(x=k, y=it, mode="markers", name="per task"))
+    if it.size >= 2:
+        mm = pd.Series(it).rolling(5, min_periods=1).mean()
+        fig.add_trace(go.Scatter(x=k, y=mm, mode="lines", name="moving mean (5)"))
+    if failed is not None and any(failed):
+        f = np.asarray(failed, dtype=bool)
+        fig.add_trace(go.Scatter(x=k[f], y=it[f], mode="markers", name="failed",
+                                 marker=dict(color="#d62728", symbol="x", size=10)))
+    if fit is not None and all(v == v for v in fit):
+        a, tau, c = fit
+        kk = np.linspace(2, max(2, it.size), 100)
+        fig.add_trace(go.Scatter(x=kk, y=a * np.exp(-kk / tau) + c, mode="lines", line_dash="dash",
+                                 name=f"fit: tau {tau:.1f} tasks, c {c:.0f}"))
+    fig.update_layout(**LAYOUT, title=title)
+    fig.update_xaxes(title_text="task")
+    fig.update_yaxes(title_text="updates to criterion", rangemode="tozero")
+    return fig
