@@ -117,7 +117,9 @@ def cmd_train(args) -> int:
     from .store import RunStore, StoreError, check_run_id
     try:
         cfg = config_from_args(args)
-    except ConfigError as e:
+        from .train import resolve_device
+        resolve_device(cfg.device)          # cuda asked for on a machine without one: refuse now
+    except (ConfigError, ValueError) as e:
         _fail(str(e))
     try:
         store = RunStore(args.runs_dir)

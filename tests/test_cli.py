@@ -72,3 +72,14 @@ def test_bad_input_from_a_real_process(tmp_path):
     assert r.returncode == 2
     lines = [l for l in r.stderr.splitlines() if l.strip() and "Triton" not in l]
     assert lines == ["error: timesteps: 0 is out of range (allowed: 1 <= value <= 10000)"]
+
+
+def test_cuda_without_gpu_is_refused_before_running(tmp_path, capsys):
+    import torch
+    from snncore.__main__ import main
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--device", "cuda", "--runs-dir", str(tmp_path / "runs")])
+    assert e.value.code == 2
+    assert "device: 'cuda' was asked for but no CUDA GPU is available" in capsys.readouterr().err
