@@ -16,6 +16,7 @@ from app_pages.common import get_store
 from snncore import viz
 from snncore.config import DATASETS, ENCODINGS, MODELS, OWNED, SURROGATES, ConfigError, RunConfig
 from snncore.launch import launch_run
+from snncore.train import resolve_device
 from snncore.rules import get_rule, rule_names
 from snncore.store import LIVE
 
@@ -107,7 +108,8 @@ with st.sidebar:
     if start:
         try:
             cfg = RunConfig.from_dict(values)
-        except ConfigError as e:
+            resolve_device(cfg.device)
+        except (ConfigError, ValueError) as e:
             st.error(f"Cannot start: {e}")
         else:
             run_id = launch_run(cfg, store)

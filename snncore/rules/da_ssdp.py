@@ -47,12 +47,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .base import StepContext, param
 from .ssdp import SSDP, LATENCIES, dist_world_size, all_reduce_mean_  # noqa: F401
 
 __all__ = ["DASSDP", "DASSDPParams", "fit_gate", "dopamine_gate"]
+
+WARM_KEEP = 2000     # most warm-up (S, L) points saved by arrays() for the S-vs-L scatter
 
 
 def fit_gate(sync: torch.Tensor, loss: torch.Tensor, eps: float = 1e-8):
@@ -116,6 +119,8 @@ class DASSDP(SSDP):
         self._mu: torch.Tensor | None = None
         self._sd: torch.Tensor | None = None
         self._fit_n = 0
+        self._warm_keep: tuple[torch.Tensor, torch.Tensor] | None = None   # record subsample at the fit
+        self._last_gate: dict[str, torch.Tensor] = {}
         self._reset_record()
 
     def _reset_record(self):
@@ -236,6 +241,9 @@ class DASSDP(SSDP):
         self._sd = torch.stack(sds) if sds else empty.clone()
         self._fit_n = int(L.numel())
         self._fitted = True
+        if L.numel():   # a small subsample of the record stays for the app's scatter (device copy)
+            S_k, L_k = _subsample(S, L, WARM_KEEP)
+            self._warm_keep = (S_k.float().clone(), L_k.float().clone())
         self._reset_record()
 
     def _gate(self, li: int, name: str, sync: torch.Tensor) -> torch.Tensor:
@@ -249,7 +257,35 @@ class DASSDP(SSDP):
         self._tel(f"sd/{name}", sd)
         self._tel(f"gate_mean/{name}", g.mean())
         self._tel(f"gate_clipped/{name}", ((g <= 0) | (g >= 2)).float().mean())
+        self._last_gate[name] = g
         return g
+
+    def arrays(self) -> dict:
+        """SSDP's arrays (kernel, latencies) plus, for the S-vs-L scatter, up to 2000 warm-up
+        samples ``warm_S/<layer>`` (float32) with their loss ``warm_L`` (the running record during
+        the warm-up, the record kept at the fit afterwards; absent after a resume past the fit),
+        ``warmup`` (0-d: warm-up progress 0..1), and once fitted ``fit/<layer>`` = [k, mu, sd]
+        (float64) and the last batch's gate values ``gate/<layer>`` (float32 [B])."""
+        out = super().arrays()
+        names = list(self._targets or [])
+        rec = None
+        if not self._fitted and self._rec_S is not None and self._rec_n > 0:
+            rec = _subsample(self._rec_S[:, :self._rec_n], self._rec_L[:self._rec_n], WARM_KEEP)
+        elif self._warm_keep is not None:
+            rec = self._warm_keep
+        if rec is not None and names and rec[0].shape[0] == len(names):
+            S = rec[0].detach().to("cpu", torch.float32).numpy()
+            out["warm_L"] = rec[1].detach().to("cpu", torch.float32).numpy()
+            for li, n in enumerate(names):
+                out[f"warm_S/{n}"] = S[li].copy()
+        out["warmup"] = np.array(float(self._tel_host.get("warmup_progress", 1.0 if self._fitted else 0.0)))
+        if self._fitted and names and self._k is not None and self._k.numel() == len(names):
+            kms = torch.stack([self._k, self._mu, self._sd]).detach().to("cpu", torch.float64).numpy()
+            for li, n in enumerate(names):
+                out[f"fit/{n}"] = kms[:, li].copy()
+            for n, g in self._last_gate.items():
+                out[f"gate/{n}"] = g.detach().to("cpu", torch.float32).numpy().reshape(-1)
+        return out
 
     def gate_params(self) -> dict[str, tuple[float, float, float]] | None:
         """{layer: (k, mu, sd)} once fitted (one host sync; for the app, not the training loop)."""
@@ -319,3 +355,9 @@ def _gather_record(S: torch.Tensor, L: torch.Tensor):
     d.all_gather(Ls, Lp)
     return (torch.cat([s[:, :z] for s, z in zip(Ss, sizes)], 1),
             torch.cat([l[:z] for l, z in zip(Ls, sizes)]))
+
+
+def _subsample(S: torch.Tensor, L: torch.Tensor, keep: int):
+    """Every ceil(n/keep)-th column of S [n_layers, n] and entry of L [n]: at most keep of each."""
+    stride = max(1, math.ceil(int(L.numel()) / keep))
+    return S[:, ::stride][:, :keep], L[::stride][:keep]

@@ -642,6 +642,17 @@ class MPS(Rule):
                     out[f"silent/{name}"] = float((s.sum(dim=(0, 1)) == 0).float().mean())
         return out
 
+    def arrays(self) -> dict:
+        """For the app, at each snapshot: ``assign/<layer>`` = the shares A [K, N] (float32; rows in
+        the order of ``mechanisms``, a fixed-width unicode array, so the .npz loads without pickle)."""
+        model = self.model
+        if not isinstance(model, MPSNet):
+            return {}
+        out = {"mechanisms": np.array(list(model.mechanisms), dtype="U8")}
+        for name in model.names:
+            out[f"assign/{name}"] = model.assignment_map(name).astype(np.float32)
+        return out
+
     def assignment_map(self, layer: int | str) -> np.ndarray:
         """Shares [K, N] of one layer (rows in the order of the model's mechanisms)."""
         return self._check(self.model).assignment_map(layer)

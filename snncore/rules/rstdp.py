@@ -43,11 +43,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .base import Rule, StepContext, param
-from .stdp import (_all_reduce_sum, _bound_factors, _weighted_stdp_sums, _work_dtype, apply_delta,
-                   histogram, resolve_targets)
+from .stdp import (WINDOW_DT, _all_reduce_sum, _bound_factors, _weighted_stdp_sums, _work_dtype,
+                   apply_delta, histogram, resolve_targets, stdp_window, weight_hist_arrays)
 
 __all__ = ["eligibility_weights", "rstdp_delta", "reward_from_output", "RSTDPParams", "RSTDP"]
 
@@ -163,6 +164,19 @@ class RSTDP(Rule):
             dw, mean = s.tolist()
             out[f"dw/{name}"] = float(dw)
             out[f"w_mean/{name}"] = float(mean)
+        return out
+
+    def arrays(self) -> dict:
+        """For the app, at each snapshot: per target layer ``whist/<layer>`` / ``wedges/<layer>``
+        (40-bin weight histogram, as in stdp) and the window of the STDP term per unit of reward
+        prediction error, ``window_dt`` (-20..20 steps) / ``window_dw`` = eta * W(dt) (the eligibility
+        read at the end of the window, before the (r - r_bar) factor)."""
+        p = self.params
+        bounded = p.bounds == "multiplicative" or p.clip_additive
+        out = weight_hist_arrays(self._weights, (p.w_min, p.w_max) if bounded else None)
+        out["window_dt"] = WINDOW_DT.astype(np.float64)
+        out["window_dw"] = p.eta * stdp_window(WINDOW_DT, p.tau_pre, p.tau_post, p.eta_plus,
+                                               p.eta_minus).numpy()
         return out
 
     def weight_histogram(self, layer: str, bins: int = 20):

@@ -66,6 +66,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .base import Rule, StepContext, check_params, param
@@ -76,6 +77,7 @@ __all__ = [
 ]
 
 LATENCIES = ("first", "last")
+LAT_SAMPLES, LAT_NEURONS = 32, 256   # latency subsample saved by arrays(): samples x neurons
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -295,6 +297,8 @@ class SSDP(Rule):
         self._tel_vals: list[torch.Tensor] = []
         self._tel_host: dict[str, float] = {}
         self._tel_cache: dict[str, float] | None = None
+        self._lat: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}   # last batch's latencies
+        self._T: int | None = None
 
     # ----------------------------------------------------------------- pieces subclasses change
     def _active(self, ctx: StepContext) -> bool:
@@ -365,6 +369,8 @@ class SSDP(Rule):
                 dtype = _work_dtype(tr.pre, tr.post)
                 a_pre, tau_pre = pre.any(0), spike_latency(pre, p.latency)
                 a_post, tau_post = post.any(0), spike_latency(post, p.latency)
+                self._lat[name] = (tau_pre, tau_post)   # references only; copied in arrays()
+                self._T = T
                 fa_pre, fa_post = a_pre.to(dtype), a_post.to(dtype)
                 sync = fa_post.mean(-1) * fa_pre.mean(-1)              # [B]
                 self._observe(li, name, sync, ctx)
@@ -404,9 +410,35 @@ class SSDP(Rule):
             self._tel_cache = out
         return dict(self._tel_cache)
 
+    def arrays(self) -> dict:
+        """For the app, at each snapshot (nothing per step): the kernel ``kernel_dt`` = 0..T (the
+        last batch's T; T is the silent sentinel) and ``kernel_g`` = G(dt); per target layer the
+        last batch's spike latencies (``latency`` = first or last; T = silent) of the pre and post
+        neurons, ``lat_pre/<layer>`` / ``lat_post/<layer>`` (int32 [samples, neurons], at most
+        32 samples x 256 evenly spaced neurons), and ``lat_T`` (that T, 0-d int64)."""
+        sigma = float(self.params.sigma)
+        T = self._T if self._T is not None else max(8, int(math.ceil(4 * sigma)))
+        dt = np.arange(T + 1, dtype=np.float64)
+        out = {"kernel_dt": dt, "kernel_g": np.exp(-dt ** 2 / (2.0 * sigma ** 2))}
+        for name, (tp, tq) in self._lat.items():
+            out[f"lat_pre/{name}"] = _latency_sample(tp)
+            out[f"lat_post/{name}"] = _latency_sample(tq)
+        if self._lat:
+            out["lat_T"] = np.array(T, dtype=np.int64)
+        return out
+
     def state_dict(self) -> dict:
         return {"targets": list(self._targets) if self._targets is not None else None}
 
     def load_state_dict(self, state: dict) -> None:
         t = (state or {}).get("targets")
         self._targets = list(t) if t is not None else None
+
+
+def _latency_sample(tau: torch.Tensor) -> np.ndarray:
+    """At most LAT_SAMPLES x LAT_NEURONS (evenly spaced neurons) of latencies [B, N], int32 numpy."""
+    t = tau.detach()[:LAT_SAMPLES]
+    n = t.shape[-1]
+    if n > LAT_NEURONS:
+        t = t[:, torch.linspace(0, n - 1, LAT_NEURONS, device=t.device).round().long()]
+    return t.to("cpu", torch.int32).numpy()

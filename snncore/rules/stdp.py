@@ -50,17 +50,22 @@ Our readings (ALGORITHMS.md "stdp"):
 - With torch.distributed initialised, dW is summed across ranks before it is added (the batch sum
   becomes the global-batch sum and the replicas stay identical).
 - Telemetry per target layer: "dw/<layer>" = Frobenius norm of the last update, "w_mean/<layer>",
-  "w_std/<layer>". A coarse weight histogram is available from :meth:`STDP.weight_histogram`.
+  "w_std/<layer>". A coarse weight histogram is available from :meth:`STDP.weight_histogram`;
+  :meth:`STDP.arrays` (per snapshot) saves a 40-bin one per target layer and the window.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .base import LayerTrace, Rule, StepContext, param
 
 __all__ = ["traces", "decay_matrix", "stdp_delta", "stdp_window", "STDPParams", "STDP"]
+
+HIST_BINS = 40                     # weight-histogram bins saved with each snapshot (arrays())
+WINDOW_DT = np.arange(-20, 21)     # dt = t_post - t_pre (steps) of the saved learning window
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,6 +244,20 @@ def histogram(weight: torch.Tensor, bins: int = 20, range_: tuple[float, float] 
     return edges, counts
 
 
+def weight_hist_arrays(weights: dict[str, torch.Tensor], range_: tuple[float, float] | None,
+                       bins: int = HIST_BINS) -> dict[str, np.ndarray]:
+    """{'whist/<layer>': int64 counts [bins], 'wedges/<layer>': float64 edges [bins+1]} per layer.
+
+    range_: fixed [lo, hi] (bounded weights), or None for each weight's observed range.
+    """
+    out: dict[str, np.ndarray] = {}
+    for name, w in weights.items():
+        edges, counts = histogram(w, bins, range_)
+        out[f"whist/{name}"] = counts.numpy().astype(np.int64)
+        out[f"wedges/{name}"] = edges.numpy().astype(np.float64)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # the rule
 # ---------------------------------------------------------------------------------------------
@@ -301,6 +320,18 @@ class STDP(Rule):
             out[f"dw/{name}"] = float(dw)
             out[f"w_mean/{name}"] = float(mean)
             out[f"w_std/{name}"] = float(std)
+        return out
+
+    def arrays(self) -> dict:
+        """For the app, at each snapshot (nothing per step): per target layer the weight histogram
+        ``whist/<layer>`` (40 bins, int64) with its ``wedges/<layer>`` (over [w_min, w_max] when the
+        weights are clamped there, else their observed range), and the learning window
+        ``window_dt`` (dt = t_post - t_pre, -20..20 steps) / ``window_dw`` (dW of one spike pair)."""
+        p = self.params
+        bounded = p.bounds == "multiplicative" or p.clip_additive
+        out = weight_hist_arrays(self._weights, (p.w_min, p.w_max) if bounded else None)
+        out["window_dt"] = WINDOW_DT.astype(np.float64)
+        out["window_dw"] = stdp_window(WINDOW_DT, p.tau_pre, p.tau_post, p.eta_plus, p.eta_minus).numpy()
         return out
 
     def weight_histogram(self, layer: str, bins: int = 20):

@@ -311,3 +311,53 @@ def test_hooks_make_no_python_level_host_sync(monkeypatch):
             rule.after_step(ctx)
         tel = rule.telemetry()
         assert tel["phase"] == (1.0 if step >= 2 else 0.0)
+
+
+def _npz_round_trip(arrays):
+    import io
+
+    import numpy as np
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    buf.seek(0)
+    with np.load(buf, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_arrays_warmup_record_fit_and_gate():
+    import numpy as np
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+    rule = DASSDP(DASSDPParams(a_plus=1e-2, a_base=5e-3, warmup_steps=3), model, total_steps=12)
+    S_rec, L_rec = [], []
+    for step in range(2):
+        ctx = make_ctx(model, step, step, optimizer=opt)
+        run_step(rule, model, opt, ctx)
+        S_rec.append(synchrony(ctx.layers["out"].pre, ctx.layers["out"].post))
+        L_rec.append(ctx.loss.detach().expand(6))
+    a = _npz_round_trip(rule.arrays())                        # mid warm-up: the running record
+    assert {"kernel_dt", "kernel_g", "warm_L", "warm_S/fc2", "warm_S/out", "warmup"} <= set(a)
+    assert not any(k.startswith(("fit/", "gate/")) for k in a)
+    assert a["warm_L"].dtype == np.float32 and a["warm_L"].shape == (12,) and a["warm_S/out"].shape == (12,)
+    np.testing.assert_allclose(a["warm_S/out"], torch.cat(S_rec).numpy(), atol=1e-6)
+    np.testing.assert_allclose(a["warm_L"], torch.cat(L_rec).numpy(), rtol=1e-6)
+    assert float(a["warmup"]) == pytest.approx(2 / 3)
+    for step in range(2, 5):                                  # fit at step 2, then gated
+        run_step(rule, model, opt, make_ctx(model, step, step, optimizer=opt))
+    a = _npz_round_trip(rule.arrays())
+    assert a["warm_S/out"].shape == (18,) and a["warm_L"].shape == (18,)   # kept at the fit
+    assert float(a["warmup"]) == 1.0
+    params = rule.gate_params()
+    for name in ("fc2", "out"):
+        assert a[f"fit/{name}"].dtype == np.float64
+        np.testing.assert_allclose(a[f"fit/{name}"], params[name], rtol=1e-6)
+        g = a[f"gate/{name}"]
+        assert g.dtype == np.float32 and g.shape == (6,) and ((g >= 0) & (g <= 2)).all()
+
+
+def test_arrays_warm_record_subsample_is_bounded():
+    from snncore.rules.da_ssdp import WARM_KEEP, _subsample
+    S, L = torch.rand(2, 10_001), torch.rand(10_001)
+    s, l = _subsample(S, L, WARM_KEEP)
+    assert s.shape == (2, l.numel()) and 1000 < l.numel() <= WARM_KEEP
+    assert torch.equal(s[:, 0], S[:, 0]) and torch.equal(l[1], L[6])

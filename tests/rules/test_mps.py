@@ -331,3 +331,23 @@ def test_training_smoke_and_telemetry():
     amap = rule.assignment_map("fc1")
     assert amap.shape == (3, 32) and abs(amap.sum(0) - 1).max() < 1e-5
     assert net.assignment_map(1).shape == (3, C)
+
+
+def test_arrays_assignment_and_mechanism_names():
+    import io
+
+    import numpy as np
+    net, x, y = rand_net(3, mechanisms=("bp", "stdp", "hetero", "homeo"))
+    rule = MPS(MPSParams(mechanisms=["bp", "stdp", "hetero", "homeo"]), net)
+    buf = io.BytesIO()
+    np.savez(buf, **rule.arrays())
+    buf.seek(0)
+    with np.load(buf, allow_pickle=False) as z:                # unicode arrays need no pickle
+        a = {k: z[k] for k in z.files}
+    assert set(a) == {"mechanisms", "assign/fc1", "assign/out"}
+    assert a["mechanisms"].dtype.kind == "U" and a["mechanisms"].tolist() == ["bp", "stdp", "hetero", "homeo"]
+    assert a["assign/fc1"].shape == (4, 16) and a["assign/out"].shape == (4, 5)
+    assert a["assign/fc1"].dtype == np.float32
+    np.testing.assert_allclose(a["assign/fc1"], net.assignment_map("fc1"), rtol=1e-6)
+    np.testing.assert_allclose(a["assign/out"].sum(0), 1.0, atol=1e-5)
+    assert MPS(MPSParams(), None).arrays() == {}

@@ -194,3 +194,27 @@ def test_hook_target_readout_only():
 def test_registry_loads_rstdp():
     from snncore.rules import get_rule
     assert get_rule("rstdp") is RSTDP
+
+
+def test_arrays_histogram_and_window():
+    import io
+
+    import numpy as np
+
+    from snncore.rules.stdp import stdp_window
+    model, ctx = make_ctx(correct=True)
+    p = RSTDPParams(eta=0.05, targets=["fc1", "fc2"])
+    rule = RSTDP(p, model)
+    rule.after_step(ctx)
+    buf = io.BytesIO()
+    np.savez(buf, **rule.arrays())
+    buf.seek(0)
+    with np.load(buf, allow_pickle=False) as z:
+        a = {k: z[k] for k in z.files}
+    assert set(a) == {"whist/fc1", "wedges/fc1", "whist/fc2", "wedges/fc2", "window_dt", "window_dw"}
+    for name, lin in (("fc1", model.fc1), ("fc2", model.fc2)):
+        assert a[f"whist/{name}"].shape == (40,) and a[f"whist/{name}"].dtype == np.int64
+        assert a[f"wedges/{name}"].shape == (41,) and a[f"whist/{name}"].sum() == lin.weight.numel()
+    assert a["window_dt"].shape == a["window_dw"].shape == (41,)
+    np.testing.assert_allclose(a["window_dw"], 0.05 * stdp_window(np.arange(-20, 21), p.tau_pre, p.tau_post,
+                                                                  p.eta_plus, p.eta_minus).numpy())

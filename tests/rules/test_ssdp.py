@@ -376,3 +376,43 @@ def test_linear_form_handles_a_size_the_dense_form_would_not():
     # spot-check one row against the dense form on that row only
     ref = ssdp_delta_dense(pre, post[:, :, :1], a_plus=1e-4, a_base=5e-5)
     torch.testing.assert_close(dw[:1], ref, atol=1e-9, rtol=1e-5)
+
+
+def _npz_round_trip(arrays):
+    import io
+
+    import numpy as np
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    buf.seek(0)
+    with np.load(buf, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_arrays_kernel_and_latencies():
+    import numpy as np
+    model = make_model()
+    rule = SSDP(SSDPParams(sigma=1.5), model)
+    a0 = rule.arrays()                                        # before any step: the kernel only
+    assert set(a0) == {"kernel_dt", "kernel_g"} and a0["kernel_g"][0] == 1.0
+    ctx = make_ctx(model, 0, 0, T=5, B=6)
+    rule.after_step(ctx)
+    a = _npz_round_trip(rule.arrays())
+    assert set(a) == {"kernel_dt", "kernel_g", "lat_T", "lat_pre/fc2", "lat_post/fc2", "lat_pre/out",
+                      "lat_post/out"}
+    np.testing.assert_array_equal(a["kernel_dt"], np.arange(6))
+    np.testing.assert_allclose(a["kernel_g"], gaussian_kernel(5, 1.5, dtype=torch.float64)[0].numpy())
+    assert int(a["lat_T"]) == 5
+    for name in ("fc2", "out"):
+        tr = ctx.layers[name]
+        assert a[f"lat_pre/{name}"].dtype == np.int32 and a[f"lat_pre/{name}"].shape == (6, SIZES[name][0])
+        np.testing.assert_array_equal(a[f"lat_pre/{name}"], first_spike_latency(tr.pre).numpy())
+        np.testing.assert_array_equal(a[f"lat_post/{name}"], first_spike_latency(tr.post).numpy())
+
+
+def test_arrays_latency_subsample_is_bounded():
+    from snncore.rules.ssdp import LAT_NEURONS, LAT_SAMPLES, _latency_sample
+    tau = torch.randint(0, 9, (100, 1000))
+    s = _latency_sample(tau)
+    assert s.shape == (LAT_SAMPLES, LAT_NEURONS)
+    assert (s[:, 0] == tau[:LAT_SAMPLES, 0].numpy()).all() and (s[:, -1] == tau[:LAT_SAMPLES, -1].numpy()).all()

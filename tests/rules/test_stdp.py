@@ -267,3 +267,37 @@ def test_hook_targets_and_clamp():
 def test_registry_loads_stdp():
     from snncore.rules import get_rule
     assert get_rule("stdp") is STDP
+
+
+def npz_round_trip(arrays):
+    """Save as the store does and load with allow_pickle=False (as the app does)."""
+    import io
+
+    import numpy as np
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    buf.seek(0)
+    with np.load(buf, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_arrays_histogram_and_window():
+    import numpy as np
+    model, ctx = make_ctx()
+    rule = STDP(STDPParams(eta_plus=0.05, eta_minus=0.04), model)
+    assert set(rule.arrays()) == {"window_dt", "window_dw"}          # before any step: no histogram
+    rule.after_step(ctx)
+    a = npz_round_trip(rule.arrays())
+    assert set(a) == {"whist/fc1", "wedges/fc1", "window_dt", "window_dw"}
+    assert a["whist/fc1"].shape == (40,) and a["whist/fc1"].dtype == np.int64
+    assert a["wedges/fc1"].shape == (41,) and a["wedges/fc1"].dtype == np.float64
+    assert a["whist/fc1"].sum() == model.fc1.weight.numel()
+    w = model.fc1.weight.detach()
+    assert a["wedges/fc1"][0] == pytest.approx(w.min().item()) and a["wedges/fc1"][-1] == pytest.approx(w.max().item())
+    np.testing.assert_array_equal(a["window_dt"], np.arange(-20, 21))
+    np.testing.assert_allclose(a["window_dw"], stdp_window(np.arange(-20, 21), 5.0, 5.0, 0.05, 0.04).numpy())
+    assert a["window_dw"][20] == pytest.approx(0.05 - 0.04)                # dt = 0: both terms
+    bounded = STDP(STDPParams(bounds="multiplicative", w_min=-0.3, w_max=0.3), model)
+    bounded.after_step(ctx)
+    e = bounded.arrays()["wedges/fc1"]
+    assert e[0] == -0.3 and e[-1] == pytest.approx(0.3)

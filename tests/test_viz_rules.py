@@ -1,0 +1,127 @@
+"""snncore.viz.rules: the rule-specific figures build from small hand-made inputs."""
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from snncore.viz import rules as vr
+
+
+def titles(fig):
+    return fig.layout.title.text, fig.layout.xaxis.title.text, fig.layout.yaxis.title.text
+
+
+def test_rebin_keeps_totals_and_moves_to_common_grid():
+    grid = np.linspace(-1, 1, 5)                   # bins [-1,-.5), [-.5,0), [0,.5), [.5,1]
+    c = vr.rebin(np.array([3, 4]), np.array([-0.5, 0.0, 0.5]), grid)
+    np.testing.assert_allclose(c, [0, 3, 4, 0])
+    c = vr.rebin(np.array([2, 5]), np.array([0.9, 0.95, 1.0]), grid)   # at the top edge: last bin
+    np.testing.assert_allclose(c, [0, 0, 0, 7])
+    c = vr.rebin(np.array([4]), np.array([-0.25, 0.25]), grid)         # split by overlap
+    np.testing.assert_allclose(c, [0, 2, 2, 0])
+    c = vr.rebin(np.array([1, 1, 1]), np.array([-0.75, -0.25, 0.25, 0.75]), grid)
+    np.testing.assert_allclose(c, [0.5, 1, 1, 0.5])
+    c = vr.rebin(np.array([6]), np.array([0.3, 0.3]), grid)             # zero width: by its centre
+    np.testing.assert_allclose(c, [0, 0, 6, 0])
+
+
+def test_weight_hist_figure_over_time():
+    steps = [0, 10, 20]
+    edges = [np.linspace(-0.1, 0.1, 41), np.linspace(-0.2, 0.1, 41), np.linspace(-0.2, 0.3, 41)]
+    counts = [np.full(40, 5), np.arange(40), np.ones(40)]
+    fig = vr.weight_hist_figure(steps, counts, edges, layer="fc1")
+    assert isinstance(fig, go.Figure) and len(fig.data) == 1 and fig.data[0].type == "heatmap"
+    z = np.asarray(fig.data[0].z)
+    assert z.shape == (40, 3)
+    np.testing.assert_allclose(z.sum(0), 1.0)                  # shares per snapshot
+    y = np.asarray(fig.data[0].y)
+    assert y.min() > -0.2 and y.max() < 0.3
+    assert titles(fig) == ("weight histogram over time · fc1", "optimizer step (snapshot)", "weight")
+    one = vr.weight_hist_figure([5], [np.ones(4)], [np.zeros(5)])   # degenerate range, one snapshot
+    assert np.asarray(one.data[0].z).shape == (40, 1)
+    assert len(vr.weight_hist_figure([], [], []).data) == 0   # nothing yet: an empty, titled figure
+
+
+def test_stdp_window_figure():
+    dt = np.arange(-3, 4)
+    dw = np.array([-0.1, -0.2, -0.4, 0.1, 0.5, 0.3, 0.1])
+    fig = vr.stdp_window_figure(dt, dw)
+    assert len(fig.data) == 2
+    ltp, ltd = (np.asarray(t.y, dtype=float) for t in fig.data)
+    assert np.isnan(ltp[:3]).all() and np.nansum(ltp) == pytest.approx(1.0)
+    assert np.nansum(ltd) == pytest.approx(-0.7)
+    t, x, y = titles(fig)
+    assert t == "STDP learning window" and "t_post" in x and y
+
+
+def test_ssdp_kernel_and_latency_figures():
+    dt = np.arange(5.0)
+    fig = vr.ssdp_kernel_figure(dt, np.exp(-dt ** 2 / 2), sigma=1.0)
+    assert len(fig.data) == 1 and fig.data[0].y[0] == 1.0
+    assert titles(fig)[0].startswith("SSDP kernel G(dt)") and titles(fig)[2] == "G(dt)"
+    pre = np.array([[0, 1, 4], [4, 4, 2]])                     # T = 4: 4 is silent
+    post = np.array([[1, 1], [3, 4]])
+    fig = vr.latency_figure(pre, post, 4, layer="out")
+    assert len(fig.data) == 2
+    assert list(fig.data[0].x) == ["0", "1", "2", "3", "silent"]
+    np.testing.assert_allclose(fig.data[0].y, [1 / 6, 1 / 6, 1 / 6, 0, 3 / 6])
+    np.testing.assert_allclose(fig.data[1].y, [0, 2 / 4, 0, 1 / 4, 1 / 4])
+    assert titles(fig)[0] == "first-spike latency · out" and "latency" in titles(fig)[1]
+
+
+def test_sync_loss_scatter_fitted_and_running():
+    S = np.array([0.1, 0.2, 0.3, 0.4])
+    L = np.array([2.0, 1.8, 1.5, 1.1])
+    k, mu, sd = 0.989071, 0.25, 0.111803                         # fit_gate of these (ALGORITHMS_SSDP.md)
+    fig = vr.sync_loss_figure(S, L, k=k, mu=mu, sd=sd, layer="out")
+    assert len(fig.data) == 2                                   # points + fitted line
+    xs, ys = vr.fit_line(S, L, k, mu, sd)
+    ls_x, ls_y = vr.fit_line(S, L)                              # least squares: same line (k = -r)
+    np.testing.assert_allclose(ys, ls_y, rtol=1e-5)
+    assert ys[1] < ys[0]                                        # loss falls with synchrony
+    note = fig.layout.annotations[0].text
+    assert "k = 0.989" in note and "mu = 0.25" in note and "sd = 0.112" in note
+    t, x, y = titles(fig)
+    assert t == "synchrony vs loss (warm-up) · out" and x.startswith("synchrony S") and y == "training loss L"
+    running = vr.sync_loss_figure(S, L)
+    assert len(running.data) == 2 and "running r(S, L) = -0.989" in running.layout.annotations[0].text
+    empty = vr.sync_loss_figure(np.zeros(0), np.zeros(0))
+    assert len(empty.data) == 1
+
+
+def test_gate_hist_shows_clipped_share():
+    g = np.array([0.0, 0.5, 1.0, 1.0, 2.0, 1.5, 2.0, 0.9])
+    fig = vr.gate_hist_figure(g, layer="fc2")
+    assert len(fig.data) == 1 and fig.data[0].type == "histogram"
+    t, x, y = titles(fig)
+    assert "clipped at 0 or 2: 38%" in t and t.startswith("dopamine gate g · fc2") and x.startswith("gate g")
+    assert "0%" in titles(vr.gate_hist_figure(np.ones(3)))[0]
+
+
+def test_assignment_heatmap_sorted_by_dominant_mechanism():
+    A = np.array([[0.2, 0.7, 0.1, 0.5],
+                  [0.7, 0.2, 0.1, 0.3],
+                  [0.1, 0.1, 0.8, 0.2]])
+    fig = vr.assignment_figure(A, ["bp", "hebb", "sbp"], layer="fc1")
+    assert len(fig.data) == 1 and list(fig.data[0].y) == ["bp", "hebb", "sbp"]
+    z = np.asarray(fig.data[0].z)
+    np.testing.assert_allclose(z[:, 0], A[:, 1])                # bp-dominant, largest share first
+    np.testing.assert_allclose(z[:, 1], A[:, 3])
+    np.testing.assert_allclose(z[:, 2], A[:, 0])                # then hebb
+    np.testing.assert_allclose(z[:, 3], A[:, 2])                # then sbp
+    t, x, y = titles(fig)
+    assert (t, y) == ("mechanism assignment · fc1", "mechanism")
+    assert x == "neuron, sorted by dominant mechanism (bp 2, hebb 1, sbp 1)"
+
+
+def test_shares_area_from_telemetry_columns():
+    tel = pd.DataFrame({"share_bp/fc1": [0.4, 0.5], "share_hebb/fc1": [0.3, 0.3],
+                        "share_sbp/fc1": [0.3, 0.2], "share_bp/out": [0.9, 0.9], "dw/fc1": [1, 2]},
+                       index=pd.Index([0, 5], name="step"))
+    assert vr.share_columns(tel, "fc1") == {"bp": "share_bp/fc1", "hebb": "share_hebb/fc1",
+                                             "sbp": "share_sbp/fc1"}
+    fig = vr.shares_area_figure(tel, "fc1", ["sbp", "bp", "hebb"])
+    assert [t.name for t in fig.data] == ["sbp", "bp", "hebb"]
+    assert all(t.stackgroup == "shares" for t in fig.data)
+    assert titles(fig) == ("layer-mean shares over time · fc1", "optimizer step", "layer-mean share")
+    assert len(vr.shares_area_figure(pd.DataFrame(), "fc1").data) == 0
