@@ -222,15 +222,15 @@ def live_panel(run_id: str) -> None:
                                          ytitle="spikes / neuron / step", smooth=5), width="stretch", key="rates")
 
     tel = store.metrics_frame(run_id, table="telemetry")
+    rule_panels.render(cfg["rule"], store, run_id, cfg, tel)       # the rule's own views first
     if not tel.empty:
-        st.subheader(f"{cfg['rule']} telemetry")
-        groups = viz.telemetry_groups(tel)
-        cols = st.columns(2)
-        for i, (g, columns) in enumerate(groups.items()):
-            cols[i % 2].plotly_chart(viz.telemetry_figure(tel, g, columns), width="stretch", key=f"tel_{g}")
+        with st.expander(f"all {cfg['rule']} telemetry over time ({len(tel.columns)} series)", expanded=True):
+            groups = viz.telemetry_groups(tel)
+            cols = st.columns(2)
+            for i, (g, columns) in enumerate(groups.items()):
+                cols[i % 2].plotly_chart(viz.telemetry_figure(tel, g, columns), width="stretch", key=f"tel_{g}")
     elif cfg["rule"] != "bptt":
         st.caption("No rule telemetry yet.")
-    rule_panels.render(cfg["rule"], store, run_id, cfg, tel)
     with st.expander("config and command line"):
         st.code(RunConfig.from_dict(cfg).command_line(), language="bash")
         st.code(RunConfig.from_dict(cfg).to_toml(), language="toml")

@@ -105,9 +105,10 @@ class Trainer:
         self.total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps:
             self.total_steps = min(self.total_steps, cfg.max_steps)
-        self.optimizer = self._make_optimizer()
+        # a model with nothing to train by gradient (e.g. MPS with SBP alone) gets no optimizer
+        self.optimizer = self._make_optimizer() if any(p.requires_grad for p in self.model.parameters()) else None
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.total_steps)
-                          if cfg.schedule == "cosine" else None)
+                          if cfg.schedule == "cosine" and self.optimizer is not None else None)
         self.rule = rule_cls(cfg.rule_object_params(), self.model, total_steps=self.total_steps,
                              device=self.device)
         names = self.model.names
@@ -184,7 +185,8 @@ class Trainer:
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg, model, rule = self.cfg, self.model, self.rule
         model.train()
-        self.optimizer.zero_grad(set_to_none=True)
+        if self.optimizer is not None:
+            self.optimizer.zero_grad(set_to_none=True)
         functional.reset_net(model)
         out = model(x)                                          # [T, B, C]
         loss = self.loss(out, y)
@@ -192,7 +194,7 @@ class Trainer:
                           x=x, y=y, out=out, loss=loss, layers=model.layer_traces(),
                           optimizer=self.optimizer)
         rule.after_forward(ctx)
-        if rule.uses_gradient:
+        if rule.uses_gradient and self.optimizer is not None:
             loss.backward()
             rule.after_backward(ctx)
             self.optimizer.step()
@@ -206,7 +208,7 @@ class Trainer:
                 spikes = {"input": x, **{n: t.post for n, t in ctx.layers.items() if t.spiking}}
                 if log:  # the rest every log_every steps: they cost ~15 % of a small step
                     m["train/accuracy"] = (out.mean(0).argmax(-1) == y).float().mean()
-                    m["lr"] = self.optimizer.param_groups[0]["lr"]
+                    m["lr"] = self.optimizer.param_groups[0]["lr"] if self.optimizer is not None else 0.0
                     for name in spikes:
                         if name != "input":
                             m[f"rate/{name}"] = spikes[name].mean()
@@ -243,7 +245,7 @@ class Trainer:
         return loss_fn(out, y, self.cfg.readout)
 
     def checkpoint_state(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
                 "rule": self.rule.state_dict(), "epoch": self.epoch, "step": self.step,
                 "config": self.cfg.to_dict()}
 

@@ -158,3 +158,12 @@ def test_owned_models_and_datasets_are_checked():
     with pytest.raises(ConfigError, match="dataset: 'l2l_tasks' works with rule 'ip2' only"):
         RunConfig.from_dict({"rule": "bptt", "dataset": "l2l_tasks"})
     assert RunConfig.from_dict({"rule": "mps"}).model == "mps_mlp"
+
+
+def test_mps_sbp_only_trains_without_an_optimizer(tmp_path, monkeypatch, tiny):
+    store, rid, tr = make(tmp_path, monkeypatch, tiny, rule="mps", model="mps_mlp", max_steps=2,
+                          rule_params={"mechanisms": ["sbp"]})
+    assert tr.optimizer is None
+    w = tr.model.layers[-1].W_sbp.clone()
+    s = tr.run()
+    assert s["status"] == "finished" and not torch.equal(w, tr.model.layers[-1].W_sbp)

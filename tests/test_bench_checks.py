@@ -1,0 +1,120 @@
+"""The behaviour-check scripts in bench/ run end to end at a tiny size and return well-formed results.
+
+Each script's main(argv) is imported and called with 1 seed, 1 epoch (or a task or two) and tiny
+data, so the whole file stays well under a minute; the numbers are not checked for their values,
+only for their structure (keys present, finite where they must be).
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def _load(name: str):
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    return importlib.import_module(name)
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _check_stat(s: dict, n: int = 1):
+    assert set(s) == {"mean", "ci", "n"}
+    assert s["n"] == n
+    assert _finite(s["mean"])
+
+
+@pytest.fixture(autouse=True)
+def _threads_restored():
+    before = torch.get_num_threads()
+    yield
+    assert torch.get_num_threads() == before
+
+
+def test_ci95():
+    m = _load("check_ssdp")
+    s = m.ci95([1.0, 2.0, 3.0])
+    assert s["mean"] == pytest.approx(2.0) and s["n"] == 3
+    assert s["ci"] == pytest.approx(4.302653 * 1.0 / math.sqrt(3), rel=1e-5)   # t(0.975, 2) * sd / sqrt(n)
+    assert math.isnan(m.ci95([1.0])["ci"]) and m.ci95([])["n"] == 0
+
+
+def test_perturbations_keep_shape_and_counts():
+    m = _load("check_ssdp")
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(20, 16, 64, generator=g) < 0.05
+    assert torch.equal(m.jitter_spikes(x, 0, g), x) and torch.equal(m.insert_delete(x, 0.0, g), x)
+    j = m.jitter_spikes(x, 2.0, torch.Generator().manual_seed(1))
+    assert j.shape == x.shape and j.dtype == torch.bool and 0 < int(j.sum()) <= int(x.sum())
+    assert torch.equal(j.sum(1) > 0, x.sum(1) > 0)          # spikes move in time, never across channels
+    d = m.insert_delete(x, 0.2, torch.Generator().manual_seed(2))
+    assert abs(int(d.sum()) - int(x.sum())) < 0.1 * int(x.sum())   # as many inserted as deleted, ~
+    assert int((x & ~d).sum()) > 0 and int((d & ~x).sum()) > 0
+
+
+def test_check_ssdp_tiny(capsys):
+    m = _load("check_ssdp")
+    res = m.main(["--seeds", "1", "--epochs", "1", "--samples", "128"])
+    out = capsys.readouterr().out
+    assert "ssdp - bptt" in out and "acc jitter 3" in out
+    s = res["summary"]
+    for key in ["acc jitter 0", "acc jitter 1", "acc jitter 2", "acc jitter 3", "acc ins/del 10%",
+                "acc ins/del 20%", "roughness", "silent_all", "silent_per_sample"]:
+        assert set(s[key]) == {"bptt", "ssdp", "ssdp - bptt"}
+        for v in s[key].values():
+            _check_stat(v)
+    assert 0.0 <= s["acc jitter 0"]["bptt"]["mean"] <= 1.0
+    assert len(res["per_seed"]["ssdp"]) == 1
+
+
+def test_check_da_ssdp_tiny():
+    m = _load("check_da_ssdp")
+    res = m.main(["--seeds", "1", "--epochs", "1", "--samples", "128", "--json"])
+    s = res["summary"]
+    assert set(s) == {c[0] for c in m.CONDITIONS}
+    for label, d in s.items():
+        _check_stat(d["accuracy"])
+        if "da" in label.split(":")[-1]:
+            for n in m.LAYERS:
+                _check_stat(d[f"k {n}"])
+                assert -1.0 <= d[f"k {n}"]["mean"] <= 1.0
+                _check_stat(d[f"gate std {n}"])
+                assert len(d[f"hist {n}"]) == 10
+    _check_stat(s["std: da null shuffled L"]["acc - ssdp matched"])
+    _check_stat(s["std: da null shuffled L"]["rel weight dist to ssdp"])
+
+
+def test_check_mps_tiny():
+    m = _load("check_mps")
+    res = m.main(["--seeds", "1", "--epochs", "1", "--n-train", "128", "--json"])
+    s = res["summary"]
+    assert set(s) == set(m.CONDITIONS)
+    for label, d in s.items():
+        for sigma in m.NOISE:
+            _check_stat(d[f"acc sigma {sigma}"])
+    assert s["fixed equal shares"]["out share hebb"]["mean"] == pytest.approx(1 / 3, abs=1e-6)
+    _check_stat(s["adaptive MPS"]["out share hebb"])
+    assert "out share hebb" not in s["STBP only"]
+
+
+def test_check_ip2_tiny():
+    m = _load("check_ip2")
+    res = m.main(["--seeds", "1", "--tasks", "2", "--k-pilot", "1", "--max-updates", "15", "--json"])
+    s = res["summary"]
+    assert set(s) == {"IP2 (slow level)", "no IP (mask none)", "uniform (all 3)"}
+    assert s["no IP (mask none)"]["masks"] == ["none"]
+    assert s["uniform (all 3)"]["masks"] == ["tau_d+tau_s+theta"]
+    assert len(res["slow_level"]) == 1 and set(res["slow_level"][0]["scores"]) == {"tau_d", "tau_s", "theta", "none"}
+    for d in s.values():
+        for k in ("task1", "last_mean", "ratio", "failures"):
+            _check_stat(d[k])
+        assert len(d["iterations_mean_per_task"]) == 2
