@@ -109,17 +109,19 @@ def first_spike_latency(s: torch.Tensor) -> torch.Tensor:
     """Index of the first spike in 0..T-1 per (b, n), or T when silent; int64 [B, N]."""
     b = _as_bool(s)
     T = b.shape[0]
-    t = torch.arange(T, device=b.device).view(T, *([1] * (b.dim() - 1)))
-    return torch.where(b, t, T).amin(0)
+    # max over t of b*(T - t) is T - first (0 when silent); a float amax is ~8x faster on CPU than
+    # an int64 amin over a where(); exact for T < 2^24
+    w = (T - torch.arange(T, device=b.device, dtype=torch.float32)).view(T, *([1] * (b.dim() - 1)))
+    return (T - (b * w).amax(0)).long()
 
 
 def last_spike_latency(s: torch.Tensor) -> torch.Tensor:
     """Index of the last spike in 0..T-1 per (b, n), or T when silent (the authors' ViT/DA code)."""
     b = _as_bool(s)
     T = b.shape[0]
-    t = torch.arange(T, device=b.device).view(T, *([1] * (b.dim() - 1)))
-    last = torch.where(b, t, -1).amax(0)
-    return torch.where(last < 0, T, last)
+    w = torch.arange(1, T + 1, device=b.device, dtype=torch.float32).view(T, *([1] * (b.dim() - 1)))
+    last1 = (b * w).amax(0).long()                        # last + 1, or 0 when silent
+    return torch.where(last1 == 0, T, last1 - 1)
 
 
 def spike_latency(s: torch.Tensor, latency: str = "first") -> torch.Tensor:
@@ -161,29 +163,33 @@ def _delta_from_codes(a_pre, tau_pre, a_post, tau_post, T, *, a_plus, a_base, si
     U = T + 1
     dev = a_pre.device
     K = gaussian_kernel(T, sigma, dtype=dtype, device=dev)
-    ap = a_pre.to(dtype)[..., None]                       # [B, Npre, 1]
-    aq = a_post.to(dtype)[..., None]                      # [B, Npost, 1]
-    Kp = K[tau_pre]                                       # [B, Npre, U]  = O_pre K (K symmetric)
-    Oq = torch.nn.functional.one_hot(tau_post, U).to(dtype)   # [B, Npost, U]
+    # built neuron-first ([N, B, U]) so the final reshape to [N, B*U] needs no permuting copy
+    ap = a_pre.T.to(dtype)[..., None]                     # [Npre, B, 1]
+    aq = a_post.T.to(dtype)[..., None]                    # [Npost, B, 1]
+    Kp = K[tau_pre.T]                                     # [Npre, B, U]  = O_pre K (K symmetric)
     if gate is None:
-        g = torch.ones(B, 1, 1, dtype=dtype, device=dev)
+        g = torch.ones(1, B, 1, dtype=dtype, device=dev)
     else:
         g = torch.as_tensor(gate, dtype=dtype, device=dev).reshape(-1)
         if g.numel() == 1:
             g = g.expand(B)
         if g.numel() != B:
             raise ValueError(f"gate must have one value per sample ({B}), got {g.numel()}")
-        g = g.view(B, 1, 1)
-    gOq = g * Oq
-    xs = [(a_plus + a_base) * (gOq * aq), (-a_base) * gOq]
+        g = g.view(1, B, 1)
+    # X = [(A+ + A_base) g a_post O_post | -A_base g O_post (| A_base g (1 - a_post))]: O_post is
+    # one-hot, so X is scattered in place rather than built from a dense one-hot (fewer full passes)
+    Npost = aq.shape[0]
+    X = torch.zeros(Npost, B, 2 * U + (0 if depress_silent else 1), dtype=dtype, device=dev)
+    idx = tau_post.T[..., None]                           # [Npost, B, 1]
+    X.scatter_(2, idx, (a_plus + a_base) * g * aq)
+    X.scatter_(2, idx + U, (-a_base) * g.expand(Npost, B, 1))
     ys = [Kp * ap, Kp]
     if not depress_silent:   # give back the both-silent part: K[T, T] = 1
-        xs.append(a_base * g * (1.0 - aq))
+        X[..., 2 * U:] = a_base * g * (1.0 - aq)
         ys.append(1.0 - ap)
-    X = torch.cat(xs, -1)                                 # [B, Npost, 2U(+1)]
-    Y = torch.cat(ys, -1)                                 # [B, Npre,  2U(+1)]
-    # 'bju,biu->ji' as one matrix product over the (b, u) rows
-    d = X.permute(1, 0, 2).reshape(X.shape[1], -1) @ Y.permute(1, 0, 2).reshape(Y.shape[1], -1).T
+    Y = torch.cat(ys, -1)                                 # [Npre,  B, 2U(+1)]
+    # 'jbu,ibu->ji' as one matrix product over the (b, u) columns
+    d = X.reshape(X.shape[0], -1) @ Y.reshape(Y.shape[0], -1).T
     return (d / B).clamp_(-1.0, 1.0)
 
 
