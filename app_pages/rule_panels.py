@@ -199,7 +199,38 @@ def _mps(rule, snaps, cfg, tel, run_id):
             c2.caption("layer-mean shares appear with the first telemetry")
 
 
-HANDLERS = {"stdp": _stdp, "rstdp": _stdp, "ssdp": _ssdp_common, "da_ssdp": _da_ssdp, "mps": _mps}
+def _ip2(rule, snaps, cfg, tel, run_id):
+    if not snaps:
+        return
+    latest = snaps[-1][1]
+    mask = [str(m) for m in np.asarray(latest.get("mask", [])).reshape(-1) if str(m)]
+    phase = str(latest.get("phase", ""))
+    if phase.startswith("pilot"):
+        st.info(f"Slow level running: pilot of candidate mask {phase.split(':', 1)[-1]}", icon=":material/science:")
+    else:
+        st.success(f"Learnable intrinsic properties (frozen by the slow level): {', '.join(mask) or 'none'}; "
+                   "the others stay bit-identical.", icon=":material/lock:")
+    c1, c2 = st.columns(2)
+    if "pilot_scores" in latest:
+        chosen = "+".join(mask) if mask else "none"
+        masks = [str(m) for m in latest["pilot_masks"]]
+        _chart(c1, vr.pilot_scores_figure(masks, latest["pilot_scores"].tolist(),
+                                          chosen if chosen in masks else None), f"rp_{run_id}_pilot")
+    picks = [snaps[0], snaps[len(snaps) // 2], snaps[-1]] if len(snaps) >= 3 else snaps
+    seen, chosen_snaps = set(), []
+    for step, a in picks:
+        t = int(np.asarray(a.get("task", step)))
+        if t not in seen:
+            seen.add(t)
+            chosen_snaps.append((t, a))
+    cols = [c2, *st.columns(2)]
+    for i, prop in enumerate(("tau_d", "tau_s", "theta")):
+        data = [(t, a[prop]) for t, a in chosen_snaps if prop in a]
+        if data:
+            _chart(cols[i], vr.intrinsic_hist_figure(data, prop), f"rp_{run_id}_hist_{prop}")
+
+
+HANDLERS = {"stdp": _stdp, "rstdp": _stdp, "ssdp": _ssdp_common, "da_ssdp": _da_ssdp, "mps": _mps, "ip2": _ip2}
 NEEDS_SNAPSHOT = ("stdp", "rstdp", "ssdp", "mps")   # da_ssdp shows its badge from telemetry alone
 
 

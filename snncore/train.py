@@ -355,10 +355,22 @@ class Trainer:
                 rows.append((self.step, 0, "l2l/failed", float(info["failed"])))
             self.store.log_metrics(self.run_id, rows)
             snap = info["snapshot"]
+            # intrinsic trajectories, one row per task: quartiles and a few single neurons
+            # (telemetry keys 'tau_d/q25' ... group into one chart per property)
+            trows = [(self.step, f"{prop}/{stat}", snap[prop][stat])
+                     for prop in ("tau_d", "tau_s", "theta") for stat in ("q25", "median", "q75")]
+            trows += [(self.step, f"{prop}/neuron {n}", v) for prop in ("tau_d", "tau_s", "theta")
+                      for n, v in zip(snap["neurons"], snap[prop]["single"])]
+            self.store.log_telemetry(self.run_id, trows)
             arrays = {"raster/rsnn": np.asarray(info["trial"]["s"], dtype=bool).T,
-                      "task": np.array(self.tasks_done)}
+                      "task": np.array(self.tasks_done), "rule/task": np.array(self.tasks_done),
+                      "rule/phase": np.array(phase, dtype="U32"),
+                      "rule/mask": np.array(info["mask"] or [""], dtype="U8")}
             for prop in ("tau_d", "tau_s", "theta"):
                 arrays[f"rule/{prop}"] = np.asarray(snap[prop]["values"], dtype=np.float32)
+            if self.rule.scores:     # the slow level's pilot score per candidate mask
+                arrays["rule/pilot_masks"] = np.array(list(self.rule.scores), dtype="U32")
+                arrays["rule/pilot_scores"] = np.array(list(self.rule.scores.values()), dtype=np.float64)
             self.store.save_snapshot(self.run_id, self.step, 0, arrays, keep=self.cfg.snapshots_kept)
             self.store.heartbeat(self.run_id, epoch=0, step=self.tasks_done)
 

@@ -108,4 +108,6 @@ def test_ip2_from_the_page_shows_learning_to_learn(runs_dir):
     assert not at.exception
     text = " ".join(c.proto.spec for c in at.get("plotly_chart"))
     assert "learning to learn" in text and "rsnn raster" in text
+    assert "tau_d across neurons" in text and "theta across neurons" in text
     assert any("2 tasks" in s.value for s in at.success)
+    assert any("Learnable intrinsic properties (frozen by the slow level): tau_d" in s.value for s in at.success)

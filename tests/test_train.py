@@ -147,7 +147,9 @@ def test_ip2_runs_its_task_sequence_through_the_store(tmp_path, monkeypatch):
     snap = store.load_snapshot(rid)
     assert snap["raster/rsnn"].shape[0] == 16 and snap["rule/tau_d"].shape == (16,)
     tel = store.metrics_frame(rid, "telemetry")
-    assert {"tau_d_mean", "tau_s_mean", "theta_mean"} <= set(tel.columns)
+    assert {"tau_d_mean", "tau_s_mean", "theta_mean", "tau_d/q25", "theta/median"} <= set(tel.columns)
+    # theta is not learnable here: its quartiles stay exactly where they started
+    assert tel["theta/median"].dropna().nunique() == 1
 
 
 def test_owned_models_and_datasets_are_checked():

@@ -125,3 +125,12 @@ def test_shares_area_from_telemetry_columns():
     assert all(t.stackgroup == "shares" for t in fig.data)
     assert titles(fig) == ("layer-mean shares over time · fc1", "optimizer step", "layer-mean share")
     assert len(vr.shares_area_figure(pd.DataFrame(), "fc1").data) == 0
+
+
+def test_ip2_figures():
+    import numpy as np
+    from snncore.viz import rules as vr
+    f = vr.intrinsic_hist_figure([(1, np.ones(8)), (5, np.arange(8.0))], "tau_d")
+    assert len(f.data) == 2 and f.layout.xaxis.title.text == "tau_d (ms)"
+    f = vr.pilot_scores_figure(["tau_d", "tau_s", "theta"], [30.0, 20.0, 40.0], "tau_s")
+    assert list(f.data[0].marker.color)[1] == "#2ca02c" and f.data[0].text[1] == "chosen, frozen"

@@ -234,3 +234,26 @@ def shares_area_figure(tel: pd.DataFrame, layer: str,
     fig = _finish(fig, title, "optimizer step", "layer-mean share")
     fig.update_yaxes(range=[0, 1.0])
     return fig
+
+
+def intrinsic_hist_figure(values_by_task: list[tuple[int, np.ndarray]], prop: str) -> go.Figure:
+    """Distribution of one intrinsic property across neurons at a few tasks (overlaid)."""
+    fig = go.Figure()
+    for task, v in values_by_task:
+        fig.add_trace(go.Histogram(x=np.asarray(v, dtype=float), name=f"task {task}", opacity=0.6, nbinsx=30))
+    unit = {"tau_d": "ms", "tau_s": "ms"}.get(prop, "")
+    fig.update_layout(**LAYOUT, barmode="overlay", title=f"{prop} across neurons")
+    fig.update_xaxes(title_text=f"{prop} {f'({unit})' if unit else ''}".strip())
+    fig.update_yaxes(title_text="neurons")
+    return fig
+
+
+def pilot_scores_figure(masks: list[str], scores: list[float], chosen: str | None) -> go.Figure:
+    """The slow level: pilot score per candidate mask (lower is better), the chosen one marked."""
+    colors = ["#2ca02c" if m == chosen else "#9aa5b1" for m in masks]
+    fig = go.Figure(go.Bar(x=list(masks), y=list(scores), marker_color=colors,
+                           text=["chosen, frozen" if m == chosen else "" for m in masks], textposition="outside"))
+    fig.update_layout(**LAYOUT, title="slow level: pilot score per candidate mask", showlegend=False)
+    fig.update_xaxes(title_text="learnable intrinsic properties")
+    fig.update_yaxes(title_text="mean updates to criterion (+ failures)")
+    return fig
