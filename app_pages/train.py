@@ -15,7 +15,7 @@ from app_pages import rule_panels
 from app_pages.common import get_store
 from snncore import viz
 from snncore.config import DATASETS, ENCODINGS, MODELS, OWNED, SURROGATES, ConfigError, RunConfig
-from snncore.launch import launch_run
+from snncore.launch import launch_resume, launch_run
 from snncore.train import resolve_device
 from snncore.rules import get_rule, rule_names
 from snncore.store import LIVE
@@ -165,6 +165,11 @@ def live_panel(run_id: str) -> None:
         st.error(f"Run failed: {run['error']}")
     elif status == "stopped":
         st.warning("Run stopped before its last epoch.")
+    if status in ("failed", "stopped") and not own_loop_run:
+        cks = store.checkpoints(run_id)
+        if cks and c2.button(f"Resume from epoch {cks[-1][0]}", key=f"resume_{run_id}", width="stretch"):
+            launch_resume(store, run_id)
+            st.rerun()       # the run is live again: redraw with the timer on
     elif status == "finished" and run["summary"]:
         s = run["summary"]
         if s.get("test_accuracy") is not None:

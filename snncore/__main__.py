@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="TOML or JSON file with config fields (flags override it)")
     t.add_argument("--runs-dir", help="runs folder (default: $SNNCORE_RUNS or ./runs)")
     t.add_argument("--run-id", help=argparse.SUPPRESS)  # set by the app, which creates the row first
+    t.add_argument("--resume", metavar="RUN_ID",
+                   help="continue a stopped or failed run from its last checkpoint (its stored config)")
     t.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     cfg_fields = RunConfig.fields()
     for name, f in cfg_fields.items():
@@ -112,9 +114,46 @@ def _progress_line(p) -> str:
             f"{p.elapsed:5.1f}s eta {eta:5.1f}s{acc}")
 
 
+def _resume_target(args):
+    """(store, run_id, cfg) for --resume, or exit 2 with the reason."""
+    from .config import ConfigError, RunConfig
+    from .rules import get_rule
+    from .store import RunStore, StoreError, check_run_id
+    given = [k for k, v in vars(args).items() if v is not None and k.split(":")[0] in ("cfg", "rp", "rule")]
+    if given or args.config:
+        _fail("--resume continues a run with its stored config; give no other config flags")
+    try:
+        store = RunStore(args.runs_dir)
+        run_id = check_run_id(args.resume)
+    except (StoreError, ValueError) as e:
+        _fail(str(e))
+    run = store.get_run(run_id)
+    if run is None:
+        _fail(f"run {run_id!r} is not in {store.root}")
+    launched_for_me = run["status"] == "starting" and run["pid"] in (None, os.getpid())   # by launch_resume
+    if run["status"] in ("starting", "running") and not launched_for_me:
+        _fail(f"run {run_id} is still running (pid {run['pid']})")
+    if run["status"] == "finished":
+        _fail(f"run {run_id} already finished all its epochs")
+    try:
+        cfg = RunConfig.from_dict(run["config"])
+    except ConfigError as e:
+        _fail(f"run {run_id}: its stored config is no longer valid: {e}")
+    if get_rule(cfg.rule).runs_own_loop:
+        _fail(f"run {run_id}: rule {cfg.rule!r} runs its own task loop and cannot be resumed yet")
+    if not store.checkpoints(run_id):
+        _fail(f"run {run_id} has no checkpoint to resume from (it ended before its first epoch)")
+    return store, run_id, cfg
+
+
 def cmd_train(args) -> int:
     from .config import ConfigError
     from .store import RunStore, StoreError, check_run_id
+    if args.resume:
+        store, run_id, cfg = _resume_target(args)
+        store.reopen(run_id)
+        store.set_pid(run_id, os.getpid())
+        return _train(args, cfg, store, run_id, resume=True)
     try:
         cfg = config_from_args(args)
         from .train import resolve_device
@@ -136,7 +175,10 @@ def cmd_train(args) -> int:
             run_id = store.create_run(cfg.to_dict())
     except ValueError as e:
         _fail(str(e))
+    return _train(args, cfg, store, run_id)
 
+
+def _train(args, cfg, store, run_id, resume: bool = False) -> int:
     tty = sys.stderr.isatty()
     last = [0.0]
 
@@ -153,6 +195,8 @@ def cmd_train(args) -> int:
     from .train import Trainer
     try:
         trainer = Trainer(cfg, store, run_id, on_progress=on_progress)
+        if resume:
+            trainer.resume()
         summary = trainer.run()
     except KeyboardInterrupt:
         store.end_run(run_id, "stopped", error="interrupted")

@@ -18,16 +18,25 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def launch_run(cfg: RunConfig, store: RunStore) -> str:
     run_id = store.create_run(cfg.to_dict())
-    d = store.run_dir(run_id)
-    cfg_path = d / "config.toml"
+    cfg_path = store.run_dir(run_id) / "config.toml"
     atomic_write_bytes(cfg_path, cfg.to_toml().encode())
-    log = open(d / "train.log", "wb")
+    _spawn(store, run_id, ["--config", str(cfg_path), "--run-id", run_id])
+    return run_id
+
+
+def launch_resume(store: RunStore, run_id: str) -> None:
+    """Continue a stopped or failed run from its last checkpoint in a new process."""
+    store.reopen(run_id)
+    _spawn(store, run_id, ["--resume", run_id])
+
+
+def _spawn(store: RunStore, run_id: str, args: list[str]) -> None:
+    log = open(store.run_dir(run_id) / "train.log", "ab")
     env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=os.pathsep.join(
         [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    proc = subprocess.Popen([sys.executable, "-m", "snncore", "train", "--config", str(cfg_path),
-                             "--run-id", run_id, "--runs-dir", str(store.root.resolve())],
+    proc = subprocess.Popen([sys.executable, "-m", "snncore", "train", *args,
+                             "--runs-dir", str(store.root.resolve())],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             cwd=str(REPO_ROOT), env=env, start_new_session=True)
     log.close()
     store.set_pid(run_id, proc.pid)
-    return run_id

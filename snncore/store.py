@@ -173,6 +173,24 @@ class RunStore:
         r = self._query("SELECT stop_requested FROM runs WHERE id=?", (run_id,))
         return bool(r and r[0][0])
 
+    def truncate_after(self, run_id: str, step: int, epoch: int) -> None:
+        """Forget what a run logged after a checkpoint (its resume logs those steps again)."""
+        self._exec("DELETE FROM metrics WHERE run_id=? AND (step>? OR (step=? AND key NOT LIKE 'test/%' "
+                   "AND key NOT IN ('epoch', 'info/steps_per_epoch')))",
+                   (run_id, step, step))
+        self._exec("DELETE FROM telemetry WHERE run_id=? AND step>=?", (run_id, step))
+        for (p,) in self._query("SELECT path FROM snapshots WHERE run_id=? AND step>=?", (run_id, step)):
+            (self.run_dir(run_id) / "snapshots" / Path(p).name).unlink(missing_ok=True)
+        self._exec("DELETE FROM snapshots WHERE run_id=? AND step>=?", (run_id, step))
+        for (p,) in self._query("SELECT path FROM checkpoints WHERE run_id=? AND epoch>?", (run_id, epoch)):
+            (self.run_dir(run_id) / "checkpoints" / Path(p).name).unlink(missing_ok=True)
+        self._exec("DELETE FROM checkpoints WHERE run_id=? AND epoch>?", (run_id, epoch))
+
+    def reopen(self, run_id: str) -> None:
+        """A resumed run is live again: no end time, no error, no pending stop."""
+        self._exec("UPDATE runs SET status='starting', ended=NULL, error=NULL, stop_requested=0, pid=NULL, "
+                   "heartbeat=? WHERE id=?", (time.time(), run_id))
+
     def request_stop(self, run_id: str) -> None:
         self._exec("UPDATE runs SET stop_requested=1 WHERE id=?", (run_id,))
 
@@ -209,11 +227,11 @@ class RunStore:
     def reap(self) -> list[str]:
         """Mark live runs whose process is gone (on this host) as failed; returns their ids."""
         host = socket.gethostname()
-        rows = self._query("SELECT id, pid, created FROM runs WHERE status IN ('starting','running') AND host=?",
-                           (host,))
+        rows = self._query("SELECT id, pid, created, heartbeat FROM runs "
+                           "WHERE status IN ('starting','running') AND host=?", (host,))
         dead = []
-        for run_id, pid, created in rows:
-            if pid is None and time.time() - (created or 0) < 30:
+        for run_id, pid, created, beat in rows:
+            if pid is None and time.time() - max(created or 0, beat or 0) < 30:
                 continue  # the launcher has not recorded the pid yet
             if not pid_alive(pid):
                 dead.append(run_id)

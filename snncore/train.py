@@ -89,6 +89,7 @@ class Trainer:
         self.epoch = 0
         self.epochs_done = 0
         self.tasks_done = 0
+        self._best = 0.0
         self._pending: list[tuple[int, int, dict[str, torch.Tensor]]] = []
         self._pending_tel: list[tuple[int, dict[str, float]]] = []
         self._last_flush = 0.0
@@ -245,9 +246,34 @@ class Trainer:
         return loss_fn(out, y, self.cfg.readout)
 
     def checkpoint_state(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
-                "rule": self.rule.state_dict(), "epoch": self.epoch, "step": self.step,
-                "config": self.cfg.to_dict()}
+        """Everything a resume needs: weights, optimizer and schedule, rule state, position, RNGs.
+        Plain tensors and containers only, so it loads with torch.load(weights_only=True)."""
+        return {"model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "rule": self.rule.state_dict(), "epochs_done": self.epochs_done, "step": self.step,
+                "rng": {"torch": torch.get_rng_state(), "data": self.gen.get_state()},
+                "best": self._best, "config": self.cfg.to_dict()}
+
+    def resume(self) -> int:
+        """Restore the newest checkpoint of this run; drop what was logged after it. Returns its epoch."""
+        cks = self.store.checkpoints(self.run_id)
+        if not cks:
+            raise ValueError(f"run {self.run_id} has no checkpoint to resume from")
+        epoch, step, path = cks[-1]
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        if self.optimizer is not None and state.get("optimizer") is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.rule.load_state_dict(state.get("rule") or {})
+        self.epochs_done, self.step = int(state["epochs_done"]), int(state["step"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        self.gen.set_state(state["rng"]["data"].cpu())
+        self._best = float(state.get("best", 0.0))
+        self.store.truncate_after(self.run_id, self.step, self.epochs_done)
+        return epoch
 
     def run(self) -> dict:
         if self.own_loop:
@@ -255,10 +281,11 @@ class Trainer:
         cfg = self.cfg
         t0 = time.monotonic()
         self.store.start_run(self.run_id, pid=os.getpid(), device=str(self.device), total_steps=self.total_steps)
-        self.store.log_metrics(self.run_id, [(0, 0, "info/steps_per_epoch", self.steps_per_epoch)])
-        status, error, best, last_eval = "finished", None, 0.0, {}
+        if self.step == 0:
+            self.store.log_metrics(self.run_id, [(0, 0, "info/steps_per_epoch", self.steps_per_epoch)])
+        status, error, last_eval = "finished", None, {}
         try:
-            for self.epoch in range(cfg.epochs):
+            for self.epoch in range(self.epochs_done, cfg.epochs):
                 for x, y in self.data.batches("train", cfg.batch_size, cfg.timesteps, shuffle=True,
                                               generator=self.gen):
                     if self.step >= self.total_steps:
@@ -279,13 +306,13 @@ class Trainer:
                                                   time.monotonic() - t0))
                 self._flush(force=True)
                 last_eval = self.evaluate()
-                best = max(best, last_eval["test/accuracy"])
+                self._best = max(self._best, last_eval["test/accuracy"])
                 self.store.log_metrics(self.run_id, [(self.step, self.epoch, k, v) for k, v in last_eval.items()]
                                        + [(self.step, self.epoch, "epoch", self.epoch + 1)])
                 self._checkpoint_weights_finite()
-                self.store.save_checkpoint(self.run_id, self.epoch + 1, self.step, self.checkpoint_state())
                 self.rule.on_epoch_end(self.epoch)
                 self.epochs_done = self.epoch + 1
+                self.store.save_checkpoint(self.run_id, self.epochs_done, self.step, self.checkpoint_state())
                 if self.on_progress:
                     self.on_progress(Progress(self.epoch + 1, cfg.epochs, self.step, self.total_steps,
                                               time.monotonic() - t0, test_accuracy=last_eval["test/accuracy"]))
@@ -308,7 +335,7 @@ class Trainer:
                 self._tb.close()
         summary = {"run_id": self.run_id, "status": status, "epochs": self.epochs_done,
                    "steps": self.step, "test_accuracy": last_eval.get("test/accuracy"),
-                   "best_test_accuracy": best if last_eval else None,
+                   "best_test_accuracy": self._best if last_eval else None,
                    "seconds": round(time.monotonic() - t0, 3), "device": str(self.device),
                    "rule": cfg.rule, "dataset": cfg.dataset}
         self.store.end_run(self.run_id, status, error=error, summary=summary)

@@ -69,8 +69,8 @@ def test_failure_during_training_is_stored(tmp_path):
 
 def test_bad_input_from_a_real_process(tmp_path):
     r = cli("train", "--timesteps", "0", "--runs-dir", str(tmp_path / "runs"), timeout=120)
-    assert r.returncode == 2
-    lines = [l for l in r.stderr.splitlines() if l.strip() and "Triton" not in l]
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.splitlines()                     # exactly one line, no warnings around it
     assert lines == ["error: timesteps: 0 is out of range (allowed: 1 <= value <= 10000)"]
 
 
@@ -83,3 +83,30 @@ def test_cuda_without_gpu_is_refused_before_running(tmp_path, capsys):
         main(["train", "--device", "cuda", "--runs-dir", str(tmp_path / "runs")])
     assert e.value.code == 2
     assert "device: 'cuda' was asked for but no CUDA GPU is available" in capsys.readouterr().err
+
+
+def test_resume_from_the_command_line(tmp_path, capsys):
+    from snncore.__main__ import main
+    from snncore.config import RunConfig
+    from snncore.store import RunStore
+    from snncore.train import Trainer
+    runs = tmp_path / "runs"
+    store = RunStore(runs)
+    cfg = RunConfig.from_dict({"epochs": 3, "hidden": [16], "timesteps": 4, "n_train": 128})
+    rid = store.create_run(cfg.to_dict())
+    tr = Trainer(cfg, store, rid)
+    tr.on_progress = lambda p: p.test_accuracy is not None and store.request_stop(rid)
+    tr.run()
+
+    def run(*argv):
+        with pytest.raises(SystemExit) as e:
+            main(["train", *argv, "--runs-dir", str(runs)])
+        return e.value.code, capsys.readouterr().err.strip().splitlines()[-1]
+
+    assert run("--resume", "nope") == (2, f"error: run 'nope' is not in {runs}")
+    code, err = run("--resume", rid, "--epochs", "5")
+    assert code == 2 and "give no other config flags" in err
+    assert main(["train", "--resume", rid, "--runs-dir", str(runs), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] == "finished" and summary["epochs"] == 3 and summary["run_id"] == rid
+    assert run("--resume", rid) == (2, f"error: run {rid} already finished all its epochs")

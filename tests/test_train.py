@@ -169,3 +169,26 @@ def test_mps_sbp_only_trains_without_an_optimizer(tmp_path, monkeypatch, tiny):
     w = tr.model.layers[-1].W_sbp.clone()
     s = tr.run()
     assert s["status"] == "finished" and not torch.equal(w, tr.model.layers[-1].W_sbp)
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path, monkeypatch, tiny):
+    # reference: 3 uninterrupted epochs
+    _, _, ref = make(tmp_path / "ref", monkeypatch, tiny, epochs=3, log_every=1)
+    ref_summary = ref.run()
+    # the same run stopped after epoch 1 (a stop request is honoured at the epoch's end), then resumed
+    store, rid, tr = make(tmp_path / "cut", monkeypatch, tiny, epochs=3, log_every=1)
+    tr.on_progress = lambda p: p.test_accuracy is not None and store.request_stop(rid)
+    assert tr.run()["status"] == "stopped" and tr.epochs_done == 1
+    store.reopen(rid)
+    tr2 = Trainer(RunConfig.from_dict(store.get_run(rid)["config"]), store, rid)
+    assert tr2.resume() == 1 and tr2.step == 4
+    s = tr2.run()
+    assert s["status"] == "finished" and s["epochs"] == 3 and s["steps"] == ref_summary["steps"]
+    # same weights as the uninterrupted run: the RNG streams were restored with the checkpoint
+    for (n, a), b in zip(ref.model.state_dict().items(), tr2.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), n
+    m = store.metrics_frame(rid)
+    assert m["train/loss"].notna().sum() == ref_summary["steps"]           # no step logged twice
+    assert list(m["test/accuracy"].dropna().round(6)) == [round(x, 6) for x in
+                                                           ref.store.metrics_frame(ref.run_id)["test/accuracy"].dropna()]
+    assert [e for e, _, _ in store.checkpoints(rid)] == [1, 2, 3]
