@@ -111,3 +111,22 @@ def test_ip2_from_the_page_shows_learning_to_learn(runs_dir):
     assert "tau_d across neurons" in text and "theta across neurons" in text
     assert any("2 tasks" in s.value for s in at.success)
     assert any("Learnable intrinsic properties (frozen by the slow level): tau_d" in s.value for s in at.success)
+
+
+def test_resume_button_continues_a_stopped_run(runs_dir):
+    from snncore.config import RunConfig
+    from snncore.train import Trainer
+    store = RunStore(runs_dir)
+    cfg = RunConfig.from_dict({"epochs": 2, "hidden": [16], "timesteps": 4, "n_train": 128})
+    rid = store.create_run(cfg.to_dict())
+    tr = Trainer(cfg, store, rid)
+    tr.on_progress = lambda p: p.test_accuracy is not None and store.request_stop(rid)
+    tr.run()
+    at = app(runs_dir)
+    resume = [b for b in at.button if b.label == "Resume from epoch 1"]
+    assert resume, [b.label for b in at.button]
+    resume[0].click()
+    at.run()
+    assert not at.exception
+    assert wait_for(lambda: store.get_run(rid)["status"] == "finished", 120), store.get_run(rid)
+    assert store.get_run(rid)["summary"]["epochs"] == 2
