@@ -47,7 +47,6 @@ end). Mean +- 95 % CI (t-distribution) over seeds, and a pooled gate histogram.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import tempfile
@@ -59,7 +58,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_ssdp import (one_thread, ROOT, base_config, ci95, evaluate_spikes, fmt, print_table,  # noqa: E402
+from check_ssdp import (cli_main, ROOT, base_config, ci95, evaluate_spikes, fmt, print_table,  # noqa: E402
                         train_run)
 
 DA = {"a_plus": 1.5e-3, "a_base": 5e-4}
@@ -307,14 +306,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    with one_thread():
-        res = run(args)
-    if args.json:
-        print(json.dumps(res))
-    else:
-        print_report(res)
-    return res
+    return cli_main(parse_args, run, print_report, argv)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ and 5 seeds; this 2-core shared box runs ~20 ms per update, so the default here 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_ssdp import ROOT, ci95, fmt, print_table  # noqa: E402,F401
+from check_ssdp import ROOT, ci95, cli_main, fmt, print_table  # noqa: E402,F401
 
 
 def run(args) -> dict:
@@ -136,13 +135,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    res = run(args)
-    if args.json:
-        print(json.dumps(res))
-    else:
-        print_report(res)
-    return res
+    return cli_main(parse_args, run, print_report, argv, single_thread=False)   # ip2 sets its own threads
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ prediction = argmax of the mean output rate. Also the output layer's final Hebbi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_ssdp import one_thread, ROOT, ci95, fmt, print_table, train_run  # noqa: E402,F401
+from check_ssdp import cli_main, ROOT, ci95, fmt, print_table, train_run  # noqa: E402,F401
 
 NOISE = (0.0, 0.2, 0.4)
 CONDITIONS = {
@@ -143,14 +142,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    with one_thread():
-        res = run(args)
-    if args.json:
-        print(json.dumps(res))
-    else:
-        print_report(res)
-    return res
+    return cli_main(parse_args, run, print_report, argv)
 
 
 if __name__ == "__main__":

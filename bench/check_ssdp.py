@@ -260,15 +260,23 @@ def parse_args(argv=None):
     return a
 
 
-def main(argv=None) -> dict:
+def cli_main(parse_args, run, print_report, argv=None, *, single_thread: bool = True) -> dict:
+    """The shared entry of the check scripts: parse, run (on one thread), print a table or JSON."""
     args = parse_args(argv)
-    with one_thread():
+    if single_thread:
+        with one_thread():
+            res = run(args)
+    else:
         res = run(args)
     if args.json:
         print(json.dumps(res))
     else:
         print_report(res)
     return res
+
+
+def main(argv=None) -> dict:
+    return cli_main(parse_args, run, print_report, argv)
 
 
 if __name__ == "__main__":
