@@ -69,3 +69,22 @@ def test_bad_run_ids_and_unwritable(tmp_path):
     f.write_text("x")
     with pytest.raises(StoreError, match="cannot be created"):
         RunStore(f / "sub")
+
+
+def test_app_launched_runs_leave_a_core_to_the_app(tmp_path, monkeypatch):
+    from snncore import launch
+    from snncore.config import RunConfig
+    seen = {}
+
+    class FakePopen:
+        def __init__(self, cmd, **kw):
+            seen.update(cmd=cmd, env=kw["env"])
+            self.pid = os.getpid()
+
+    monkeypatch.setattr(launch.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(launch.os, "cpu_count", lambda: 2)
+    s = RunStore(tmp_path)
+    rid = launch.launch_run(RunConfig(), s)
+    assert seen["env"]["OMP_NUM_THREADS"] == "1"          # torch must not fight the page for both cores
+    assert seen["cmd"][-4:] == ["--run-id", rid, "--runs-dir", str(tmp_path.resolve())]
+    assert (tmp_path / rid / "config.toml").exists()
