@@ -1,4 +1,4 @@
-"""Command line: python -m snncore train | runs  (add --json for machine-readable output).
+"""Command line: python -m snncore train | runs | inspect | bench  (add --json for machine-readable output).
 
 Bad input exits with status 2 and one line naming the field and what is allowed.
 """
@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("runs", help="list runs with status, rule, dataset and best accuracy")
     r.add_argument("--runs-dir")
     r.add_argument("--json", action="store_true")
+    # these two own their parsers (snncore/cli_inspect.py, snncore/cli_bench.py); listed here for --help
+    sub.add_parser("inspect", help="spike statistics of a run or a checkpoint file (RUN_ID|FILE [--json])",
+                   add_help=False)
+    sub.add_parser("bench", help="speed benchmarks as ratios to a reference timed in the same run "
+                                 "([--quick] [--json])", add_help=False)
     return p
 
 
@@ -257,7 +262,15 @@ def cmd_runs(args) -> int:
     return 0
 
 
+SUBMODULES = {"inspect": "cli_inspect", "bench": "cli_bench"}
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBMODULES:
+        import importlib
+        mod = importlib.import_module(f".{SUBMODULES[argv[0]]}", __package__)
+        return mod.main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.cmd == "train":
         return cmd_train(args)

@@ -101,7 +101,7 @@ class Trainer:
             return
         self.own_loop = False
         self.data = load_dataset(cfg).to(self.device)
-        self.model = build_model(cfg, self.data.input_size, self.data.n_classes).to(self.device)
+        self.model = build_model(cfg, self.data.input_size, self.data.n_classes, self.data.input_shape).to(self.device)
         self.steps_per_epoch = self.data.steps_per_epoch(cfg.batch_size)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps:

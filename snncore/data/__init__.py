@@ -23,6 +23,12 @@ class DataBundle:
     kind: str                      # "static" | "spikes"
     encoding: str                  # for static data; "spikes" otherwise
     description: str = ""
+    input_shape: tuple = ()        # per-time-step sample shape, e.g. (1, 8, 8) for images; () = flat [D]
+
+    @property
+    def shape(self) -> tuple:
+        """(C, H, W) for image-like data, else (D,)."""
+        return tuple(self.input_shape) or (self.input_size,)
 
     @property
     def input_size(self) -> int:
@@ -36,7 +42,7 @@ class DataBundle:
     def info(self) -> dict:
         return {"dataset": self.name, "input_size": self.input_size, "classes": self.n_classes,
                 "train_samples": int(self.train_y.numel()), "test_samples": int(self.test_y.numel()),
-                "encoding": self.encoding, "description": self.description}
+                "encoding": self.encoding, "description": self.description, "shape": list(self.shape)}
 
     def batches(self, split: str, batch_size: int, T: int, *, shuffle: bool,
                 generator: torch.Generator | None = None):

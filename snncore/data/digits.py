@@ -18,4 +18,5 @@ def load_digits(encoding: str = "rate"):
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
     return DataBundle("digits", torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte),
                       torch.from_numpy(yte), 10, "static", encoding,
-                      "scikit-learn digits, 8x8 grey images (64 inputs), 10 classes")
+                      "scikit-learn digits, 8x8 grey images (64 inputs), 10 classes",
+                      input_shape=(1, 8, 8))

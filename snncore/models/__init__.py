@@ -1,8 +1,12 @@
-"""Model registry: build_model(cfg, input_size, n_classes) -> nn.Module with .layer_traces()."""
+"""Model registry: build_model(cfg, input_size, n_classes, input_shape) -> nn.Module with .layer_traces().
+
+input_shape is the per-time-step sample shape ((C, H, W) for images; () for flat data); conv models
+reshape their [T, B, D] input to [T, B, C, H, W] with it.
+"""
 from __future__ import annotations
 
 
-def build_model(cfg, input_size: int, n_classes: int):
+def build_model(cfg, input_size: int, n_classes: int, input_shape: tuple = ()):
     if cfg.model == "mlp":
         from .mlp import SpikingMLP
         return SpikingMLP(input_size, list(cfg.hidden), n_classes, tau=cfg.tau,

@@ -1,0 +1,4 @@
+"""(being written this session)"""
+import streamlit as st
+
+st.title("compare")
