@@ -122,7 +122,6 @@ def _progress_line(p) -> str:
 def _resume_target(args):
     """(store, run_id, cfg) for --resume, or exit 2 with the reason."""
     from .config import ConfigError, RunConfig
-    from .rules import get_rule
     from .store import RunStore, StoreError, check_run_id
     given = [k for k, v in vars(args).items() if v is not None and k.split(":")[0] in ("cfg", "rp", "rule")]
     if given or args.config:
@@ -144,11 +143,33 @@ def _resume_target(args):
         cfg = RunConfig.from_dict(run["config"])
     except ConfigError as e:
         _fail(f"run {run_id}: its stored config is no longer valid: {e}")
-    if get_rule(cfg.rule).runs_own_loop:
-        _fail(f"run {run_id}: rule {cfg.rule!r} runs its own task loop and cannot be resumed yet")
     if not store.checkpoints(run_id):
         _fail(f"run {run_id} has no checkpoint to resume from (it ended before its first epoch)")
     return store, run_id, cfg
+
+
+def _prepare_data(cfg, args) -> None:
+    """Fetch / check the dataset's files before a run exists: a missing, corrupt or undownloadable
+    dataset exits 2 with one line naming the file and the fix (a download shows a progress line)."""
+    from .data import DatasetError, prepare_dataset
+
+    def progress(what, done, total):
+        if sys.stderr.isatty():
+            pct = f"{100 * done / total:5.1f}%" if total else f"{done / 1e6:.1f} MB"
+            sys.stderr.write(f"\r{what}: {pct}")
+            sys.stderr.flush()
+    try:
+        prepare_dataset(cfg, progress=progress)
+    except DatasetError as e:
+        if args.run_id:                      # the app made the run's row already: mark it failed
+            try:
+                from .store import RunStore
+                RunStore(args.runs_dir).end_run(args.run_id, "failed", error=str(e))
+            except Exception:  # noqa: BLE001 -- the one-line message below is what matters
+                pass
+        _fail(str(e))
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
 
 
 def cmd_train(args) -> int:
@@ -165,6 +186,7 @@ def cmd_train(args) -> int:
         resolve_device(cfg.device)          # cuda asked for on a machine without one: refuse now
     except (ConfigError, ValueError) as e:
         _fail(str(e))
+    _prepare_data(cfg, args)
     try:
         store = RunStore(args.runs_dir)
     except StoreError as e:

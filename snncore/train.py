@@ -89,6 +89,7 @@ class Trainer:
         self.epoch = 0
         self.epochs_done = 0
         self.tasks_done = 0
+        self._own_resume = None        # IP2: the resume point of the checkpoint being continued
         self._best = 0.0
         self._pending: list[tuple[int, int, dict[str, torch.Tensor]]] = []
         self._pending_tel: list[tuple[int, dict[str, float]]] = []
@@ -255,13 +256,32 @@ class Trainer:
                 "rng": {"torch": torch.get_rng_state(), "data": self.gen.get_state()},
                 "best": self._best, "config": self.cfg.to_dict()}
 
-    def resume(self) -> int:
-        """Restore the newest checkpoint of this run; drop what was logged after it. Returns its epoch."""
+    def _load_newest_checkpoint(self) -> tuple[int, dict]:
+        """The newest checkpoint that loads (a damaged newest one falls back to the one before)."""
         cks = self.store.checkpoints(self.run_id)
         if not cks:
             raise ValueError(f"run {self.run_id} has no checkpoint to resume from")
-        epoch, step, path = cks[-1]
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        problems = []
+        for epoch, step, path in reversed(cks):
+            try:
+                state = torch.load(path, map_location=self.device, weights_only=True)
+                if not isinstance(state, dict):
+                    raise ValueError("not a checkpoint dictionary")
+                return epoch, state
+            except Exception as e:  # noqa: BLE001 -- truncated, corrupt or hostile: never executed
+                problems.append(f"{path.name}: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
+        raise ValueError(f"run {self.run_id}: no checkpoint could be loaded ({'; '.join(problems)})")
+
+    def resume(self) -> int:
+        """Restore the newest loadable checkpoint; drop what was logged after it. Returns its epoch."""
+        epoch, state = self._load_newest_checkpoint()
+        if self.own_loop:
+            if "ip2" not in state:
+                raise ValueError(f"run {self.run_id}: its checkpoint predates resumable task sequences")
+            self._own_resume = state["ip2"]
+            self.step, self.tasks_done = int(state["step"]), int(state["tasks_done"])
+            self.store.truncate_after(self.run_id, self.step, epoch)
+            return epoch
         self.model.load_state_dict(state["model"])
         if self.optimizer is not None and state.get("optimizer") is not None:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -377,16 +397,18 @@ class Trainer:
             self.tasks_done += 1
             phase = info["phase"]
             key = "l2l/iterations" if phase == "main" else f"pilot/{phase.split(':', 1)[-1]}"
-            rows = [(self.step, 0, key, info["iterations"]), (self.step, 0, "l2l/task_index", self.tasks_done)]
+            at = max(self.step - 1, 0)     # the task's last update: a resume from this boundary keeps these rows
+            rows = [(at, 0, key, info["iterations"]), (at, 0, "l2l/task_index", self.tasks_done)]
             if phase == "main":
-                rows.append((self.step, 0, "l2l/failed", float(info["failed"])))
+                rows.append((at, 0, "l2l/failed", float(info["failed"])))
+            self._flush(force=True)       # every update row of this task is stored before its checkpoint
             self.store.log_metrics(self.run_id, rows)
             snap = info["snapshot"]
             # intrinsic trajectories, one row per task: quartiles and a few single neurons
             # (telemetry keys 'tau_d/q25' ... group into one chart per property)
-            trows = [(self.step, f"{prop}/{stat}", snap[prop][stat])
+            trows = [(at, f"{prop}/{stat}", snap[prop][stat])
                      for prop in ("tau_d", "tau_s", "theta") for stat in ("q25", "median", "q75")]
-            trows += [(self.step, f"{prop}/neuron {n}", v) for prop in ("tau_d", "tau_s", "theta")
+            trows += [(at, f"{prop}/neuron {n}", v) for prop in ("tau_d", "tau_s", "theta")
                       for n, v in zip(snap["neurons"], snap[prop]["single"])]
             self.store.log_telemetry(self.run_id, trows)
             arrays = {"raster/rsnn": np.asarray(info["trial"]["s"], dtype=bool).T,
@@ -398,12 +420,16 @@ class Trainer:
             if self.rule.scores:     # the slow level's pilot score per candidate mask
                 arrays["rule/pilot_masks"] = np.array(list(self.rule.scores), dtype="U32")
                 arrays["rule/pilot_scores"] = np.array(list(self.rule.scores.values()), dtype=np.float64)
-            self.store.save_snapshot(self.run_id, self.step, 0, arrays, keep=self.cfg.snapshots_kept)
+            self.store.save_snapshot(self.run_id, at, 0, arrays, keep=self.cfg.snapshots_kept)
+            # a checkpoint per task boundary: `--resume` continues from the last one
+            self.store.save_checkpoint(self.run_id, self.tasks_done, self.step,
+                                       {"ip2": info["checkpoint"](), "step": self.step, "tasks_done": self.tasks_done,
+                                        "config": self.cfg.to_dict()})
             self.store.heartbeat(self.run_id, epoch=0, step=self.tasks_done)
 
         try:
             result = self.rule.run(p, self.cfg.seed, on_update=on_update, on_task=on_task,
-                                   should_stop=lambda: stop["flag"])
+                                   should_stop=lambda: stop["flag"], resume=self._own_resume)
             if result.get("stopped"):
                 status = "stopped"
         finally:
@@ -415,7 +441,5 @@ class Trainer:
                    "final_efficiency": res.get("final_efficiency"), "l2l_fit": res.get("fit"),
                    "seconds": round(time.monotonic() - t0, 3), "device": str(self.device),
                    "rule": self.cfg.rule, "dataset": self.cfg.dataset}
-        self.store.save_checkpoint(self.run_id, 1, self.step, {"rule": self.rule.state_dict(),
-                                                               "config": self.cfg.to_dict(), "summary": summary})
         self.store.end_run(self.run_id, status, error=error, summary=summary)
         return summary

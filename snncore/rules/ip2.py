@@ -604,6 +604,21 @@ class L2LRunner:
         return {"task": self.task_index, "update": self.n_updates, "loss": float(L.detach()), "l_task": lt,
                 "mean_u2": m2, "sigma_h": float("nan") if self.sigma_h is None else self.sigma_h}
 
+    def state_dict(self) -> dict:
+        """What a resume at a task boundary needs (weights, intrinsics, RNG streams, sigma_h);
+        the optimizer is rebuilt per task anyway. Plain tensors only (weights_only loading)."""
+        return {"model": self.model.state_dict(), "family_rng": self.family._g.get_state(),
+                "family_count": self.family._count, "trial_rng": self.gen.get_state(),
+                "sigma_h": self.sigma_h, "task_index": self.task_index}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.family._g.set_state(state["family_rng"].cpu())
+        self.family._count = int(state["family_count"])
+        self.gen.set_state(state["trial_rng"].cpu())
+        self.sigma_h = state["sigma_h"]
+        self.task_index = int(state["task_index"])
+
     def criterion_met(self) -> bool:
         return len(self._l_task) == self.p.win and sum(self._l_task) / self.p.win < self.p.crit
 
@@ -630,25 +645,38 @@ def run_sequence(params: IP2Params, mask, seed: int = 0, n_tasks: int | None = N
                  on_update: Callable[[dict], Any] | None = None,
                  on_task: Callable[[dict], Any] | None = None, *,
                  should_stop: Callable[[], bool] | None = None, phase: str = "main",
-                 device: str | torch.device = "cpu") -> dict:
+                 device: str | torch.device = "cpu", resume: dict | None = None) -> dict:
     """Run the L2L protocol for n_tasks tasks of params.family with a frozen mask.
 
     Returns {"mask", "iterations" (per task; max_updates for a failure), "failed" (bools),
     "failures", "failed_tasks" (1-based), "snapshots" (initial + one per task), "sigma_h", "fit"
     (a, tau, c) over tasks 2..n, "final_efficiency" (mean of the last eff_last tasks),
-    "ms_per_update", "stopped"}. on_update(dict) after each update, on_task(dict) after each task.
+    "ms_per_update", "stopped"}. on_update(dict) after each update, on_task(dict) after each task;
+    on_task's info["resume_state"]() returns the sequence state at that task boundary, and
+    `resume=` that state continues the sequence from there (same result as running through).
     """
     with torch_threads(params.threads):
-        return _run_sequence(params, mask, seed, n_tasks, on_update, on_task, should_stop, phase, device)
+        return _run_sequence(params, mask, seed, n_tasks, on_update, on_task, should_stop, phase, device,
+                             resume)
 
 
-def _run_sequence(params, mask, seed, n_tasks, on_update, on_task, should_stop, phase, device) -> dict:
+def _run_sequence(params, mask, seed, n_tasks, on_update, on_task, should_stop, phase, device,
+                  resume=None) -> dict:
     n_tasks = params.n_tasks if n_tasks is None else int(n_tasks)
     r = L2LRunner(params, mask, seed, device)
     iters, failed, snaps = [], [], [snapshot(r.model)]
     stopped = False
     t_total, n_total = 0.0, 0
-    for _ in range(n_tasks):
+    if resume is not None:
+        r.load_state_dict(resume["runner"])
+        iters, failed, snaps = list(resume["iters"]), list(resume["failed"]), list(resume["snaps"])
+        t_total, n_total = float(resume["t_total"]), int(resume["n_total"])
+
+    def state():
+        return {"runner": r.state_dict(), "iters": list(iters), "failed": list(failed), "snaps": list(snaps),
+                "t_total": t_total, "n_total": n_total}
+
+    for _ in range(n_tasks - len(iters)):
         r.start_task()
         done = False
         t0 = time.perf_counter()
@@ -676,7 +704,7 @@ def _run_sequence(params, mask, seed, n_tasks, on_update, on_task, should_stop, 
             on_task({"phase": phase, "mask": list(r.mask), "task": r.task_index,
                      "iterations": r.n_updates, "failed": not done, "snapshot": snaps[-1],
                      "iterations_so_far": list(iters), "sigma_h": r.sigma_h,
-                     "trial": r.trial_trace()})
+                     "trial": r.trial_trace(), "resume_state": state})
     eff = iters[-params.eff_last:]
     return {"mask": list(r.mask), "iterations": iters, "failed": failed, "failures": int(sum(failed)),
             "failed_tasks": [i + 1 for i, f in enumerate(failed) if f], "snapshots": snaps,
@@ -696,12 +724,14 @@ def pilot_score(iterations: Sequence[int], failed: Sequence[bool], max_updates: 
 
 def slow_level_search(params: IP2Params, seed: int = 0, candidates=None, k_pilot: int | None = None, *,
                       on_update=None, on_task=None, should_stop=None, details: dict | None = None,
-                      device: str | torch.device = "cpu"):
+                      device: str | torch.device = "cpu", resume: dict | None = None):
     """The slow level: each candidate mask runs k_pilot tasks from the same initial network (same
     seed); the lowest pilot score wins (ties: fewer learnable types, then candidate order).
 
     Returns (best_mask, scores) with scores {mask_key: score}. If `details` is a dict it receives
-    each candidate's pilot result.
+    each candidate's pilot result. `resume` = {"scores", "details", "current": mask_key,
+    "sequence": run_sequence state} continues an interrupted search: finished candidates keep their
+    scores, the current one continues its sequence.
     """
     if candidates is None or isinstance(candidates, str):
         candidates = candidate_masks(candidates or params.candidates)
@@ -709,9 +739,18 @@ def slow_level_search(params: IP2Params, seed: int = 0, candidates=None, k_pilot
     k_pilot = params.k_pilot if k_pilot is None else int(k_pilot)
     scores: dict[str, float] = {}
     ranked = []
+    done = dict(resume["scores"]) if resume else {}
     for order, cand in enumerate(candidates):
+        key = mask_key(cand)
+        if key in done:                                   # finished before the interruption
+            scores[key] = done[key]
+            if details is not None and key in resume.get("details", {}):
+                details[key] = resume["details"][key]
+            ranked.append((done[key], len(cand), order, cand))
+            continue
+        seq = resume["sequence"] if resume and resume.get("current") == key else None
         res = run_sequence(params, cand, seed, k_pilot, on_update, on_task, should_stop=should_stop,
-                           phase=f"pilot:{mask_key(cand)}", device=device)
+                           phase=f"pilot:{key}", device=device, resume=seq)
         sc = pilot_score(res["iterations"], res["failed"], params.max_updates)
         scores[mask_key(cand)] = sc
         if details is not None:
@@ -750,11 +789,17 @@ class IP2(Rule):
         self.n_searches = 0
 
     def run(self, params: IP2Params | None = None, seed: int = 0, on_update=None, on_task=None,
-            should_stop=None) -> dict:
+            should_stop=None, resume: dict | None = None) -> dict:
+        """The slow level (if meta_mode is "search") then the main sequence. After each task,
+        on_task's info["checkpoint"]() gives a plain-data resume point; `resume=` that point
+        continues from the task boundary it was taken at."""
         p = params if params is not None else self.params
         self.params = p
         self._tel = {"task": 0.0, "iters_last": float("nan"), "failures": 0.0}
         n_fail = {"n": 0}
+        main_resume = resume if resume and resume["phase"] == "main" else None
+        if main_resume:
+            n_fail["n"] = int(sum(main_resume["sequence"]["failed"]))
 
         def _upd(info):
             self._tel.update({k: float(v) for k, v in info.items()
@@ -769,26 +814,48 @@ class IP2(Rule):
             self._tel["task"] = float(info["task"])
             self._tel["iters_last"] = float(info["iterations"])
             self._tel.update(_means_from_snapshot(info["snapshot"]))
+            info["checkpoint"] = lambda: self._resume_point(info)
             if on_task is not None:
                 on_task(info)
 
-        if p.meta_mode == "search":
+        if main_resume:
+            mask, self.scores = normalize_mask(main_resume["mask"]), main_resume["scores"]
+            self.pilot = dict(main_resume.get("pilot") or {})
+        elif p.meta_mode == "search":
             self.n_searches += 1
             self.pilot = {}
             mask, self.scores = slow_level_search(p, seed, p.candidates, p.k_pilot, on_update=_upd,
                                                   on_task=_task, should_stop=should_stop, details=self.pilot,
-                                                  device=self.device)
+                                                  device=self.device, resume=resume)
+            if should_stop is not None and should_stop():   # stopped inside the search: no main sequence
+                self.chosen_mask = None
+                self.result = {"stopped": True, "iterations": [], "failures": 0, "mask": None, "fit": None,
+                               "final_efficiency": float("nan"), "scores": self.scores, "meta_mode": p.meta_mode}
+                return self.result
         else:
             mask, self.scores = normalize_mask(p.mask), None
         self.chosen_mask = list(mask)   # frozen from here on
-        self._tel["failures"] = 0.0
-        n_fail["n"] = 0
-        res = run_sequence(p, mask, seed, p.n_tasks, _upd, _task, should_stop=should_stop, device=self.device)
+        if not main_resume:
+            self._tel["failures"] = 0.0
+            n_fail["n"] = 0
+        res = run_sequence(p, mask, seed, p.n_tasks, _upd, _task, should_stop=should_stop, device=self.device,
+                           resume=main_resume["sequence"] if main_resume else None)
         res["scores"] = self.scores
         res["meta_mode"] = p.meta_mode
         self.result = res
         self._tel["ms_per_update"] = res["ms_per_update"]
         return res
+
+    def _resume_point(self, info: dict) -> dict:
+        """Plain data to continue from the task boundary `info` describes (see run(resume=))."""
+        seq = info["resume_state"]()
+        if info["phase"] == "main":
+            return {"phase": "main", "mask": list(info["mask"]), "scores": self.scores,
+                    "pilot": self.pilot, "sequence": seq}
+        p = self.params
+        done = {k: pilot_score(r["iterations"], r["failed"], p.max_updates) for k, r in (self.pilot or {}).items()}
+        return {"phase": "pilot", "scores": done, "details": dict(self.pilot or {}),
+                "current": info["phase"].split(":", 1)[-1], "sequence": seq}
 
     def telemetry(self) -> dict[str, float]:
         return dict(self._tel)
