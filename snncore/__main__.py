@@ -229,8 +229,17 @@ def _train(args, cfg, store, run_id, resume: bool = False) -> int:
         store.end_run(run_id, "stopped", error="interrupted")
         _fail(f"run {run_id} interrupted", 130)
     except Exception as e:  # noqa: BLE001 -- stored as failed with its text, reported in one line
-        msg = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
-        store.end_run(run_id, "failed", error=msg)
+        from .store import write_failure
+        reason = write_failure(e)
+        if reason:
+            msg = (f"cannot write to the runs folder {store.root} ({reason}); free disk space or choose another "
+                   f"folder (--runs-dir or $SNNCORE_RUNS), then continue with --resume {run_id}")
+        else:
+            msg = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
+        try:
+            store.end_run(run_id, "failed", error=msg)
+        except Exception:  # noqa: BLE001 -- the store itself cannot be written: the reaper marks it later
+            pass
         if os.environ.get("SNNCORE_DEBUG"):
             traceback.print_exc()
         _fail(f"run {run_id} failed: {msg}", 1)

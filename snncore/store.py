@@ -10,6 +10,7 @@ to a temporary name and renamed, so a reader never sees half a file.
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -80,12 +81,30 @@ def pid_alive(pid: int | None) -> bool:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary name, fsync, rename: a reader sees the old file or the whole new one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)       # never leave a half-written file behind (e.g. disk full)
+        raise
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """The reason when `exc` means the runs folder cannot be written (disk full, read-only,
+    permissions), else None."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
+                                                  errno.EPERM):
+        return exc.strerror or str(exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        msg = str(exc).lower()
+        if "disk is full" in msg or "readonly" in msg or "disk i/o" in msg:
+            return str(exc)
+    return None
 
 
 class RunStore:
@@ -187,7 +206,12 @@ class RunStore:
         self._exec("DELETE FROM checkpoints WHERE run_id=? AND epoch>?", (run_id, epoch))
 
     def reopen(self, run_id: str) -> None:
-        """A resumed run is live again: no end time, no error, no pending stop."""
+        """A resumed run is live again: no end time, no error, no pending stop. Temporary files
+        a killed writer left behind (never read: the real names are only ever renamed into) go."""
+        for tmp in self.run_dir(run_id).rglob(".*.tmp"):
+            pid = tmp.name.rsplit(".", 2)[-2]
+            if not pid.isdigit() or not pid_alive(int(pid)):
+                tmp.unlink(missing_ok=True)
         self._exec("UPDATE runs SET status='starting', ended=NULL, error=NULL, stop_requested=0, pid=NULL, "
                    "heartbeat=? WHERE id=?", (time.time(), run_id))
 
