@@ -15,8 +15,16 @@ from typing import Any
 from .rules import get_rule, rule_names
 from .rules.base import check_params, coerce, param, params_from_dict
 
-DATASETS = ("digits", "synthetic", "l2l_tasks")
-MODELS = ("mlp", "mps_mlp", "rsnn")
+DATASETS = ("digits", "synthetic", "l2l_tasks", "mnist", "fashion_mnist", "cifar10", "cifar100",
+            "nmnist", "dvs_gesture", "cifar10_dvs", "shd")
+EVENT_DATASETS = ("nmnist", "dvs_gesture", "cifar10_dvs", "shd")
+MODELS = ("mlp", "mps_mlp", "rsnn", "vgg11", "resnet19")
+CONV_MODELS = ("vgg11", "resnet19")          # need an image shape (C, H, W) per step
+FLAT_DATASETS = ("synthetic", "l2l_tasks", "shd")   # flat channel vectors: no image shape
+# rules that run on conv models, and which weight layer each changes when its targets are empty
+# (local rules act on the Linear layers fc1..fcK, out only; bptt changes nothing itself)
+CONV_RULES = {"bptt": None, "ssdp": "last two", "da_ssdp": "last two", "stdp": "first", "rstdp": "first"}
+AMP = ("off", "bf16", "fp16")
 SURROGATES = ("sigmoid", "atan", "piecewise")
 ENCODINGS = ("rate", "latency", "direct")
 # models / datasets that belong to one rule
@@ -45,6 +53,8 @@ class RunConfig:
     schedule: str = param("cosine", choices=("cosine", "constant"), help="learning-rate schedule")
     seed: int = param(0, 0, 2**31 - 1, help="random seed")
     device: str = param("auto", choices=("auto", "cpu", "cuda"), help="where to train")
+    amp: str = param("off", choices=AMP, help="mixed precision for forward/backward (torch.autocast): "
+                     "bf16 (CPU or GPU) or fp16 (CUDA only, with a gradient scaler)")
     max_steps: int = param(0, 0, 10**9, help="stop after this many optimizer steps (0: no limit)")
     # model
     hidden: list = param([256], help="hidden layer sizes, 1 to 3 layers")
@@ -54,9 +64,15 @@ class RunConfig:
     surrogate: str = param("sigmoid", choices=SURROGATES, help="surrogate gradient")
     surrogate_alpha: float = param(4.0, 0.0, 100.0, lo_open=True, help="surrogate sharpness")
     readout: str = param("mem", choices=("mem", "rate"), help="loss on mean membrane or mean rate")
+    width: float = param(1.0, 0.0, 16.0, lo_open=True, help="conv models: channel multiplier "
+                         "(1 = the paper's channels; e.g. 0.125 for a quick CPU run)")
     # data
     encoding: str = param("rate", choices=ENCODINGS, help="how static inputs become spikes")
     n_train: int = param(0, 0, 10**8, help="use at most this many training samples (0: all)")
+    data_dir: str = param("", help="folder with the dataset files ('': $SNNCORE_DATA or ./data); missing files are downloaded")
+    augment: bool = param(False, help="cifar10/cifar100: random crop (pad 4) + horizontal flip of training images")
+    frames: int = param(0, 0, 10_000, help="event datasets: frames per sample (0: timesteps)")
+    frame_mode: str = param("time", choices=("time", "count"), help="event datasets: frames by equal time bins or equal event counts")
     syn_classes: int = param(4, 2, 100, help="synthetic: number of classes")
     syn_channels: int = param(64, 4, 10_000, help="synthetic: input channels")
     syn_group: int = param(8, 1, 10_000, help="synthetic: channels in each class's synchronous group")
@@ -187,9 +203,57 @@ class RunConfig:
                     break
         if self.name and not re.fullmatch(r"[A-Za-z0-9_.\- ]{1,80}", self.name) or self.name in (".", ".."):
             errs.append("name: use up to 80 letters, digits, spaces, '.', '_' or '-' (no path separators)")
+        if self.augment and self.dataset not in ("cifar10", "cifar100"):
+            errs.append(f"augment: crop+flip augmentation applies to cifar10 and cifar100 only (got dataset {self.dataset!r})")
+        if self.frames and self.dataset not in EVENT_DATASETS:
+            errs.append(f"frames: applies to the event datasets {', '.join(EVENT_DATASETS)} only (got dataset {self.dataset!r}); use timesteps")
+        errs += self._conv_errors() + self._amp_errors()
         if self.dataset == "synthetic" and self.syn_group * 1 > self.syn_channels:
             errs.append(f"syn_group: {self.syn_group} exceeds syn_channels ({self.syn_channels})")
         return errs
+
+    def _conv_errors(self) -> list[str]:
+        """Conv models need image data, and local rules may change their Linear layers only."""
+        if self.model not in CONV_MODELS:
+            if self.width != 1.0:
+                return [f"width: applies to the conv models {', '.join(CONV_MODELS)} only (got model {self.model!r})"]
+            return []
+        errs = []
+        if self.dataset in FLAT_DATASETS:
+            errs.append(f"model: {self.model!r} needs image data (C, H, W per step); dataset {self.dataset!r} "
+                        f"gives flat vectors (use model 'mlp')")
+        if self.rule not in rule_names() or get_rule(self.rule).requires_model:
+            return errs                    # reported above (unknown rule / the rule's own model)
+        if self.rule not in CONV_RULES:
+            return errs + [f"rule: {self.rule!r} is not supported on model {self.model!r} "
+                           f"(allowed: {', '.join(CONV_RULES)})"]
+        default = CONV_RULES[self.rule]
+        if default is None or not isinstance(self.hidden, list):
+            return errs
+        fcs = [f"fc{i + 1}" for i in range(len(self.hidden))] + ["out"]
+        try:
+            targets = [str(t) for t in coerce(self.rule_params.get("targets") or [], list, "targets")]
+        except ValueError:
+            return errs                    # reported above with the rule's parameters
+        bad = [t for t in targets if t not in fcs]
+        if bad:
+            errs.append(f"{self.rule}.targets: {bad[0]!r} is not a fully connected layer of model {self.model!r}; "
+                        f"{self.rule} changes Linear layers only (allowed: {', '.join(fcs)})")
+        elif not targets and default == "first":
+            errs.append(f"{self.rule}.targets: on model {self.model!r} the default target (the first weight "
+                        f"layer) is the 3x3 conv stem, which {self.rule} cannot change; set targets to "
+                        f"fully connected layers ({', '.join(fcs)}), e.g. targets=fc1")
+        return errs
+
+    def _amp_errors(self) -> list[str]:
+        if self.amp == "off":
+            return []
+        if self.model not in ("mlp",) + CONV_MODELS:
+            return [f"amp: mixed precision applies to the models {', '.join(('mlp',) + CONV_MODELS)} "
+                    f"(got model {self.model!r}); use amp=off"]
+        if self.amp == "fp16" and self.device == "cpu":
+            return ["amp: 'fp16' needs a CUDA GPU (device is 'cpu'); use amp=bf16 on the CPU, or off"]
+        return []
 
     def rule_object_params(self):
         """The rule's typed Params built from rule_params (raises ValueError on unknown/bad keys)."""

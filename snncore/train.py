@@ -84,6 +84,11 @@ class Trainer:
         self.cfg, self.store, self.run_id = cfg, store, run_id
         self.on_progress = on_progress
         self.device = resolve_device(cfg.device)
+        # mixed precision (cfg.amp): forward + loss under torch.autocast; fp16 also scales the loss
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(getattr(cfg, "amp", "off"))
+        if self.amp_dtype is torch.float16 and self.device.type != "cuda":
+            raise ValueError("amp: 'fp16' needs a CUDA GPU and this run is on the CPU; use amp=bf16 or off")
+        self.scaler = None
         self.gen = seed_everything(cfg.seed)
         self.step = 0
         self.epoch = 0
@@ -111,6 +116,8 @@ class Trainer:
         self.optimizer = self._make_optimizer() if any(p.requires_grad for p in self.model.parameters()) else None
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.total_steps)
                           if cfg.schedule == "cosine" and self.optimizer is not None else None)
+        if self.amp_dtype is torch.float16 and self.optimizer is not None:
+            self.scaler = torch.amp.GradScaler("cuda")
         self.rule = rule_cls(cfg.rule_object_params(), self.model, total_steps=self.total_steps,
                              device=self.device)
         names = self.model.names
@@ -190,16 +197,24 @@ class Trainer:
         if self.optimizer is not None:
             self.optimizer.zero_grad(set_to_none=True)
         functional.reset_net(model)
-        out = model(x)                                          # [T, B, C]
-        loss = self.loss(out, y)
+        with self.autocast():
+            out = model(x)                                      # [T, B, C]
+            loss = self.loss(out, y)
         ctx = StepContext(step=self.step, epoch=self.epoch, total_steps=self.total_steps, model=model,
                           x=x, y=y, out=out, loss=loss, layers=model.layer_traces(),
                           optimizer=self.optimizer)
         rule.after_forward(ctx)
         if rule.uses_gradient and self.optimizer is not None:
-            loss.backward()
-            rule.after_backward(ctx)
-            self.optimizer.step()
+            if self.scaler is None:
+                loss.backward()
+                rule.after_backward(ctx)
+                self.optimizer.step()
+            else:   # fp16: scaled backward; gradients unscaled before the rule sees them
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)
+                rule.after_backward(ctx)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
         rule.after_step(ctx)
         if self.scheduler is not None:
             self.scheduler.step()
@@ -220,6 +235,11 @@ class Trainer:
                     self.recorder.observe(spikes)
         return m
 
+    def autocast(self):
+        """torch.autocast for cfg.amp (bf16 / fp16); a disabled one when amp is off."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
+
     def _recording_soon(self) -> bool:
         """True for the last `record_batches` steps before a snapshot (all the ring buffer keeps)."""
         c = self.cfg
@@ -234,8 +254,9 @@ class Trainer:
         for x, y in self.data.batches("test", max(self.cfg.batch_size, 256), self.cfg.timesteps,
                                       shuffle=False, generator=g):
             functional.reset_net(self.model)
-            out = self.model(x)
-            loss_sum += float(self.loss(out, y)) * y.numel()
+            with self.autocast():
+                out = self.model(x)
+                loss_sum += float(self.loss(out, y)) * y.numel()
             correct += int((out.mean(0).argmax(-1) == y).sum())
             total += y.numel()
         functional.reset_net(self.model)
@@ -269,7 +290,8 @@ class Trainer:
                     raise ValueError("not a checkpoint dictionary")
                 return epoch, state
             except Exception as e:  # noqa: BLE001 -- truncated, corrupt or hostile: never executed
-                problems.append(f"{path.name}: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
+                first = (str(e).strip().splitlines() or ["empty or truncated file"])[0][:120]
+                problems.append(f"{path.name}: {type(e).__name__}: {first}")
         raise ValueError(f"run {self.run_id}: no checkpoint could be loaded ({'; '.join(problems)})")
 
     def resume(self) -> int:

@@ -1,0 +1,146 @@
+"""Dataset widgets and the dataset card for the Train page.
+
+dataset_fields(dataset) draws the dataset-specific inputs (data folder, encoding, augmentation,
+frames) and returns their config values; render_dataset_info(cfg) shows shape, classes, samples and
+encoding with a few samples (images or event frames) and one sample's spike encoding as a raster,
+or one st.error naming the file and the fix (with a Download button when files are missing).
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from snncore import viz
+from snncore.config import ENCODINGS, EVENT_DATASETS, RunConfig
+from snncore.data import FILE_SETS, IMAGE_SETS, DatasetError, OfflineError, data_root, load_dataset
+from snncore.data.encode import encode
+
+N_PREVIEW = 4
+
+
+def dataset_fields(dataset: str) -> dict:
+    """Widgets for the dataset's own settings; returns {config field: value}."""
+    values: dict = {}
+    if dataset in FILE_SETS:
+        values["data_dir"] = st.text_input(
+            "data folder", value="", key="ds_data_dir", placeholder=str(data_root("").resolve()),
+            help="folder with the dataset files (empty: $SNNCORE_DATA or ./data); "
+                 "torchvision / Tonic layouts are reused, missing files can be downloaded")
+    if dataset in IMAGE_SETS or dataset == "digits":
+        values["encoding"] = st.selectbox("encoding", ENCODINGS, key="ds_encoding",
+                                          help="rate: Bernoulli spikes; latency: one spike, brighter "
+                                               "earlier; direct: normalised pixels as input current")
+    if dataset in ("cifar10", "cifar100"):
+        values["augment"] = st.checkbox("augment (random crop + flip)", value=False, key="ds_augment")
+    if dataset in EVENT_DATASETS:
+        c1, c2 = st.columns(2)
+        values["frames"] = int(c1.number_input("frames", 0, 10_000, 16 if dataset != "shd" else 0, step=1,
+                                               key="ds_frames", help="frames per sample (0: timesteps T)"))
+        values["frame_mode"] = c2.selectbox("frames by", ("time", "count"), key="ds_frame_mode",
+                                            help="equal time bins or equal event counts per frame")
+    return values
+
+
+_DATA_FIELDS = ("dataset", "data_dir", "augment", "frames", "frame_mode", "encoding", "timesteps",
+                "syn_classes", "syn_channels", "syn_group", "syn_samples", "syn_sync", "syn_jitter",
+                "syn_noise", "seed")
+
+
+@st.cache_resource(max_entries=1, show_spinner="reading the dataset ...")
+def _bundle(key: tuple):
+    cfg = RunConfig.from_dict(dict(key))
+    b = load_dataset(cfg, allow_download=False)
+    return b
+
+
+def _download(cfg: RunConfig) -> None:
+    bar = st.progress(0.0, text="downloading ...")
+
+    def progress(what, done, total):
+        frac = min(done / total, 1.0) if total else 0.0
+        bar.progress(frac, text=f"{what}: {done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else ""))
+    load_dataset(cfg, allow_download=True, progress=progress)
+    bar.empty()
+
+
+def render_dataset_info(cfg) -> None:
+    """Shape / classes / samples / encoding and a small preview of the dataset a config names."""
+    if isinstance(cfg, dict):
+        cfg = RunConfig.from_dict(cfg)
+    if cfg.dataset == "l2l_tasks":
+        st.caption("l2l_tasks: a generated family of tasks for learning-to-learn (made by the IP² rule).")
+        return
+    key = tuple((k, getattr(cfg, k)) for k in _DATA_FIELDS)
+    try:
+        b = _bundle(key)
+    except OfflineError as e:
+        st.error(str(e))
+        if st.button(f"Download {cfg.dataset}", key="ds_download"):
+            try:
+                _download(cfg)
+            except DatasetError as e2:
+                st.error(str(e2))
+                return
+            _bundle.clear()
+            st.rerun()
+        return
+    except DatasetError as e:
+        st.error(str(e))
+        return
+    info = b.info()
+    c = st.columns(5)
+    c[0].metric("shape", " x ".join(map(str, b.shape)))
+    c[1].metric("classes", b.n_classes)
+    c[2].metric("train samples", f"{info['train_samples']:,}")
+    c[3].metric("test samples", f"{info['test_samples']:,}")
+    c[4].metric("encoding", f"{b.frames} frames" if b.kind == "spikes" else b.encoding)
+    st.caption(b.description)
+    _preview(b, cfg)
+
+
+def _images(b, x: torch.Tensor) -> list[np.ndarray]:
+    """Decoded samples -> images in [0, 1] (static: the picture; events: frames summed per polarity)."""
+    out = []
+    if b.kind == "static":
+        C, H, W = b.shape if len(b.shape) == 3 else (1, 1, b.shape[0])
+        for s in x:
+            img = s.view(C, H, W).permute(1, 2, 0).numpy()
+            out.append(img[..., 0] if C == 1 else img)
+    elif len(b.shape) == 3:                        # event camera: red = ON, green = OFF
+        P, H, W = b.shape
+        for s in x:
+            acc = s.float().view(-1, P, H, W).sum(0)
+            acc = (acc / acc.max().clamp(min=1)).numpy()
+            rgb = np.zeros((H, W, 3))
+            rgb[..., 0] = acc[min(1, P - 1)]
+            rgb[..., 1] = acc[0]
+            out.append(rgb)
+    else:                                          # flat spike trains (SHD, synthetic): channel x time
+        for s in x:
+            out.append(s.float().T.numpy())
+    return out
+
+
+def _preview(b, cfg: RunConfig) -> None:
+    n = min(N_PREVIEW, int(b.test_y.numel()))
+    if n == 0:
+        return
+    xb = b.decode(b.test_x[:n].cpu())
+    labels = b.test_y[:n].tolist()
+    cols = st.columns(n)
+    for col, img, y in zip(cols, _images(b, xb), labels):
+        col.image(np.clip(img, 0, 1), caption=f"class {y}", clamp=True, width="stretch")
+    if b.kind == "spikes":
+        spikes = xb[0].float()                                          # [T, D]
+        how = f"event frames of sample 0 ({b.frames} frames)"
+    else:
+        enc = "rate" if b.encoding == "direct" else b.encoding
+        spikes = encode(xb[:1], cfg.timesteps, enc, generator=torch.Generator().manual_seed(0))[:, 0]
+        how = f"{enc} encoding of sample 0 over T = {cfg.timesteps}" + (
+            " (direct current shown as rate spikes)" if b.encoding == "direct" else "")
+    r = spikes.T.bool().numpy()                                         # [inputs, T]
+    active = np.flatnonzero(r.any(1))
+    keep = active[np.linspace(0, len(active) - 1, min(len(active), 200)).astype(int)] if len(active) else active
+    st.plotly_chart(viz.raster_figure(r[keep] if len(keep) else r[:1], title=f"{how}: {len(keep)} active inputs"),
+                    key="ds_raster")
