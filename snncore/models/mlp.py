@@ -1,7 +1,9 @@
 """Spiking MLP: (Linear -> multi-step LIF) x 1..3 -> Linear read-out, all T steps at once.
 
-Each Linear acts on the whole sequence [T, B, N] in one matmul; SpikingJelly's LIFNode in
-multi-step mode integrates over T (its fastest path on the device). The read-out is non-spiking
+Each Linear acts on the whole sequence [T, B, N] in one matmul; the LIF layers integrate all T
+steps in one call: on the CPU our whole-sequence autograd Function (snncore/models/lif.py, same
+spikes and gradients as SpikingJelly, ~2-4x faster there), on a GPU SpikingJelly's own
+Triton/CUDA kernels (FastLIFNode picks per device). The read-out is non-spiking
 (logits per step, loss on their mean over T = the mean membrane of a non-leaky integrator) or,
 with readout="rate", a LIF layer whose mean firing rate is the output.
 """
@@ -9,9 +11,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from spikingjelly.activation_based import neuron, surrogate as sg
+from spikingjelly.activation_based import surrogate as sg
 
 from ..rules.base import LayerTrace
+from .lif import FastLIFNode
 
 
 def make_surrogate(name: str, alpha: float):
@@ -24,22 +27,26 @@ def make_surrogate(name: str, alpha: float):
     raise ValueError(f"surrogate: unknown surrogate {name!r}")
 
 
-def make_lif(tau, v_threshold, v_reset, surrogate, alpha):
-    return neuron.LIFNode(tau=tau, decay_input=True, v_threshold=v_threshold, v_reset=v_reset,
+def make_lif(tau, v_threshold, v_reset, surrogate, alpha, use_fast: bool = True):
+    """A multi-step LIF layer (SpikingJelly's LIFNode; use_fast=False: SpikingJelly's path everywhere)."""
+    return FastLIFNode(use_fast=use_fast, tau=tau, decay_input=True, v_threshold=v_threshold, v_reset=v_reset,
                           surrogate_function=make_surrogate(surrogate, alpha), detach_reset=False,
                           step_mode="m")
 
 
 class SpikingMLP(nn.Module):
     def __init__(self, n_in: int, hidden: list[int], n_out: int, *, tau=2.0, v_threshold=1.0,
-                 v_reset=0.0, surrogate="sigmoid", alpha=4.0, readout="mem"):
+                 v_reset=0.0, surrogate="sigmoid", alpha=4.0, readout="mem", fast_lif: bool = True):
+        """fast_lif=False: SpikingJelly's own LIF path on every device (the benchmarks' reference)."""
         super().__init__()
         sizes = [n_in] + list(hidden)
         self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.lifs = nn.ModuleList(make_lif(tau, v_threshold, v_reset, surrogate, alpha) for _ in hidden)
+        self.lifs = nn.ModuleList(make_lif(tau, v_threshold, v_reset, surrogate, alpha, fast_lif)
+                                  for _ in hidden)
         self.out = nn.Linear(sizes[-1], n_out)
         self.readout = readout
-        self.out_lif = make_lif(tau, v_threshold, v_reset, surrogate, alpha) if readout == "rate" else None
+        self.out_lif = (make_lif(tau, v_threshold, v_reset, surrogate, alpha, fast_lif)
+                        if readout == "rate" else None)
         self.names = [f"fc{i + 1}" for i in range(len(hidden))] + ["out"]
         self._trace: dict[str, LayerTrace] = {}
 
