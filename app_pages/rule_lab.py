@@ -1,4 +1,121 @@
-"""(being written this session)"""
+"""Rule Lab: one plasticity rule on a tiny in-process population; every slider reruns it.
+
+The simulation is snncore.lab (the rules' own code on tens of neurons, no run store); this page
+only draws widgets from lab.control_specs (defaults = the rules' Params), calls lab.simulate and
+shows lab.figures. Results are cached per setting, so moving a slider back is instant.
+"""
+from __future__ import annotations
+
+import dataclasses
+
 import streamlit as st
 
-st.title("rule_lab")
+from snncore import lab
+
+ORDER = {
+    "stdp": ["window", "history", "pre", "post", "traces", "weights", "dweights"],
+    "rstdp": ["window", "reward", "pre", "post", "traces", "history", "weights", "dweights"],
+    "ssdp": ["window", "kernel", "pre", "post", "latency", "history", "weights", "dweights", "traces"],
+    "da_ssdp": ["gate", "sync_loss", "window", "kernel", "pre", "post", "history", "latency", "weights",
+                "dweights", "traces"],
+    "mps": ["assign", "contrib", "dw_mech", "history", "pre", "post", "weights", "dweights", "traces"],
+    "ip2": ["traj_theta", "traj_tau_s", "traj_tau_d", "history", "pre", "post", "weights", "dweights", "traces"],
+}
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def run_lab(rule: str, values: dict, pop: lab.PopSpec, inp: lab.InputSpec, extra: dict):
+    """(figures, seconds, summary) of one setting; ValueError for bad values."""
+    res = lab.simulate(rule, values, pop, inp, extra)
+    summary = {"dw": float(abs(res.dW).mean()), "updates": pop.updates}
+    if rule == "da_ssdp" and res.extras.get("fit"):
+        summary["k"] = res.extras["fit"][0]
+    return lab.figures(res), res.seconds, summary
+
+
+def param_widget(rule: str, spec: dict):
+    name, kind, d = spec["name"], spec["kind"], spec["default"]
+    key, help_ = f"lab_{rule}_{name}", spec["help"] or None
+    if kind == "slider":
+        return st.slider(name, min_value=float(spec["lo"]), max_value=float(spec["hi"]),
+                         value=float(min(max(d, spec["lo"]), spec["hi"])), step=float(spec["step"]),
+                         key=key, help=help_)
+    if kind == "log":
+        return st.select_slider(name, options=spec["options"], value=float(d), key=key, help=help_,
+                                format_func=lambda v: f"{v:g}")
+    if kind == "choice":
+        opts = spec["options"]
+        return st.radio(name, opts, index=opts.index(d), key=key, help=help_, horizontal=True)
+    if kind == "check":
+        return st.checkbox(name, value=bool(d), key=key, help=help_)
+    if kind == "multi":
+        return st.multiselect(name, spec["options"], default=list(d), key=key, help=help_)
+    raise ValueError(kind)
+
+
+st.title("Rule Lab")
+st.caption("One plasticity rule on a tiny population, simulated here and now with the training "
+           "engine's own update code. Move a slider: everything below is recomputed.")
+
+with st.sidebar:
+    st.header("Rule Lab")
+    rule = st.selectbox("rule", lab.RULES, format_func=lambda r: lab.TITLES[r], key="lab_rule")
+    st.subheader("rule parameters")
+    st.caption("Defaults are the rule's paper defaults.")
+    values = {spec["name"]: param_widget(rule, spec) for spec in lab.control_specs(rule)}
+    extra: dict = {}
+    pop = dataclasses.replace(lab.DEFAULT_POP[rule])
+    inp = dataclasses.replace(lab.DEFAULT_INPUT[rule])
+    if rule == "rstdp":
+        extra["target_group"] = st.radio("which group should answer class 0", (0, 1), key="lab_rstdp_target",
+                                         format_func=lambda g: f"group {g}", horizontal=True,
+                                         help="group 0 (natural mapping) or group 1 (swapped)")
+    st.subheader("input & population")
+    if rule == "da_ssdp":
+        pop.updates = st.slider("updates", 2, 40, pop.updates, key=f"lab_{rule}_updates")
+        extra["warmup"] = st.slider("warm-up (updates recording S and L)", 0, pop.updates - 1,
+                                    min(lab.LAB_EXTRA["da_ssdp"]["warmup"], pop.updates - 1),
+                                    key="lab_da_ssdp_warmup")
+        extra["corr_SL"] = st.slider("corr(S, L) imposed on the sandbox's loss", -1.0, 1.0,
+                                     lab.LAB_EXTRA["da_ssdp"]["corr_SL"], 0.05, key="lab_da_ssdp_corr",
+                                     help="no task here: the per-trial loss L is made to correlate with "
+                                          "synchrony S by this much")
+    else:
+        pop.updates = st.slider("updates", 1, 40, pop.updates, key=f"lab_{rule}_updates")
+    if rule != "ip2":
+        inp.kind = st.radio("input", lab.INPUTS, index=lab.INPUTS.index(inp.kind), key=f"lab_{rule}_in_kind",
+                            format_func=lambda k: lab.INPUT_TITLES[k], horizontal=True)
+        inp.rate = st.slider("rate (spikes/step; background for bursts & pattern)", 0.0, 0.5, float(inp.rate),
+                             0.005, key=f"lab_{rule}_in_rate", format="%.3f")
+        inp.jitter = st.slider("jitter (steps)", 0.0, 5.0, float(inp.jitter), 0.25, key=f"lab_{rule}_in_jitter")
+        inp.period = st.slider("period of bursts / pattern (steps)", 2, 40, int(inp.period), key=f"lab_{rule}_in_period")
+        inp.spread = st.slider("trial-to-trial spread", 0.0, 1.0, float(inp.spread), 0.05, key=f"lab_{rule}_in_spread")
+    else:
+        st.caption("Input: the go/no-go task family of IP² (stimulus, fixation and cue channels).")
+    pop.seed = int(st.number_input("seed", 0, 100_000, 0, key=f"lab_{rule}_seed"))
+
+st.subheader(lab.TITLES[rule])
+text = lab.LESSONS[rule]
+c1, c2, c3 = st.columns(3)
+c1.markdown(f"**What it does.** {text['what']}")
+c2.markdown(f"**What to try.** {text['try']}")
+c3.markdown(f"**What to expect.** {text['expect']}")
+with st.expander("equations", expanded=True):
+    for eq in lab.EQUATIONS[rule]:
+        st.latex(eq)
+
+try:
+    figs, seconds, summary = run_lab(rule, values, pop, inp, extra)
+except ValueError as e:
+    st.error(f"{e}")
+    st.stop()
+
+line = f"{summary['updates']} updates simulated in {1000 * seconds:.0f} ms · mean |ΔW| {summary['dw']:.3g}"
+if "k" in summary:
+    line += f" · fitted k = {summary['k']:.3f}"
+st.caption(line)
+names = [n for n in ORDER[rule] if n in figs] + [n for n in figs if n not in ORDER[rule]]
+for i in range(0, len(names), 2):
+    cols = st.columns(2)
+    for col, name in zip(cols, names[i:i + 2]):
+        col.plotly_chart(figs[name], key=f"lab_fig_{name}", width="stretch")
