@@ -7,10 +7,13 @@ or one st.error naming the file and the fix (with a Download button when files a
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 import torch
 
+from app_pages import form_state as fs
 from snncore import viz
 from snncore.config import ENCODINGS, EVENT_DATASETS, RunConfig
 from snncore.data import FILE_SETS, IMAGE_SETS, DatasetError, OfflineError, data_root, load_dataset
@@ -20,25 +23,36 @@ N_PREVIEW = 4
 
 
 def dataset_fields(dataset: str) -> dict:
-    """Widgets for the dataset's own settings; returns {config field: value}."""
+    """Widgets for the dataset's own settings; returns {config field: value}. A data folder outside
+    the data root gives {"_error": message}: the app reads and writes only inside that root."""
     values: dict = {}
     if dataset in FILE_SETS:
-        values["data_dir"] = st.text_input(
-            "data folder", value="", key="ds_data_dir", placeholder=str(data_root("").resolve()),
-            help="folder with the dataset files (empty: $SNNCORE_DATA or ./data); "
-                 "torchvision / Tonic layouts are reused, missing files can be downloaded")
+        root = data_root("").resolve()
+        values["data_dir"] = fs.text(
+            st, "data folder", "ds_data_dir", "", placeholder=str(root),
+            help=f"a folder inside {root} (empty: that folder itself; set SNNCORE_DATA before starting the app "
+                 "to move it); torchvision / Tonic layouts are reused, missing files can be downloaded")
+        if values["data_dir"].strip():
+            p = Path(values["data_dir"].strip())
+            p = (p if p.is_absolute() else root / p).resolve()
+            if p != root and root not in p.parents:
+                values["_error"] = (f"data folder: {values['data_dir']!r} is outside the data folder {root}; "
+                                    f"the app only reads and writes inside it (name a subfolder, or set "
+                                    f"SNNCORE_DATA before starting the app)")
+            else:
+                values["data_dir"] = str(p)
     if dataset in IMAGE_SETS or dataset == "digits":
-        values["encoding"] = st.selectbox("encoding", ENCODINGS, key="ds_encoding",
-                                          help="rate: Bernoulli spikes; latency: one spike, brighter "
-                                               "earlier; direct: normalised pixels as input current")
+        values["encoding"] = fs.select(st, "encoding", ENCODINGS, "ds_encoding", "rate",
+                                       help="rate: Bernoulli spikes; latency: one spike, brighter "
+                                            "earlier; direct: normalised pixels as input current")
     if dataset in ("cifar10", "cifar100"):
-        values["augment"] = st.checkbox("augment (random crop + flip)", value=False, key="ds_augment")
+        values["augment"] = fs.checkbox(st, "augment (random crop + flip)", "ds_augment", False)
     if dataset in EVENT_DATASETS:
         c1, c2 = st.columns(2)
-        values["frames"] = int(c1.number_input("frames", 0, 10_000, 16 if dataset != "shd" else 0, step=1,
-                                               key="ds_frames", help="frames per sample (0: timesteps T)"))
-        values["frame_mode"] = c2.selectbox("frames by", ("time", "count"), key="ds_frame_mode",
-                                            help="equal time bins or equal event counts per frame")
+        values["frames"] = int(fs.number(c1, "frames", "ds_frames", 16 if dataset != "shd" else 0, min_value=0,
+                                         max_value=10_000, step=1, help="frames per sample (0: timesteps T)"))
+        values["frame_mode"] = fs.select(c2, "frames by", ("time", "count"), "ds_frame_mode", "time",
+                                         help="equal time bins or equal event counts per frame")
     return values
 
 

@@ -11,11 +11,14 @@ import time
 import numpy as np
 import streamlit as st
 
+from app_pages import form_state as fs
 from app_pages import rule_panels
 from app_pages.common import get_store
+from app_pages.dataset_panel import dataset_fields, render_dataset_info
 from snncore import viz
-from snncore.config import DATASETS, ENCODINGS, MODELS, OWNED, SURROGATES, ConfigError, RunConfig
+from snncore.config import CONV_MODELS, DATASETS, MODELS, OWNED, SURROGATES, ConfigError, RunConfig
 from snncore.launch import launch_resume, launch_run
+from snncore.presets import scan_presets
 from snncore.train import resolve_device
 from snncore.rules import get_rule, rule_names
 from snncore.store import LIVE
@@ -33,89 +36,162 @@ def rule_param_widgets(rule: str) -> dict:
     values = {}
     for f in dataclasses.fields(cls):
         default = getattr(cls(), f.name)
-        m, key, label = f.metadata, f"rp_{rule}_{f.name}", f.name
+        m, key, label = f.metadata, fs.rp_key(rule, f.name), f.name
         help_ = m.get("help") or None
         if m.get("choices") is not None and not isinstance(default, list):
-            opts = list(m["choices"])
-            values[f.name] = st.selectbox(label, opts, index=opts.index(default), key=key, help=help_)
+            values[f.name] = fs.select(st, label, m["choices"], key, default, help=help_)
         elif isinstance(default, bool):
-            values[f.name] = st.checkbox(label, value=default, key=key, help=help_)
+            values[f.name] = fs.checkbox(st, label, key, default, help=help_)
         elif isinstance(default, int):
-            values[f.name] = st.number_input(label, value=default, step=1, key=key, help=help_)
+            values[f.name] = fs.number(st, label, key, default, step=1, help=help_)
         elif isinstance(default, float):
-            values[f.name] = st.number_input(label, value=default, format="%.6g", key=key, help=help_)
+            values[f.name] = fs.number(st, label, key, default, format="%.6g", help=help_)
         elif isinstance(default, list):
-            txt = st.text_input(label, value=",".join(map(str, default)), key=key,
-                                help=(help_ or "") + " (comma-separated; empty = rule default)")
+            txt = fs.text(st, label, key, ",".join(map(str, default)),
+                          help=(help_ or "") + " (comma-separated; empty = rule default)")
             values[f.name] = [s.strip() for s in txt.split(",") if s.strip()]
         else:
-            values[f.name] = st.text_input(label, value=str(default), key=key, help=help_)
+            values[f.name] = fs.text(st, label, key, str(default), help=help_)
+    return values
+
+
+# fields drawn in the main form; every other config field gets a widget under "more settings"
+MAIN = {"dataset", "model", "rule", "rule_params", "epochs", "timesteps", "batch_size", "lr", "device", "seed",
+        "hidden", "surrogate", "readout", "tau", "v_threshold", "data_dir", "encoding", "augment", "frames",
+        "frame_mode", "syn_classes", "syn_channels", "syn_group", "syn_samples", "syn_sync", "syn_jitter",
+        "syn_noise"}
+
+
+def more_settings(model: str, own_loop: bool) -> dict:
+    """Widgets for the remaining RunConfig fields, generated from their metadata."""
+    values = {}
+    for name, f in RunConfig.fields().items():
+        if name in MAIN or (name == "width" and model not in CONV_MODELS) or (own_loop and name != "name"):
+            continue
+        default = getattr(D, name)
+        m, help_ = f.metadata, f.metadata.get("help") or None
+        label = name.replace("_", " ")
+        if m.get("choices") is not None:
+            values[name] = fs.select(st, label, m["choices"], name, default, help=help_)
+        elif isinstance(default, bool):
+            values[name] = fs.checkbox(st, label, name, default, help=help_)
+        elif isinstance(default, int):
+            values[name] = fs.number(st, label, name, default, step=1, help=help_)
+        elif isinstance(default, float):
+            values[name] = fs.number(st, label, name, default, format="%.6g", help=help_)
+        else:
+            values[name] = fs.text(st, label, name, str(default), help=help_)
     return values
 
 
 # ---- the form ---------------------------------------------------------------------------------
+fs.init_from_url()
+form_cfg = None
 with st.sidebar:
     st.header("New run")
+    if st.session_state.get("_form_link_error"):
+        st.warning(st.session_state.pop("_form_link_error"))
+    presets, preset_errors = scan_presets()
+    with st.expander("lesson presets", expanded=False):
+        for msg in preset_errors:
+            st.error(msg)
+        if presets:
+            by_id = {p.id: p for p in presets}
+            pid = st.selectbox("lesson", list(by_id), format_func=lambda i: by_id[i].title, key="preset_pick")
+            p = by_id[pid]
+            st.caption(p.text + (f" (about {p.cpu_seconds:.0f} s of CPU)" if p.cpu_seconds else ""))
+            if st.button("Load this lesson", key="preset_load", width="stretch"):
+                try:
+                    fs.load_into_widgets(p.config)
+                except ConfigError as e:
+                    st.error(f"preset {p.id}: {e}")
+                else:
+                    st.session_state["_loaded_preset"] = p.title
+                    st.rerun()
+    if st.session_state.get("_loaded_preset"):
+        st.success(f"Loaded lesson: {st.session_state.pop('_loaded_preset')}")
     names = rule_names()
-    rule = st.selectbox("rule", names, index=names.index("ssdp"), key="rule",
-                        help="plasticity rule (bptt = surrogate gradient only)")
+    rule = fs.select(st, "rule", names, "rule", "ssdp", help="plasticity rule (bptt = surrogate gradient only)")
     rule_cls = get_rule(rule)
     if rule_cls.summary:
         st.caption(rule_cls.summary)
     values: dict = {"rule": rule}
     own_loop = rule_cls.runs_own_loop
+    model = rule_cls.requires_model or D.model
     if rule_cls.requires_dataset:
         st.caption(f"dataset **{rule_cls.requires_dataset}**, model **{rule_cls.requires_model}** (set by the rule)")
     else:
-        dataset = st.selectbox("dataset", [d for d in DATASETS if d not in OWNED["dataset"]], key="dataset",
-                               help="digits: scikit-learn 8x8 digits; synthetic: synchronous spike groups")
+        dataset = fs.select(st, "dataset", [d for d in DATASETS if d not in OWNED["dataset"]], "dataset", D.dataset,
+                            help="built-ins need no network: digits (scikit-learn 8x8), synthetic (synchronous "
+                                 "spike groups); the others read standard files from a data folder")
         values["dataset"] = dataset
-        if dataset == "digits":
-            values["encoding"] = st.selectbox("encoding", ENCODINGS, key="encoding")
-        else:
+        if dataset == "synthetic":
             c1, c2 = st.columns(2)
-            values["syn_classes"] = c1.number_input("classes", 2, 100, D.syn_classes, key="syn_classes")
-            values["syn_channels"] = c2.number_input("channels", 4, 10_000, D.syn_channels, key="syn_channels")
-            values["syn_group"] = c1.number_input("group size", 1, 10_000, D.syn_group, key="syn_group")
-            values["syn_samples"] = c2.number_input("train samples", 10, 10**6, D.syn_samples, key="syn_samples")
-            values["syn_sync"] = st.slider("synchrony (chance to join the volley)", 0.0, 1.0, D.syn_sync, key="syn_sync")
-            values["syn_jitter"] = st.slider("jitter (steps)", 0.0, 5.0, D.syn_jitter, 0.25, key="syn_jitter")
-            values["syn_noise"] = st.slider("background rate / step", 0.0, 0.3, D.syn_noise, 0.01, key="syn_noise")
+            values["syn_classes"] = fs.number(c1, "classes", "syn_classes", D.syn_classes, min_value=2, max_value=100)
+            values["syn_channels"] = fs.number(c2, "channels", "syn_channels", D.syn_channels, min_value=4, max_value=10_000)
+            values["syn_group"] = fs.number(c1, "group size", "syn_group", D.syn_group, min_value=1, max_value=10_000)
+            values["syn_samples"] = fs.number(c2, "train samples", "syn_samples", D.syn_samples, min_value=10, max_value=10**6)
+            values["syn_sync"] = fs.slider(st, "synchrony (chance to join the volley)", 0.0, 1.0, "syn_sync", D.syn_sync)
+            values["syn_jitter"] = fs.slider(st, "jitter (steps)", 0.0, 5.0, "syn_jitter", D.syn_jitter, 0.25)
+            values["syn_noise"] = fs.slider(st, "background rate / step", 0.0, 0.3, "syn_noise", D.syn_noise, 0.01)
+        else:
+            values.update(dataset_fields(dataset))
         if rule_cls.requires_model:
             st.caption(f"model **{rule_cls.requires_model}** (set by the rule)")
         else:
-            values["model"] = st.selectbox("model", [m for m in MODELS if m not in OWNED["model"]], key="model",
-                                           help="spiking MLP of LIF neurons")
+            model = fs.select(st, "model", [m for m in MODELS if m not in OWNED["model"]], "model", D.model,
+                              help="mlp: spiking MLP of LIF neurons; vgg11 / resnet19: spiking conv nets for "
+                                   "image data (hidden sizes = their fully connected head; width scales channels)")
+            values["model"] = model
     if not own_loop:
-        values["hidden"] = st.text_input("hidden sizes", "256", key="hidden", help="1 to 3 layers, e.g. 256 or 256,128")
+        values["hidden"] = fs.text(st, "hidden sizes", "hidden", "256", help="1 to 3 layers, e.g. 256 or 256,128")
         if not rule_cls.requires_model:
             c1, c2 = st.columns(2)
-            values["surrogate"] = c1.selectbox("surrogate", SURROGATES, key="surrogate")
-            values["readout"] = c2.selectbox("readout", ("mem", "rate"), key="readout")
-            values["tau"] = c1.number_input("tau", value=D.tau, key="tau", help="membrane time constant (steps), >= 1")
-            values["v_threshold"] = c2.number_input("v_threshold", value=D.v_threshold, key="v_threshold")
+            values["surrogate"] = fs.select(c1, "surrogate", SURROGATES, "surrogate", D.surrogate)
+            values["readout"] = fs.select(c2, "readout", ("mem", "rate"), "readout", D.readout)
+            values["tau"] = fs.number(c1, "tau", "tau", D.tau, help="membrane time constant (steps), >= 1")
+            values["v_threshold"] = fs.number(c2, "v_threshold", "v_threshold", D.v_threshold)
     with st.expander(f"{rule} hyperparameters", expanded=own_loop):
         values["rule_params"] = rule_param_widgets(rule)
     c1, c2 = st.columns(2)
     if not own_loop:
-        values["epochs"] = c1.number_input("epochs", value=D.epochs, step=1, key="epochs")
-        values["timesteps"] = c2.number_input("timesteps T", value=D.timesteps, step=1, key="timesteps")
-        values["batch_size"] = c1.number_input("batch size", value=D.batch_size, step=1, key="batch_size")
-        values["lr"] = c2.number_input("learning rate", value=D.lr, format="%.5g", key="lr")
-    values["device"] = c1.selectbox("device", ("auto", "cpu", "cuda"), key="device")
-    values["seed"] = c2.number_input("seed", value=D.seed, step=1, key="seed")
+        values["epochs"] = fs.number(c1, "epochs", "epochs", D.epochs, step=1)
+        values["timesteps"] = fs.number(c2, "timesteps T", "timesteps", D.timesteps, step=1)
+        values["batch_size"] = fs.number(c1, "batch size", "batch_size", D.batch_size, step=1)
+        values["lr"] = fs.number(c2, "learning rate", "lr", D.lr, format="%.5g")
+    values["device"] = fs.select(c1, "device", ("auto", "cpu", "cuda"), "device", D.device)
+    values["seed"] = fs.number(c2, "seed", "seed", D.seed, step=1)
+    with st.expander("more settings"):
+        values.update(more_settings(model, own_loop))
+    data_error = values.pop("_error", None)
+    try:
+        form_cfg = RunConfig.from_dict(values)
+        form_error = data_error
+    except ConfigError as e:
+        form_error = data_error or str(e)
     start = st.button("Start", type="primary", width="stretch")
-    if start:
+    if form_error:
+        st.error(f"Cannot start: {form_error}")
+    elif start:
         try:
-            cfg = RunConfig.from_dict(values)
-            resolve_device(cfg.device)
-        except (ConfigError, ValueError) as e:
+            resolve_device(form_cfg.device)
+        except ValueError as e:
             st.error(f"Cannot start: {e}")
         else:
-            run_id = launch_run(cfg, store)
+            run_id = launch_run(form_cfg, store)
             st.query_params["run"] = run_id
             st.session_state["run"] = run_id
             st.success(f"Started run {run_id}")
+    if form_cfg is not None:
+        st.download_button("config as TOML", form_cfg.to_toml(), file_name="config.toml", mime="application/toml",
+                           key="form_toml", width="stretch")
+        with st.expander("as a command line"):
+            st.code(form_cfg.command_line(), language="bash")
+fs.sync_url(form_cfg)
+
+if form_cfg is not None and form_cfg.dataset != "l2l_tasks":
+    with st.expander(f"dataset: {form_cfg.dataset}", expanded=not store.list_runs(1)):
+        render_dataset_info(form_cfg)
 
 
 # ---- which run to show --------------------------------------------------------------------
@@ -134,7 +210,8 @@ run_id = st.selectbox("run", ids, index=ids.index(wanted), format_func=labels.ge
 if run_id != st.query_params.get("run"):
     st.query_params["run"] = run_id
 st.session_state["run"] = run_id
-live_now = (store.get_run(run_id) or {}).get("status") in LIVE
+POLLED = (*LIVE, "queued")          # redrawn every second: live, or waiting in the queue
+live_now = (store.get_run(run_id) or {}).get("status") in POLLED
 
 
 @st.fragment(run_every=1.0 if live_now else None)
@@ -161,13 +238,20 @@ def live_panel(run_id: str) -> None:
         if c2.button("Stop", key=f"stop_{run_id}", width="stretch"):
             store.request_stop(run_id)
             st.toast("Stop requested; the run ends after the current step.")
+    if status == "queued":
+        st.info("Queued: it starts when the runs before it have ended (one at a time on this machine).")
+        if c2.button("Cancel", key=f"cancel_{run_id}", width="stretch"):
+            from snncore.queue import cancel
+            cancel(store, run_id)
+            st.rerun()
     if status == "failed":
         st.error(f"Run failed: {run['error']}")
     elif status == "stopped":
         st.warning("Run stopped before its last epoch.")
-    if status in ("failed", "stopped") and not own_loop_run:
+    if status in ("failed", "stopped"):
         cks = store.checkpoints(run_id)
-        if cks and c2.button(f"Resume from epoch {cks[-1][0]}", key=f"resume_{run_id}", width="stretch"):
+        unit = "task" if own_loop_run else "epoch"
+        if cks and c2.button(f"Resume from {unit} {cks[-1][0]}", key=f"resume_{run_id}", width="stretch"):
             launch_resume(store, run_id)
             st.rerun()       # the run is live again: redraw with the timer on
     elif status == "finished" and run["summary"]:
@@ -180,7 +264,7 @@ def live_panel(run_id: str) -> None:
 
     m = store.metrics_frame(run_id)
     if m.empty:
-        if status in LIVE:
+        if status in POLLED:
             st.info("Waiting for the first metrics…")
         else:
             st.info("This run recorded no metrics.")
@@ -236,10 +320,20 @@ def live_panel(run_id: str) -> None:
                 cols[i % 2].plotly_chart(viz.telemetry_figure(tel, g, columns), width="stretch", key=f"tel_{g}")
     elif cfg["rule"] != "bptt":
         st.caption("No rule telemetry yet.")
-    with st.expander("config and command line"):
-        st.code(RunConfig.from_dict(cfg).command_line(), language="bash")
-        st.code(RunConfig.from_dict(cfg).to_toml(), language="toml")
-    if status not in LIVE and live_now:
+    with st.expander("export: config, command line, metrics"):
+        st.caption("Every figure has a camera button (top right of the chart) that saves it as PNG.")
+        run_cfg = RunConfig.from_dict(cfg)
+        st.code(run_cfg.command_line(), language="bash")
+        st.code(run_cfg.to_toml(), language="toml")
+        c1, c2, c3 = st.columns(3)
+        c1.download_button("config (TOML)", run_cfg.to_toml(), file_name=f"{run_id}.toml",
+                           mime="application/toml", key=f"dl_toml_{run_id}", width="stretch")
+        c2.download_button("metrics (CSV)", m.to_csv(), file_name=f"{run_id}_metrics.csv", mime="text/csv",
+                           key=f"dl_metrics_{run_id}", width="stretch")
+        if not tel.empty:
+            c3.download_button("rule telemetry (CSV)", tel.to_csv(), file_name=f"{run_id}_telemetry.csv",
+                               mime="text/csv", key=f"dl_tel_{run_id}", width="stretch")
+    if status not in POLLED and live_now:
         st.rerun()  # the run just ended: redraw the page once without the timer
 
 

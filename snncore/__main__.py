@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args) -> "RunConfig":
     from .config import ConfigError, RunConfig
     values = RunConfig.load(args.config) if args.config else {}
+    values.pop("lesson", None)          # a lesson preset file is a config plus its [lesson] text
     if values.get("rule_params") is not None and not isinstance(values.get("rule_params"), dict):
         raise ConfigError("rule_params: expected a table of the rule's hyperparameters")
     rule_params = dict(values.get("rule_params") or {})

@@ -29,7 +29,7 @@ def start(at, **fields):
     for k, v in fields.items():
         w = at.sidebar.text_input(key=k) if k == "hidden" else at.sidebar.number_input(key=k)
         w.set_value(v)
-    at.sidebar.button[0].click()
+    next(b for b in at.sidebar.button if b.label == "Start").click()
     at.run()
     assert not at.exception
 
@@ -74,7 +74,7 @@ def test_invalid_value_shows_message_and_starts_nothing(runs_dir):
     assert at.sidebar.error and "hidden" in at.sidebar.error[0].value and "1 <= size" in at.sidebar.error[0].value
     at.sidebar.text_input(key="hidden").set_value("32")
     at.sidebar.number_input(key="lr").set_value(-1.0)
-    at.sidebar.button[0].click()
+    next(b for b in at.sidebar.button if b.label == "Start").click()
     at.run()
     assert "lr" in at.sidebar.error[0].value and "0.0 < value" in at.sidebar.error[0].value
     assert RunStore(runs_dir).list_runs() == []
@@ -98,7 +98,7 @@ def test_ip2_from_the_page_shows_learning_to_learn(runs_dir):
     at.sidebar.selectbox(key="rp_ip2_meta_mode").set_value("fixed")
     at.sidebar.number_input(key="rp_ip2_max_updates").set_value(30)
     at.sidebar.number_input(key="rp_ip2_N").set_value(16)
-    at.sidebar.button[0].click()
+    next(b for b in at.sidebar.button if b.label == "Start").click()
     at.run()
     assert not at.exception and at.sidebar.success
     store = RunStore(runs_dir)
