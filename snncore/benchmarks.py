@@ -1,0 +1,328 @@
+"""Speed benchmarks: each case times ours and a reference in the same run (interleaved, medians).
+
+Every case returns a JSON-able dict with ``ours_s``, ``reference_s`` (seconds, medians),
+``ratio`` = ours / reference (time: < 1 means ours is faster), ``speedup`` = reference / ours,
+what each side is, the target and whether it was met. On a GPU the layer cases also give the
+fraction of roofline (PERFORMANCE.md: bound = max(F / peak_flops, Q / peak_bandwidth), with the
+achievable peaks measured in the same run by a large GEMM and a large copy).
+
+Cases (PERFORMANCE.md, issue 6):
+  lif_layer      Linear(N->N) + multi-step LIF, B=16, T=500, forward + backward, N=512..4096:
+                 ours (FastLIFNode) vs SpikingJelly's fastest path on the device (LIFNode);
+                 on N=512 also vs a per-step Python loop (target >= 4x on CPU)
+  mlp_epoch      784-1000-10 LIF MLP, T=25, B=128, 60k MNIST-sized samples: one epoch estimated
+                 from timed optimizer steps; ours vs the same net on SpikingJelly's LIF path
+  rule/<name>    a Trainer step with the rule vs the same step with bptt (overhead target 3 %)
+  recorder       a Trainer step plus SpikeRecorder.observe vs without (target 5 %, memory flat)
+  raster_figure  the live raster (1000 neurons x 1000 steps) as one image vs a scattergl figure
+
+SNNCORE_BENCH_TINY=1 shrinks every size (for tests only: the numbers then mean nothing).
+"""
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from typing import Callable
+
+import torch
+
+warnings.filterwarnings("ignore", message=".*[Tt]riton.*")
+
+
+def tiny() -> bool:
+    return os.environ.get("SNNCORE_BENCH_TINY", "") not in ("", "0")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def compare(ours: Callable[[], None], reference: Callable[[], None], repeats: int, *,
+            device: torch.device = torch.device("cpu"), warmup: int = 1) -> tuple[float, float]:
+    """Median seconds of ours and reference, run alternately (machine-load drift hits both)."""
+    for _ in range(warmup):
+        ours()
+        reference()
+    _sync(device)
+    a, b = [], []
+    for _ in range(repeats):
+        for fn, acc in ((ours, a), (reference, b)):
+            gc.collect()
+            _sync(device)
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            acc.append(time.perf_counter() - t)
+    return statistics.median(a), statistics.median(b)
+
+
+def _case(name: str, ours_s: float, ref_s: float, ours: str, reference: str, target: str,
+          met: bool | None, **extra) -> dict:
+    return {"name": name, "ours": ours, "reference": reference, "ours_s": round(ours_s, 6),
+            "reference_s": round(ref_s, 6), "ratio": round(ours_s / ref_s, 4),
+            "speedup": round(ref_s / ours_s, 3), "target": target, "met": met, **extra}
+
+
+# ---- roofline (GPU only) ------------------------------------------------------------------------
+def measure_peaks(device: torch.device) -> dict:
+    """Achievable fp32 GEMM FLOP/s and copy bandwidth on this device, measured now."""
+    n = 8192
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    t_mm = min(_timed(lambda: a @ b, device) for _ in range(5))
+    x = torch.empty(256 * 2**20, device=device)          # 1 GiB
+    y = torch.empty_like(x)
+    t_cp = min(_timed(lambda: y.copy_(x), device) for _ in range(5))
+    return {"flops": 2 * n**3 / t_mm, "bytes_per_s": 2 * x.numel() * 4 / t_cp,
+            "tf32": bool(torch.backends.cuda.matmul.allow_tf32)}
+
+
+def _timed(fn, device) -> float:
+    _sync(device)
+    t = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t
+
+
+def layer_roofline(M: int, n_in: int, n_out: int, peaks: dict, b: int = 4) -> float:
+    """Lower bound (s) of Linear + fused LIF forward + backward, weight gradient only."""
+    flops = 4 * M * n_in * n_out
+    q = b * M * (2.5 * n_in + 9 * n_out) + 3 * b * n_in * n_out
+    return max(flops / peaks["flops"], q / peaks["bytes_per_s"])
+
+
+# ---- the cases ---------------------------------------------------------------------------------
+def _lif_layer(n: int, fast: bool, device, step_loop: bool = False):
+    from spikingjelly.activation_based import neuron, surrogate
+    from .models.lif import FastLIFNode
+    fc = torch.nn.Linear(n, n).to(device)
+    if step_loop:
+        lif = neuron.LIFNode(tau=2.0, surrogate_function=surrogate.Sigmoid(), step_mode="s")
+    else:
+        lif = FastLIFNode(tau=2.0, surrogate_function=surrogate.Sigmoid(), step_mode="m", use_fast=fast)
+    return fc, lif
+
+
+def _layer_step(fc, lif, x, step_loop: bool):
+    def run():
+        lif.reset()
+        fc.zero_grad(set_to_none=True)
+        h = fc(x)
+        s = torch.stack([lif(h[t]) for t in range(h.shape[0])]) if step_loop else lif(h)
+        s.sum().backward()
+    return run
+
+
+def bench_lif_layers(sizes, T: int, B: int, repeats: int, device, peaks=None, loop_sizes=(),
+                     loop_repeats: int | None = None) -> list[dict]:
+    out = []
+    for n in sizes:
+        torch.manual_seed(0)
+        x = torch.randn(T, B, n, device=device) * 2 + 0.5
+        fc_o, lif_o = _lif_layer(n, True, device)
+        fc_r, lif_r = _lif_layer(n, False, device)
+        fc_r.load_state_dict(fc_o.state_dict())
+        ours, ref = compare(_layer_step(fc_o, lif_o, x, False), _layer_step(fc_r, lif_r, x, False),
+                            repeats, device=device)
+        extra = {"N": n, "T": T, "B": B}
+        if peaks:
+            bound = layer_roofline(T * B, n, n, peaks)
+            extra["roofline_s"] = bound
+            extra["roofline_fraction"] = {"ours": round(bound / ours, 4), "reference": round(bound / ref, 4)}
+        out.append(_case(f"lif_layer_N{n}", ours, ref, "Linear + FastLIFNode (whole-sequence Function on CPU)",
+                         f"Linear + SpikingJelly LIFNode multi-step ({device.type} fastest path)",
+                         "speedup >= 1.0", ref / ours >= 1.0, **extra))
+        if n in loop_sizes:
+            fc_l, lif_l = _lif_layer(n, False, device, step_loop=True)
+            fc_l.load_state_dict(fc_o.state_dict())
+            ours2, loop = compare(_layer_step(fc_o, lif_o, x, False), _layer_step(fc_l, lif_l, x, True),
+                                  loop_repeats or max(1, repeats // 2 + 1), device=device,
+                                  warmup=0 if loop_repeats == 1 else 1)   # the loop is the slow one
+            target, met = ("speedup >= 4 (CPU)", loop / ours2 >= 4) if device.type == "cpu" else ("-", None)
+            out.append(_case(f"lif_layer_N{n}_vs_step_loop", ours2, loop, "Linear + FastLIFNode",
+                             "Linear + LIFNode single-step, a Python loop over T", target, met, **extra))
+    return out
+
+
+def mnist_like(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """n MNIST-sized samples [n, 784] in [0, 1]: sklearn's 8x8 digits scaled x3 into a 28x28 frame
+    with 2-pixel margins (mean intensity ~0.15, MNIST's is 0.13), drawn with repetition."""
+    from .data.digits import load_digits
+    d = load_digits()
+    x8 = torch.cat([d.train_x, d.test_x]).reshape(-1, 8, 8)
+    y = torch.cat([d.train_y, d.test_y])
+    img = torch.zeros(len(y), 28, 28)
+    img[:, 2:26, 2:26] = x8.repeat_interleave(3, 1).repeat_interleave(3, 2)
+    idx = torch.randint(len(y), (n,), generator=torch.Generator().manual_seed(seed))
+    return img.reshape(-1, 784)[idx], y[idx]
+
+
+def bench_mlp_epoch(steps: int, repeats: int, device, *, n_samples=60_000, T=25, B=128,
+                    hidden=1000, n_in=784) -> dict:
+    from .data.encode import encode
+    from .models.mlp import SpikingMLP
+    torch.manual_seed(0)
+    X, Y = mnist_like(steps * B + B)
+    nets = {}
+    for fast in (True, False):
+        torch.manual_seed(0)
+        net = SpikingMLP(n_in, [hidden], 10, fast_lif=fast).to(device)
+        nets[fast] = (net, torch.optim.Adam(net.parameters(), lr=1e-3))
+    g = torch.Generator().manual_seed(0)
+
+    def run(fast):
+        def go():
+            net, opt = nets[fast]
+            for i in range(steps):
+                x = encode(X[i * B:(i + 1) * B], T, "rate", generator=g).to(device)
+                y = Y[i * B:(i + 1) * B].to(device)
+                for m in net.lifs:
+                    m.reset()
+                opt.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.cross_entropy(net(x).mean(0), y)
+                loss.backward()
+                opt.step()
+        return go
+
+    ours, ref = compare(run(True), run(False), repeats, device=device)
+    per_epoch = -(-n_samples // B)
+    ours_epoch, ref_epoch = ours / steps * per_epoch, ref / steps * per_epoch
+    target_s = 16.0
+    return _case("mlp_epoch", ours_epoch, ref_epoch,
+                 f"SpikingMLP {n_in}-{hidden}-10 (FastLIFNode), Adam, rate-encoded",
+                 "the same net with SpikingJelly's LIFNode path",
+                 f"epoch <= {target_s:g} s on 2 CPU cores", ours_epoch <= target_s if device.type == "cpu" else None,
+                 epoch_estimated_from_steps=steps, steps_per_epoch=per_epoch, samples=n_samples, T=T, B=B,
+                 threads=torch.get_num_threads())
+
+
+def _trainer(rule: str, hidden, T: int, B: int, device, tmp: str, model: str | None = None):
+    from .config import RunConfig
+    from .store import RunStore
+    from .train import Trainer
+    values = {"dataset": "digits", "rule": rule, "hidden": list(hidden), "timesteps": T, "batch_size": B,
+              "epochs": 1, "log_every": 10**6, "record_every": 10**6, "device": device.type}
+    if model:
+        values["model"] = model
+    cfg = RunConfig.from_dict(values)
+    store = RunStore(tmp)
+    return Trainer(cfg, store, store.create_run(cfg.to_dict()))
+
+
+def bench_rules(rules, repeats: int, steps: int, device, *, hidden=(256,), T=16, B=64) -> list[dict]:
+    """Each rule's Trainer step against the bptt step on the same model size and batch."""
+    from .rules import get_rule
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = _trainer("bptt", hidden, T, B, device, tmp)
+        x, y = next(base.data.batches("train", B, T, shuffle=False))
+        for rule in rules:
+            cls = get_rule(rule)
+            if cls.runs_own_loop:
+                out.append({"name": f"rule/{rule}", "ours": rule, "reference": "bptt", "ours_s": None,
+                            "reference_s": None, "ratio": None, "speedup": None,
+                            "target": "overhead <= 3 %", "met": None,
+                            "skipped": "runs its own task loop (no per-batch step to compare)"})
+                continue
+            tr = _trainer(rule, hidden, T, B, device, tmp)   # MPS brings its own network (mps_mlp)
+            ref_tr = base
+            def go(t=tr):
+                for _ in range(steps):
+                    t.train_step(x, y)
+
+            def ref(t=ref_tr):
+                for _ in range(steps):
+                    t.train_step(x, y)
+            ours_s, ref_s = compare(go, ref, repeats, device=device)
+            out.append(_case(f"rule/{rule}", ours_s, ref_s, f"Trainer step with {rule}",
+                             "Trainer step with bptt (same sizes)", "overhead <= 3 %",
+                             ours_s / ref_s <= 1.03, overhead=round(ours_s / ref_s - 1, 4),
+                             model=tr.cfg.model))
+    return out
+
+
+def bench_recorder(repeats: int, steps: int, device, *, hidden=(256,), T=16, B=64) -> dict:
+    from .record import SpikeRecorder
+    with tempfile.TemporaryDirectory() as tmp:
+        tr = _trainer("bptt", hidden, T, B, device, tmp)
+        x, y = next(tr.data.batches("train", B, T, shuffle=False))
+        rec = SpikeRecorder(["input", "fc1"], 256, 4)
+
+        def go():
+            for _ in range(steps):
+                tr.train_step(x, y)
+                with torch.no_grad():
+                    rec.observe({"input": x, "fc1": tr.model.layer_traces()["fc1"].post})
+
+        def ref():
+            for _ in range(steps):
+                tr.train_step(x, y)
+        ours, refs = compare(go, ref, repeats, device=device)
+        size_before = rec.nbytes()
+        go()
+        flat = rec.nbytes() == size_before
+    return _case("recorder", ours, refs, "Trainer step + SpikeRecorder.observe every step",
+                 "Trainer step", "overhead <= 5 %, memory flat", ours / refs <= 1.05 and flat,
+                 overhead=round(ours / refs - 1, 4), memory_flat=flat, recorder_bytes=size_before)
+
+
+def bench_raster(repeats: int, neurons=1000, steps=1000) -> dict:
+    import numpy as np
+    import plotly.graph_objects as go
+    from .viz import raster_figure
+    r = np.random.default_rng(0).random((neurons, steps)) < 0.05
+
+    def ours():
+        raster_figure(r, T=steps // 4).to_dict()
+
+    def scatter():
+        n, t = np.nonzero(r)
+        fig = go.Figure(go.Scattergl(x=t, y=n, mode="markers", marker=dict(size=2, color="black")))
+        fig.update_layout(height=320, title="spike raster")
+        fig.to_dict()
+    ours_s, ref_s = compare(ours, scatter, repeats)
+    # no pass/fail: the image costs more to build here but redraws ~5x faster in the browser
+    # (PERFORMANCE.md, Live views), which is what a live page pays every refresh
+    return _case("raster_figure", ours_s, ref_s, f"raster_figure (image) {neurons}x{steps}",
+                 "plotly scattergl of the same spikes", "build time (browser redraw: image ~5x faster)",
+                 None, neurons=neurons, steps=steps)
+
+
+def run_all(quick: bool = False, device: str | None = None, progress: Callable[[str], None] | None = None) -> dict:
+    """All cases; quick: the smallest of each (well under a minute on 2 cores)."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    say = progress or (lambda s: None)
+    small = tiny()
+    cases, t0 = [], time.perf_counter()
+    peaks = measure_peaks(dev) if dev.type == "cuda" and not small else None
+    if small:
+        sizes, T, B, reps, loop = [32], 20, 4, 2, [32]
+    elif quick:
+        sizes, T, B, reps, loop = [512], 500, 16, 3, [512]
+    else:
+        sizes, T, B, reps, loop = [512, 1024, 2048, 4096], 500, 16, 5, [512]
+    say(f"lif_layer N={sizes} T={T} B={B}")
+    cases += bench_lif_layers(sizes, T, B, reps, dev, peaks, loop_sizes=loop, loop_repeats=1 if quick else None)
+    say("mlp_epoch")
+    if small:
+        cases.append(bench_mlp_epoch(2, 1, dev, n_samples=256, T=4, B=16, hidden=32))
+    else:
+        cases.append(bench_mlp_epoch(2 if quick else 10, 1 if quick else 3, dev))
+    rules = ["stdp", "rstdp", "ssdp", "da_ssdp", "mps", "ip2"] if not quick else ["ssdp", "da_ssdp", "ip2"]
+    say(f"rules {rules}")
+    rkw = dict(hidden=(16,), T=4, B=16) if small else {}
+    r_reps, r_steps = (1, 2) if small else (2, 4) if quick else (3, 10)
+    cases += bench_rules(rules, r_reps, r_steps, dev, **rkw)
+    say("recorder")
+    cases.append(bench_recorder(r_reps, r_steps, dev, **rkw))
+    say("raster_figure")
+    cases.append(bench_raster(1 if small else 3, *((50, 40) if small else (1000, 1000))))
+    return {"device": str(dev), "threads": torch.get_num_threads(), "quick": quick, "tiny": small,
+            "torch": torch.__version__, "peaks": peaks, "seconds": round(time.perf_counter() - t0, 2),
+            "cases": cases}

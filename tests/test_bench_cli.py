@@ -1,0 +1,56 @@
+"""python -m snncore bench: the JSON schema (tiny sizes via SNNCORE_BENCH_TINY) and bad flags."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args, tiny=True):
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    if tiny:
+        env["SNNCORE_BENCH_TINY"] = "1"
+    return subprocess.run([sys.executable, "-m", "snncore", "bench", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_quick_json_schema():
+    p = _run("--quick", "--json")
+    assert p.returncode == 0, p.stderr[-2000:]
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert res["device"] == "cpu" and res["quick"] is True and res["tiny"] is True
+    assert res["peaks"] is None                   # roofline peaks are measured on a GPU only
+    names = [c["name"] for c in res["cases"]]
+    for want in ("lif_layer_N32", "lif_layer_N32_vs_step_loop", "mlp_epoch", "rule/ssdp", "rule/da_ssdp",
+                 "recorder", "raster_figure"):
+        assert want in names
+    for c in res["cases"]:
+        assert {"name", "ours", "reference", "ours_s", "reference_s", "ratio", "speedup", "target", "met"} <= set(c)
+        if c.get("skipped"):
+            assert c["ratio"] is None
+            continue
+        assert c["ours_s"] > 0 and c["reference_s"] > 0
+        assert abs(c["ratio"] - c["ours_s"] / c["reference_s"]) < 1e-3 * c["ratio"] + 1e-4
+        assert abs(c["speedup"] * c["ratio"] - 1) < 1e-2
+        assert c["met"] in (True, False, None)
+    rec = next(c for c in res["cases"] if c["name"] == "recorder")
+    assert rec["memory_flat"] is True
+    assert next(c for c in res["cases"] if c["name"] == "rule/ip2").get("skipped")
+
+
+def test_bad_flag_one_line_exit_2():
+    p = _run("--fast", tiny=False)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "--fast" in lines[0]
+
+
+def test_cuda_without_gpu_is_refused():
+    import torch
+    if torch.cuda.is_available():
+        return
+    p = _run("--device", "cuda", tiny=False)
+    assert p.returncode == 2 and p.stderr.strip().startswith("error: --device cuda")
+    assert len(p.stderr.strip().splitlines()) == 1
