@@ -7,8 +7,10 @@ shows lab.figures. Results are cached per setting, so moving a slider back is in
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from snncore import lab
 
@@ -33,23 +35,59 @@ def run_lab(rule: str, values: dict, pop: lab.PopSpec, inp: lab.InputSpec, extra
     return lab.figures(res), res.seconds, summary
 
 
+def _init(key: str, **default) -> dict:
+    """A widget's default only when its key is unset (a link may have set it; Streamlit warns on both)."""
+    return {} if key in st.session_state else default
+
+
+def _url_value(v: str):
+    try:
+        return json.loads(v)
+    except ValueError:
+        return v
+
+
+def load_from_url() -> None:
+    """Once per session: the link's Rule Lab settings (lab_* parameters) fill the widgets."""
+    if st.session_state.get("_lab_url_done"):
+        return
+    st.session_state["_lab_url_done"] = True
+    got = {k: _url_value(v) for k, v in st.query_params.items() if k.startswith("lab_")}
+    if got.get("lab_rule") not in (None, *lab.RULES):
+        st.session_state["_lab_url_error"] = f"unknown rule {got['lab_rule']!r} in the link"
+        return
+    for k, v in got.items():
+        st.session_state[k] = v
+    st.session_state["_lab_url_keys"] = list(got)
+
+
+def save_to_url(rule: str) -> None:
+    """The current rule's settings into the URL, so a link reproduces this view."""
+    want = {"lab_rule": rule}
+    for k, v in st.session_state.items():
+        if isinstance(k, str) and k.startswith((f"lab_{rule}_", "lab_rstdp_target" if rule == "rstdp" else "\0")):
+            want[k] = v if isinstance(v, str) else json.dumps(v)
+    if dict(st.query_params) != want:
+        st.query_params.from_dict(want)
+
+
 def param_widget(rule: str, spec: dict):
     name, kind, d = spec["name"], spec["kind"], spec["default"]
     key, help_ = f"lab_{rule}_{name}", spec["help"] or None
     if kind == "slider":
         return st.slider(name, min_value=float(spec["lo"]), max_value=float(spec["hi"]),
-                         value=float(min(max(d, spec["lo"]), spec["hi"])), step=float(spec["step"]),
-                         key=key, help=help_)
+                         step=float(spec["step"]), key=key, help=help_,
+                         **_init(key, value=float(min(max(d, spec["lo"]), spec["hi"]))))
     if kind == "log":
-        return st.select_slider(name, options=spec["options"], value=float(d), key=key, help=help_,
-                                format_func=lambda v: f"{v:g}")
+        return st.select_slider(name, options=spec["options"], key=key, help=help_,
+                                format_func=lambda v: f"{v:g}", **_init(key, value=float(d)))
     if kind == "choice":
         opts = spec["options"]
-        return st.radio(name, opts, index=opts.index(d), key=key, help=help_, horizontal=True)
+        return st.radio(name, opts, key=key, help=help_, horizontal=True, **_init(key, index=opts.index(d)))
     if kind == "check":
-        return st.checkbox(name, value=bool(d), key=key, help=help_)
+        return st.checkbox(name, key=key, help=help_, **_init(key, value=bool(d)))
     if kind == "multi":
-        return st.multiselect(name, spec["options"], default=list(d), key=key, help=help_)
+        return st.multiselect(name, spec["options"], key=key, help=help_, **_init(key, default=list(d)))
     raise ValueError(kind)
 
 
@@ -57,42 +95,63 @@ st.title("Rule Lab")
 st.caption("One plasticity rule on a tiny population, simulated here and now with the training "
            "engine's own update code. Move a slider: everything below is recomputed.")
 
-with st.sidebar:
-    st.header("Rule Lab")
-    rule = st.selectbox("rule", lab.RULES, format_func=lambda r: lab.TITLES[r], key="lab_rule")
-    st.subheader("rule parameters")
-    st.caption("Defaults are the rule's paper defaults.")
-    values = {spec["name"]: param_widget(rule, spec) for spec in lab.control_specs(rule)}
-    extra: dict = {}
-    pop = dataclasses.replace(lab.DEFAULT_POP[rule])
-    inp = dataclasses.replace(lab.DEFAULT_INPUT[rule])
-    if rule == "rstdp":
-        extra["target_group"] = st.radio("which group should answer class 0", (0, 1), key="lab_rstdp_target",
-                                         format_func=lambda g: f"group {g}", horizontal=True,
-                                         help="group 0 (natural mapping) or group 1 (swapped)")
-    st.subheader("input & population")
-    if rule == "da_ssdp":
-        pop.updates = st.slider("updates", 2, 40, pop.updates, key=f"lab_{rule}_updates")
-        extra["warmup"] = st.slider("warm-up (updates recording S and L)", 0, pop.updates - 1,
-                                    min(lab.LAB_EXTRA["da_ssdp"]["warmup"], pop.updates - 1),
-                                    key="lab_da_ssdp_warmup")
-        extra["corr_SL"] = st.slider("corr(S, L) imposed on the sandbox's loss", -1.0, 1.0,
-                                     lab.LAB_EXTRA["da_ssdp"]["corr_SL"], 0.05, key="lab_da_ssdp_corr",
-                                     help="no task here: the per-trial loss L is made to correlate with "
-                                          "synchrony S by this much")
-    else:
-        pop.updates = st.slider("updates", 1, 40, pop.updates, key=f"lab_{rule}_updates")
-    if rule != "ip2":
-        inp.kind = st.radio("input", lab.INPUTS, index=lab.INPUTS.index(inp.kind), key=f"lab_{rule}_in_kind",
-                            format_func=lambda k: lab.INPUT_TITLES[k], horizontal=True)
-        inp.rate = st.slider("rate (spikes/step; background for bursts & pattern)", 0.0, 0.5, float(inp.rate),
-                             0.005, key=f"lab_{rule}_in_rate", format="%.3f")
-        inp.jitter = st.slider("jitter (steps)", 0.0, 5.0, float(inp.jitter), 0.25, key=f"lab_{rule}_in_jitter")
-        inp.period = st.slider("period of bursts / pattern (steps)", 2, 40, int(inp.period), key=f"lab_{rule}_in_period")
-        inp.spread = st.slider("trial-to-trial spread", 0.0, 1.0, float(inp.spread), 0.05, key=f"lab_{rule}_in_spread")
-    else:
-        st.caption("Input: the go/no-go task family of IP² (stimulus, fixation and cue channels).")
-    pop.seed = int(st.number_input("seed", 0, 100_000, 0, key=f"lab_{rule}_seed"))
+load_from_url()
+if st.session_state.get("_lab_url_error"):
+    st.warning(f"The link's Rule Lab settings were not applied: {st.session_state.pop('_lab_url_error')}")
+try:
+    with st.sidebar:
+        st.header("Rule Lab")
+        rule = st.selectbox("rule", lab.RULES, format_func=lambda r: lab.TITLES[r], key="lab_rule")
+        st.subheader("rule parameters")
+        st.caption("Defaults are the rule's paper defaults.")
+        values = {spec["name"]: param_widget(rule, spec) for spec in lab.control_specs(rule)}
+        extra: dict = {}
+        pop = dataclasses.replace(lab.DEFAULT_POP[rule])
+        inp = dataclasses.replace(lab.DEFAULT_INPUT[rule])
+        if rule == "rstdp":
+            extra["target_group"] = st.radio("which group should answer class 0", (0, 1), key="lab_rstdp_target",
+                                             format_func=lambda g: f"group {g}", horizontal=True,
+                                             help="group 0 (natural mapping) or group 1 (swapped)")
+        st.subheader("input & population")
+        if rule == "da_ssdp":
+            pop.updates = st.slider("updates", 2, 40, key=f"lab_{rule}_updates", **_init(f"lab_{rule}_updates", value=pop.updates))
+            if st.session_state.get("lab_da_ssdp_warmup", 0) > pop.updates - 1:
+                st.session_state["lab_da_ssdp_warmup"] = pop.updates - 1
+            extra["warmup"] = st.slider("warm-up (updates recording S and L)", 0, pop.updates - 1,
+                                        key="lab_da_ssdp_warmup", **_init("lab_da_ssdp_warmup",
+                                        value=min(lab.LAB_EXTRA["da_ssdp"]["warmup"], pop.updates - 1)))
+            extra["corr_SL"] = st.slider("corr(S, L) imposed on the sandbox's loss", -1.0, 1.0,
+                                         step=0.05, key="lab_da_ssdp_corr",
+                                         **_init("lab_da_ssdp_corr", value=lab.LAB_EXTRA["da_ssdp"]["corr_SL"]),
+                                         help="no task here: the per-trial loss L is made to correlate with "
+                                              "synchrony S by this much")
+        else:
+            pop.updates = st.slider("updates", 1, 40, key=f"lab_{rule}_updates", **_init(f"lab_{rule}_updates", value=pop.updates))
+        if rule != "ip2":
+            inp.kind = st.radio("input", lab.INPUTS, key=f"lab_{rule}_in_kind",
+                                **_init(f"lab_{rule}_in_kind", index=lab.INPUTS.index(inp.kind)),
+                                format_func=lambda k: lab.INPUT_TITLES[k], horizontal=True)
+            inp.rate = st.slider("rate (spikes/step; background for bursts & pattern)", 0.0, 0.5, step=0.005,
+                                 key=f"lab_{rule}_in_rate", format="%.3f", **_init(f"lab_{rule}_in_rate", value=float(inp.rate)))
+            inp.jitter = st.slider("jitter (steps)", 0.0, 5.0, step=0.25, key=f"lab_{rule}_in_jitter",
+                                   **_init(f"lab_{rule}_in_jitter", value=float(inp.jitter)))
+            inp.period = st.slider("period of bursts / pattern (steps)", 2, 40, key=f"lab_{rule}_in_period",
+                                   **_init(f"lab_{rule}_in_period", value=int(inp.period)))
+            inp.spread = st.slider("trial-to-trial spread", 0.0, 1.0, step=0.05, key=f"lab_{rule}_in_spread",
+                                   **_init(f"lab_{rule}_in_spread", value=float(inp.spread)))
+        else:
+            st.caption("Input: the go/no-go task family of IP² (stimulus, fixation and cue channels).")
+        pop.seed = int(st.number_input("seed", 0, 100_000, key=f"lab_{rule}_seed", **_init(f"lab_{rule}_seed", value=0)))
+except StreamlitAPIException as e:          # a linked value a widget cannot take
+    bad = st.session_state.pop("_lab_url_keys", None)
+    if not bad:
+        raise
+    for k in bad:
+        st.session_state.pop(k, None)
+    st.session_state["_lab_url_error"] = str(e).splitlines()[0]
+    st.rerun()
+st.session_state.pop("_lab_url_keys", None)
+save_to_url(rule)
 
 st.subheader(lab.TITLES[rule])
 text = lab.LESSONS[rule]

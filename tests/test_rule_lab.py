@@ -237,3 +237,38 @@ def test_page_bad_input_shows_error(runs_dir):
     assert not at.exception
     assert at.error and "mechanisms" in at.error[0].value and "at least one" in at.error[0].value
     assert not at.get("plotly_chart")
+
+
+def _lab_page(query):
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/rule_lab.py")
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_rule_lab_link_reproduces_the_view():
+    at = _lab_page({"lab_rule": "ssdp", "lab_ssdp_updates": "7", "lab_ssdp_in_jitter": "1.5",
+                    "lab_ssdp_in_kind": '"poisson"'})
+    assert at.sidebar.selectbox(key="lab_rule").value == "ssdp"
+    assert at.sidebar.slider(key="lab_ssdp_updates").value == 7
+    assert at.sidebar.slider(key="lab_ssdp_in_jitter").value == 1.5
+    assert at.sidebar.radio(key="lab_ssdp_in_kind").value == "poisson"
+    assert not at.warning
+    # moving a slider writes the view back into the URL
+    at.sidebar.slider(key="lab_ssdp_updates").set_value(9)
+    at.run()
+    v = at.query_params["lab_ssdp_updates"]
+    assert (v[0] if isinstance(v, list) else v) == "9"
+
+
+def test_rule_lab_bad_link_falls_back_visibly():
+    at = _lab_page({"lab_rule": "stdp", "lab_stdp_updates": "999"})
+    assert any("were not applied" in w.value for w in at.warning)
+    assert at.sidebar.selectbox(key="lab_rule").value == "stdp"
+    at = _lab_page({"lab_rule": "nope"})
+    assert any("unknown rule 'nope'" in w.value for w in at.warning)
