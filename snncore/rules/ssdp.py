@@ -32,8 +32,9 @@ K[u,v] = exp(-(u-v)^2 / (2 sigma^2)) of size (T+1) x (T+1),
     sum_b g_b P_b = (A_plus + A_base) sum_b g_b (a_post O_post)_b K (a_pre O_pre)_b^T
                     - A_base sum_b g_b O_post,b K O_pre,b^T
 
-i.e. einsums 'b,bju,uv,biv->ji'; here O K is a row gather K[tau] and both terms are stacked along
-the u axis, so the whole sum is one matrix product with memory O(B (N_pre + N_post)(T+1)).
+i.e. einsums 'b,bju,uv,biv->ji'. Because a neuron fired exactly when its latency is below T, both
+terms fold into one (T+1)^2 table M (see :func:`_delta_from_codes`), restricted to the latencies that
+occur in the batch, and the whole sum is one matrix product with memory O(B (N_pre + N_post)(T+1)).
 :func:`ssdp_delta_dense` is the materialised reference used by the tests.
 
 Timing [code]: every training step after ``optimizer.step()``, from that step's forward spikes (no
@@ -78,6 +79,7 @@ __all__ = [
 
 LATENCIES = ("first", "last")
 LAT_SAMPLES, LAT_NEURONS = 32, 256   # latency subsample saved by arrays(): samples x neurons
+RASTER_NEURONS = 64                  # neurons per side in the one-sample raster saved by arrays()
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -156,40 +158,55 @@ def _codes(s: torch.Tensor, latency: str):
 
 def _delta_from_codes(a_pre, tau_pre, a_post, tau_post, T, *, a_plus, a_base, sigma,
                       depress_silent, gate, dtype) -> torch.Tensor:
-    """clip(mean_b g_b P_b, -1, 1) from fired flags and latencies, in linear memory."""
+    """clip(mean_b g_b P_b, -1, 1) from fired flags and latencies, in linear memory.
+
+    A neuron fired in the window exactly when its latency is below the sentinel T, so both terms of
+    P fold into one table M[u, v] = (A+ + A_base) [u<T][v<T] K[u, v] - A_base K[u, v] (and
+    M[T, T] = 0 when silent pairs are spared): sum_b g_b P_b[j, i] = sum_b g_b M[tau_post, tau_pre].
+    Only latencies that occur in this batch are kept (L <= T + 1 of them), the neurons of the larger
+    side are one-hot codes and the smaller side gathers rows of M, and one matrix product with
+    inner size B * L sums over samples.
+    """
     B = a_pre.shape[0]
     if a_post.shape[0] != B:
         raise ValueError(f"pre and post disagree on the batch size ({B} vs {a_post.shape[0]})")
     U = T + 1
     dev = a_pre.device
     K = gaussian_kernel(T, sigma, dtype=dtype, device=dev)
-    # built neuron-first ([N, B, U]) so the final reshape to [N, B*U] needs no permuting copy
-    ap = a_pre.T.to(dtype)[..., None]                     # [Npre, B, 1]
-    aq = a_post.T.to(dtype)[..., None]                    # [Npost, B, 1]
-    Kp = K[tau_pre.T]                                     # [Npre, B, U]  = O_pre K (K symmetric)
+    on = torch.arange(U, device=dev) < T
+    M = (a_plus + a_base) * K * (on[:, None] & on[None, :]) - a_base * K
+    if not depress_silent:
+        M[T, T] = 0.0
     if gate is None:
-        g = torch.ones(1, B, 1, dtype=dtype, device=dev)
+        g = None
     else:
         g = torch.as_tensor(gate, dtype=dtype, device=dev).reshape(-1)
         if g.numel() == 1:
             g = g.expand(B)
         if g.numel() != B:
             raise ValueError(f"gate must have one value per sample ({B}), got {g.numel()}")
-        g = g.view(1, B, 1)
-    # X = [(A+ + A_base) g a_post O_post | -A_base g O_post (| A_base g (1 - a_post))]: O_post is
-    # one-hot, so X is scattered in place rather than built from a dense one-hot (fewer full passes)
-    Npost = aq.shape[0]
-    X = torch.zeros(Npost, B, 2 * U + (0 if depress_silent else 1), dtype=dtype, device=dev)
-    idx = tau_post.T[..., None]                           # [Npost, B, 1]
-    X.scatter_(2, idx, (a_plus + a_base) * g * aq)
-    X.scatter_(2, idx + U, (-a_base) * g.expand(Npost, B, 1))
-    ys = [Kp * ap, Kp]
-    if not depress_silent:   # give back the both-silent part: K[T, T] = 1
-        X[..., 2 * U:] = a_base * g * (1.0 - aq)
-        ys.append(1.0 - ap)
-    Y = torch.cat(ys, -1)                                 # [Npre,  B, 2U(+1)]
-    # 'jbu,ibu->ji' as one matrix product over the (b, u) columns
-    d = X.reshape(X.shape[0], -1) @ Y.reshape(Y.shape[0], -1).T
+    # keep only the latencies present (first spikes bunch early: often L << T + 1)
+    present = torch.zeros(U, dtype=torch.bool, device=dev)
+    present[tau_pre.reshape(-1)] = True
+    present[tau_post.reshape(-1)] = True
+    lat = present.nonzero().squeeze(1)
+    L = lat.numel()
+    remap = torch.cumsum(present.long(), 0) - 1
+    Mc = M[lat][:, lat]                                   # [L, L]
+    ip, iq = remap[tau_pre].T, remap[tau_post].T          # [Npre, B], [Npost, B]
+    Npre, Npost = ip.shape[0], iq.shape[0]
+    gv = g.view(1, B, 1) if g is not None else None
+    if Npost >= Npre:        # one-hot on post (larger), rows of M gathered for pre
+        X = torch.zeros(Npost, B, L, dtype=dtype, device=dev)
+        X.scatter_(2, iq[..., None], gv.expand(Npost, B, 1) if gv is not None else 1.0)
+        Y = Mc.T[ip]                                      # Y[i, b, u] = M[u, tau_pre[b, i]]
+    else:                    # one-hot on pre, rows of M gathered for post
+        X = Mc[iq]                                        # X[j, b, v] = M[tau_post[b, j], v]
+        if gv is not None:
+            X = X * gv
+        Y = torch.zeros(Npre, B, L, dtype=dtype, device=dev)
+        Y.scatter_(2, ip[..., None], 1.0)
+    d = X.reshape(Npost, -1) @ Y.reshape(Npre, -1).T
     return (d / B).clamp_(-1.0, 1.0)
 
 
@@ -305,6 +322,7 @@ class SSDP(Rule):
         self._tel_cache: dict[str, float] | None = None
         self._lat: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}   # last batch's latencies
         self._T: int | None = None
+        self._spk: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}   # last batch's pre/post spikes
 
     # ----------------------------------------------------------------- pieces subclasses change
     def _active(self, ctx: StepContext) -> bool:
@@ -376,6 +394,7 @@ class SSDP(Rule):
                 a_pre, tau_pre = pre.any(0), spike_latency(pre, p.latency)
                 a_post, tau_post = post.any(0), spike_latency(post, p.latency)
                 self._lat[name] = (tau_pre, tau_post)   # references only; copied in arrays()
+                self._spk[name] = (pre, post)           # references only; sample 0 copied in arrays()
                 self._T = T
                 fa_pre, fa_post = a_pre.to(dtype), a_post.to(dtype)
                 sync = fa_post.mean(-1) * fa_pre.mean(-1)              # [B]
@@ -421,7 +440,9 @@ class SSDP(Rule):
         last batch's T; T is the silent sentinel) and ``kernel_g`` = G(dt); per target layer the
         last batch's spike latencies (``latency`` = first or last; T = silent) of the pre and post
         neurons, ``lat_pre/<layer>`` / ``lat_post/<layer>`` (int32 [samples, neurons], at most
-        32 samples x 256 evenly spaced neurons), and ``lat_T`` (that T, 0-d int64)."""
+        32 samples x 256 evenly spaced neurons), and ``lat_T`` (that T, 0-d int64); the first sample's
+        spikes ``raster_pre/<layer>`` / ``raster_post/<layer>`` (bool [neurons, T], at most 64 evenly
+        spaced neurons, their indices in ``raster_pre_ids/<layer>`` / ``raster_post_ids/<layer>``)."""
         sigma = float(self.params.sigma)
         T = self._T if self._T is not None else max(8, int(math.ceil(4 * sigma)))
         dt = np.arange(T + 1, dtype=np.float64)
@@ -431,6 +452,11 @@ class SSDP(Rule):
             out[f"lat_post/{name}"] = _latency_sample(tq)
         if self._lat:
             out["lat_T"] = np.array(T, dtype=np.int64)
+        for name, (sp, sq) in self._spk.items():   # one sample's raster, for the first-spike markers
+            for side, s in (("pre", sp), ("post", sq)):
+                idx = _even(s.shape[-1], RASTER_NEURONS, s.device)
+                out[f"raster_{side}/{name}"] = s[:, 0].index_select(-1, idx).T.to("cpu").numpy().astype(bool)
+                out[f"raster_{side}_ids/{name}"] = idx.to("cpu", torch.int32).numpy()
         return out
 
     def state_dict(self) -> dict:
@@ -439,6 +465,13 @@ class SSDP(Rule):
     def load_state_dict(self, state: dict) -> None:
         t = (state or {}).get("targets")
         self._targets = list(t) if t is not None else None
+
+
+def _even(n: int, k: int, device) -> torch.Tensor:
+    """At most k evenly spaced indices of 0..n-1 (all of them when n <= k)."""
+    if n <= k:
+        return torch.arange(n, device=device)
+    return torch.linspace(0, n - 1, k, device=device).round().long()
 
 
 def _latency_sample(tau: torch.Tensor) -> np.ndarray:
