@@ -40,3 +40,20 @@ def test_train_page_live_run_renders(server):
         page.reload(wait_until="networkidle")
         page.get_by_text("Finished: test accuracy").wait_for(timeout=60_000)
         browser.close()
+
+
+def test_every_page_opens_without_an_exception(server):
+    """Home, Train, Rule Lab, Inspect and Compare each render in a real browser (screenshots saved)."""
+    from playwright.sync_api import sync_playwright
+    url, runs = server
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for path, text in (("", "Plasticity Lab"), ("/train", "Train"), ("/rule_lab", "Rule Lab"),
+                           ("/inspect", "Inspect"), ("/compare", "Compare")):
+            page.goto(url + path, wait_until="networkidle")
+            page.get_by_role("heading", name=text).first.wait_for(timeout=90_000)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(ARTIFACTS / f"page{path.replace('/', '_') or '_home'}.png"), full_page=True)
+            assert page.locator('[data-testid="stException"]').count() == 0, path
+        browser.close()
