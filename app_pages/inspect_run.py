@@ -1,4 +1,197 @@
-"""(being written this session)"""
+"""Inspect: what did this rule do to my network?
+
+Pick a run (its id is in the URL: ?run=ID) or upload a checkpoint (read with weights_only=True, so it
+never runs code). The network is rebuilt from the config inside the checkpoint, run on test samples
+with every layer recorded, and described per layer (snncore.analysis); weights are scrubbable over
+the run's per-epoch checkpoints; a click on the raster (or the neuron picker) shows one neuron.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-st.title("inspect_run")
+from app_pages.common import get_store
+from snncore import analysis as A
+from snncore.config import RunConfig
+from snncore.viz import inspect as vi
+
+st.title("Inspect")
+st.caption("What did this rule do to my network? Firing, regularity, variability, correlation, synchrony, "
+           "silent and saturated neurons, synaptic operations and sparsity, per layer.")
+store = get_store()
+if store is None:
+    st.stop()
+
+
+@st.cache_data(max_entries=8, show_spinner="Running the network on test samples…")
+def inspect_file(path: str, mtime: float, samples: int):
+    state = A.load_checkpoint(path)
+    rec = A.record_network(state, samples)
+    return rec, A.analyse(rec)
+
+
+@st.cache_data(max_entries=4, show_spinner="Running the network on test samples…")
+def inspect_bytes(data: bytes, samples: int):
+    state = A.load_checkpoint(data)
+    rec = A.record_network(state, samples)
+    hists = A.weight_histograms({int(state.get("epochs_done") or 0): A.model_weights(state)})
+    return rec, A.analyse(rec), hists
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the weights of every checkpoint…")
+def run_hists(checkpoints: tuple):
+    return A.checkpoint_weight_histograms(list(checkpoints))
+
+
+# ---- what to inspect --------------------------------------------------------------------------
+c1, c2 = st.columns([3, 1])
+source = c1.radio("source", ["a run", "a checkpoint file"], horizontal=True, key="source")
+samples = int(c2.number_input("test samples", 1, 2000, 64, step=16, key="samples",
+                              help="the first N samples of the test set, each encoded over T steps"))
+hists: dict = {}
+try:
+    if source == "a run":
+        runs = store.list_runs(200)
+        if not runs:
+            st.info("No runs yet: train one on the Train page, or upload a checkpoint file.")
+            st.stop()
+        ids = [r["id"] for r in runs]
+        wanted = st.query_params.get("run")
+        if wanted and wanted not in ids:
+            st.warning(f"Run {wanted!r} is not in the store; showing the newest run instead.")
+        if wanted not in ids:
+            wanted = ids[0]
+        by_id = {r["id"]: r for r in runs}
+        labels = {r["id"]: f"{r['id']} · {r['config'].get('rule')} on {r['config'].get('dataset')} · {r['status']}"
+                  + (f" · {r['name']}" if r["name"] else "") for r in runs}
+        run_id = st.selectbox("run", ids, index=ids.index(wanted), format_func=labels.get, key="inspect_run")
+        if run_id != st.query_params.get("run"):
+            st.query_params["run"] = run_id
+        run = by_id[run_id]
+        try:
+            A.check_supported(RunConfig.from_dict(run["config"]))
+        except A.InspectError:
+            raise
+        except ValueError as e:
+            raise A.InspectError(f"run {run_id}: its stored config is no longer valid: {e}") from None
+        cks = store.checkpoints(run_id)
+        if not cks:
+            raise A.InspectError(f"run {run_id} has no checkpoint yet (one is written at the end of each epoch; "
+                                 f"status: {run['status']})")
+        epochs = [e for e, _, _ in cks]
+        epoch = (st.select_slider("checkpoint (epoch)", options=epochs, value=epochs[-1], key=f"ck_{run_id}")
+                 if len(epochs) > 1 else epochs[0])
+        _, step, path = cks[epochs.index(epoch)]
+        if run["status"] in ("starting", "running"):
+            st.caption(f"Run is {run['status']}: showing its checkpoint of epoch {epoch}; rerun the page for newer ones.")
+        rec, stats = inspect_file(str(path), path.stat().st_mtime, samples)
+        hists = run_hists(tuple((e, s, str(p)) for e, s, p in cks))
+        where = f"run {run_id}, epoch {epoch}"
+    else:
+        up = st.file_uploader("checkpoint file (.pt)", type=["pt", "pth", "ckpt"], key="upload",
+                              help="a checkpoint written by the Trainer (runs/<id>/checkpoints/epochNNNNN.pt); "
+                                   "it is read with weights_only=True and never runs code")
+        if up is None:
+            st.info("Upload a checkpoint written by the Trainer: it carries the run config Inspect rebuilds "
+                    "the network from.")
+            st.stop()
+        rec, stats, hists = inspect_bytes(up.getvalue(), samples)
+        where = f"uploaded {up.name}"
+except A.InspectError as e:
+    st.error(str(e))
+    st.stop()
+
+# ---- summary ----------------------------------------------------------------------------------
+cfg = rec.cfg
+rep = A.report(rec, stats, where)
+st.markdown(f"**{where}** · rule **{cfg.rule}** · model **{cfg.model}** · dataset **{cfg.dataset}** · "
+            f"{rep['samples']} test samples × {cfg.timesteps} steps")
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("accuracy on these samples", f"{rec.accuracy:.1%}")
+m2.metric("SynOps per sample", f"{rep['synops_per_sample']:,.0f}",
+          help="sum over weight layers of presynaptic spikes × fan-out (non-zero weights)")
+m3.metric("vs a dense network", f"{rep['synops_per_sample'] / max(rep['dense_macs_per_sample'], 1):.1%}",
+          help=f"of T × weights = {rep['dense_macs_per_sample']:,.0f} multiply-accumulates per sample")
+m4.metric("activation sparsity", "-" if rep["activation_sparsity"] is None else f"{rep['activation_sparsity']:.1%}",
+          help="share of zero activations over all spiking layers, steps and samples")
+
+NAMES = {"neurons": "neurons", "rate_mean": "rate (spk/step)", "cv_isi_mean": "CV of ISI", "fano_mean": "Fano",
+         "corr_mean": "mean pair corr.", "chi": "chi", "spike_contrast": "spike-contrast", "silent": "silent",
+         "saturated": "saturated", "sparsity": "sparsity", "synops_per_sample": "SynOps / sample"}
+table = pd.DataFrame([{"layer": n, **{NAMES[k]: s[k] for k in NAMES}} for n, s in rep["layers"].items()])
+for n, s in rep["layers"].items():
+    if not s["spiking"]:
+        table.loc[table["layer"] == n, ["silent", "saturated"]] = None
+st.dataframe(table, hide_index=True, width="stretch", key="stats_table")
+st.caption(f"CV of ISI and Fano factor: Elephant, per neuron (undefined for neurons with too few spikes); "
+           f"correlation and spike-contrast: Elephant on up to {A.SYNC_NEURONS} neurons; chi: Golomb's population "
+           f"synchrony; saturated: firing on ≥ {A.SATURATED_AT:.0%} of steps. A non-spiking read-out only has SynOps.")
+
+# ---- one layer ----------------------------------------------------------------------------------
+spiking = [n for n, lr in rec.layers.items() if lr.spiking]
+if not spiking:
+    st.warning("This network has no spiking layer to describe.")
+    st.stop()
+layer = st.radio("layer", spiking, horizontal=True, key="layer")
+lr, ls = rec.layers[layer], stats[layer]
+h1, h2, h3 = st.columns(3)
+h1.plotly_chart(vi.stat_histogram(ls.rates, title=f"{layer}: firing rate", xtitle="spikes / step"),
+                width="stretch", key=f"h_rate_{layer}")
+h2.plotly_chart(vi.stat_histogram(ls.cv, title=f"{layer}: CV of ISI", xtitle="CV"),
+                width="stretch", key=f"h_cv_{layer}")
+h3.plotly_chart(vi.stat_histogram(ls.fano, title=f"{layer}: Fano factor", xtitle="Fano factor"),
+                width="stretch", key=f"h_fano_{layer}")
+
+T, B, N = lr.post.shape
+shown = np.arange(N) if N <= 256 else np.sort(np.random.default_rng(0).choice(N, 256, replace=False))
+k = int(st.number_input("samples in the raster", 1, max(1, min(B, 32)), min(4, B), key="raster_samples"))
+nkey = f"neuron_{layer}"
+if nkey not in st.session_state:
+    busiest = int(shown[np.argmax(ls.rates[shown])])
+    st.session_state[nkey] = busiest
+ev = st.plotly_chart(vi.raster_scatter(lr.post, samples=k, neurons=None if N <= 256 else shown,
+                                       selected=int(st.session_state[nkey]),
+                                       title=f"{layer} raster (click a spike to pick its neuron)"),
+                     width="stretch", key=f"raster_{layer}", on_select="rerun", selection_mode="points")
+points = (ev or {}).get("selection", {}).get("points", []) if ev else []
+if points:
+    p = points[0]
+    picked = p.get("customdata", p.get("y"))
+    if isinstance(picked, list):
+        picked = picked[0]
+    sel_key = f"last_sel_{layer}"
+    if picked is not None and st.session_state.get(sel_key) != picked:   # a new click wins over the picker
+        st.session_state[sel_key] = picked
+        st.session_state[nkey] = int(picked)
+        st.rerun()
+neuron = int(st.number_input("neuron", 0, N - 1, key=nkey, help="or click a spike in the raster"))
+ns = A.neuron_statistics(lr.post, neuron)
+c1, c2 = st.columns([3, 1])
+v = None if lr.v is None else lr.v[:, :k, neuron].T.reshape(-1)
+c1.plotly_chart(vi.trace_figure(v, lr.post[:, :k, neuron].T.reshape(-1), threshold=lr.v_threshold,
+                                neuron=neuron, T=T, title=f"{layer} neuron {neuron}: membrane and spikes"),
+                width="stretch", key=f"trace_{layer}")
+with c2:
+    st.markdown(f"**neuron {neuron}**")
+    st.dataframe(pd.DataFrame({"statistic": ["rate (spk/step)", "spikes", "samples with spikes", "CV of ISI", "Fano"],
+                               "value": [f"{ns['rate']:.3f}", str(ns["spikes"]), f"{ns['samples_with_spikes']} / {B}",
+                                         "-" if ns["cv_isi"] is None else f"{ns['cv_isi']:.3f}",
+                                         "-" if ns["fano"] is None else f"{ns['fano']:.3f}"]}),
+                 hide_index=True, width="stretch", key="neuron_stats")
+
+# ---- weights over training ------------------------------------------------------------------------
+st.subheader("Weights over training")
+if not hists:
+    st.caption("No weights found in the checkpoints.")
+else:
+    all_epochs = sorted({e for h in hists.values() for e in h["epochs"]})
+    we = (st.select_slider("epoch", options=all_epochs, value=all_epochs[-1], key="weight_epoch")
+          if len(all_epochs) > 1 else all_epochs[0])
+    w1, w2 = st.columns(2)
+    w1.plotly_chart(vi.weight_histogram_figure(hists, we), width="stretch", key="weights_epoch")
+    if len(all_epochs) > 1:
+        wl = w2.selectbox("layer (weights)", list(hists), key="weight_layer")
+        w2.plotly_chart(vi.weight_evolution_figure(hists[wl], wl), width="stretch", key="weights_evolution")
+    else:
+        w2.caption("One checkpoint only: the histogram over training needs a run with several epochs.")

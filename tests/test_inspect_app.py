@@ -1,0 +1,105 @@
+"""AppTest flows of the Inspect page: a run from the URL, scrubbing checkpoints and weights, picking a
+neuron, uploading a checkpoint (and a malicious one), unsupported and checkpoint-less runs."""
+import json
+import os
+import pickle
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.test_inspect_cli import make_runs
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inspect_app") / "runs"
+    return root, make_runs(root)
+
+
+@pytest.fixture
+def page(runs, monkeypatch):
+    root, r = runs
+    monkeypatch.setenv("SNNCORE_RUNS", str(root))
+
+    def open_page(run_id=None):
+        at = AppTest.from_file("../app.py", default_timeout=180)
+        if run_id:
+            at.query_params["run"] = run_id
+        at.run()
+        at.switch_page("app_pages/inspect_run.py")
+        at.run()
+        assert not at.exception, at.exception
+        return at
+    return open_page
+
+
+def titles(at) -> list[str]:
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
+def test_run_from_url_shows_statistics_and_figures(page, runs):
+    _, r = runs
+    at = page(r["mlp"])
+    assert at.selectbox(key="inspect_run").value == r["mlp"]
+    assert not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    assert {"accuracy on these samples", "SynOps per sample", "vs a dense network", "activation sparsity"} <= set(metrics)
+    table = at.dataframe[0].value
+    assert table["layer"].tolist() == ["fc1", "out"] and table.loc[0, "neurons"] == 32
+    t = " | ".join(titles(at))
+    for want in ("fc1: firing rate", "fc1: CV of ISI", "fc1: Fano factor", "fc1 raster", "membrane and spikes",
+                 "weight distribution at epoch 2", "fc1: weight histogram over training"):
+        assert want in t, t
+
+
+def test_pick_neuron_and_scrub_epochs(page, runs):
+    _, r = runs
+    at = page(r["mlp"])
+    at.number_input(key="neuron_fc1").set_value(5).run()
+    assert not at.exception
+    assert any(x.startswith("fc1 neuron 5: membrane") for x in titles(at))
+    stats = at.dataframe[1].value
+    assert stats["statistic"].tolist()[0] == "rate (spk/step)"
+    # the weights of epoch 1 and the checkpoint of epoch 1
+    at.select_slider(key="weight_epoch").set_value(1).run()
+    assert "weight distribution at epoch 1" in titles(at)
+    at.select_slider(key=f"ck_{r['mlp']}").set_value(1).run()
+    assert not at.exception
+    assert any(f"run {r['mlp']}, epoch 1" in m.value for m in at.markdown)
+
+
+def test_fewer_samples_changes_the_report(page, runs):
+    _, r = runs
+    at = page(r["mlp"])
+    at.number_input(key="samples").set_value(8).run()
+    assert not at.exception
+    assert any("8 test samples" in m.value for m in at.markdown)
+
+
+def test_unsupported_and_checkpointless_runs_say_why(page, runs):
+    _, r = runs
+    at = page(r["ip2"])
+    assert at.error and "feed-forward networks (models mlp, mps_mlp)" in at.error[0].value
+    at = page(r["empty"])
+    assert at.error and "has no checkpoint yet" in at.error[0].value
+
+
+def test_upload_checkpoint_and_refuse_a_malicious_one(page, runs, tmp_path):
+    _, r = runs
+    at = page()
+    at.radio(key="source").set_value("a checkpoint file").run()
+    assert at.info and "Upload a checkpoint" in at.info[0].value
+    data = r["store"].checkpoints(r["mlp"])[-1][2].read_bytes()
+    at.file_uploader(key="upload").upload("epoch00002.pt", data).run()
+    assert not at.exception and not at.error
+    assert any("uploaded epoch00002.pt" in m.value for m in at.markdown)
+    assert "fc1 raster (click a spike to pick its neuron)" in titles(at)
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+    at.file_uploader(key="upload").upload("evil.pt", pickle.dumps({"config": Evil()})).run()
+    assert at.error and "is not a readable checkpoint" in at.error[0].value
+    assert not marker.exists()
