@@ -295,7 +295,13 @@ SUPPORTED_MODELS = ("mlp", "mps_mlp")
 
 
 def check_supported(cfg, state: dict | None = None) -> None:
-    """InspectError for runs Inspect cannot rebuild (IP2's recurrent network keeps no weights)."""
+    """InspectError for runs Inspect cannot rebuild (e.g. an IP2 checkpoint from before task
+    checkpoints carried the network)."""
+    if cfg.model == "rsnn" and (state is None or isinstance(state.get("ip2"), dict)):
+        return
+    if cfg.model == "rsnn":
+        raise InspectError("this IP2 checkpoint was written before task checkpoints carried the recurrent "
+                           "network, so there is nothing to re-run (resume or repeat the run to get one)")
     if cfg.model not in SUPPORTED_MODELS or (state is not None and not isinstance(state.get("model"), dict)):
         what = f"rule {cfg.rule!r}, model {cfg.model!r}"
         raise InspectError(f"Inspect re-runs feed-forward networks (models {', '.join(SUPPORTED_MODELS)}) from "
@@ -350,6 +356,40 @@ def lif_pre_reset(x_seq: torch.Tensor, v_seq: torch.Tensor, lif) -> torch.Tensor
 
 
 @torch.no_grad()
+def _record_ip2(state: dict, cfg, n_samples: int, seed: int) -> Recording:
+    """IP2: the recurrent network of the task boundary the checkpoint holds, run on n_samples
+    trials of the next task of its family (the task it would learn next). Layers: "rsnn" (its
+    input and recurrent synapses; membrane u) and "out" (the read-out y, not spiking)."""
+    from .rules.ip2 import L2LRunner
+    point = state["ip2"]
+    mask = point.get("mask") or point.get("current", "").split("+")
+    try:
+        r = L2LRunner(cfg.rule_object_params(), [m for m in mask if m], cfg.seed)
+        r.load_state_dict(point["sequence"]["runner"])
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise InspectError(f"the checkpoint's recurrent network does not fit its config: "
+                           f"{str(e).strip().splitlines()[0][:200]}") from None
+    task = r.family.new_task()
+    x, target, lmask = task.batch(max(1, int(n_samples)), torch.Generator().manual_seed(seed))
+    m = r.model
+    y, rec = m(x, record=True)
+    s = rec["s"]
+    s_prev = torch.cat([torch.zeros_like(s[:1]), s[:-1]])
+    W = torch.cat([m.W_in, m.W_rec], 1)
+    layers = {
+        "rsnn": LayerRecord("rsnn", pre=torch.cat([x, s_prev], -1).numpy(), post=s.numpy() != 0,
+                            v=rec["u"].float().numpy(), weight=W.detach().float().numpy(), spiking=True,
+                            v_threshold=float(m.theta.mean())),
+        "out": LayerRecord("out", pre=s.numpy() != 0, post=y.numpy() > 0, v=y.float().numpy(),
+                           weight=m.W_out.detach().float().numpy(), spiking=False)}
+    sel = lmask & (target >= 0)
+    return Recording(cfg=cfg, layers=layers, labels=target[sel].numpy(), predictions=y.argmax(-1)[sel].numpy(),
+                     epoch=state.get("tasks_done"), step=state.get("step"),
+                     extra={"note": f"IP2: {x.shape[1]} trials of the next task of family "
+                                    f"{cfg.rule_object_params().family!r}; accuracy over the scored steps"})
+
+
+@torch.no_grad()
 def record_network(state: dict, n_samples: int = 64, seed: int = 12345) -> Recording:
     """Rebuild the checkpoint's network, load its weights and run it on the first n_samples test
     samples (encoded with a fixed generator) recording every layer's spikes and membrane."""
@@ -358,6 +398,8 @@ def record_network(state: dict, n_samples: int = 64, seed: int = 12345) -> Recor
     from .models import build_model
     cfg = checkpoint_config(state)
     check_supported(cfg, state)
+    if cfg.model == "rsnn":
+        return _record_ip2(state, cfg, n_samples, seed)
     try:
         data = load_dataset(cfg)
         model = build_model(cfg, data.input_size, data.n_classes, data.input_shape)

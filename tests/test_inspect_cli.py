@@ -172,6 +172,20 @@ def test_run_without_checkpoint_and_ip2_run(runs, capsys):
     root, r = runs
     rc, _, err = call(capsys, r["empty"], "--runs-dir", root)
     assert rc == 2 and "has no checkpoint yet" in one_error_line(err)
-    rc, _, err = call(capsys, r["ip2"], "--runs-dir", root)
+    rc, _, err = call(capsys, r["ip2"], "--runs-dir", root)     # an old-style IP2 checkpoint: no network
     line = one_error_line(err)
-    assert rc == 2 and "feed-forward networks (models mlp, mps_mlp)" in line and "'ip2'" in line
+    assert rc == 2 and "written before task checkpoints carried the recurrent network" in line
+
+
+def test_a_real_ip2_run_is_inspected(tmp_path, capsys):
+    store = RunStore(tmp_path / "runs")
+    cfg = RunConfig.from_dict({"rule": "ip2", "rule_params": {"n_tasks": 2, "N": 12, "max_updates": 10,
+                                                              "meta_mode": "fixed"}})
+    rid = store.create_run(cfg.to_dict())
+    assert Trainer(cfg, store, rid).run()["status"] == "finished"
+    rc, out, err = call(capsys, rid, "--runs-dir", tmp_path / "runs", "--samples", 8, "--json")
+    assert rc == 0, err
+    rep = json.loads(out)
+    assert rep["model"] == "rsnn" and set(rep["layers"]) == {"rsnn", "out"} and rep["samples"] > 0
+    assert rep["layers"]["rsnn"]["spiking"] and not rep["layers"]["out"]["spiking"]
+    assert rep["synops_per_sample"] > 0
