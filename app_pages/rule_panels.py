@@ -127,6 +127,18 @@ def _ssdp_common(rule, snaps, cfg, tel, run_id):
             continue
         _chart(cols[(i + 1) % 2], vr.latency_figure(latest[f"lat_pre/{layer}"], post, T, layer=layer),
                f"rp_{run_id}_lat_{layer}")
+    rasters = [l for l in layers_of(latest, "raster_pre") if f"raster_post/{l}" in latest]
+    if rasters:
+        latency = str(_param(rule, cfg, "latency", "first") or "first")
+        rcols = st.columns(min(2, len(rasters)))
+        for i, layer in enumerate(rasters):
+            _chart(rcols[i % len(rcols)],
+                   vr.ssdp_raster_figure(latest[f"raster_pre/{layer}"], latest[f"raster_post/{layer}"],
+                                         pre_ids=latest.get(f"raster_pre_ids/{layer}"),
+                                         post_ids=latest.get(f"raster_post_ids/{layer}"),
+                                         latency=latency if latency in ("first", "last") else "first",
+                                         layer=layer),
+                   f"rp_{run_id}_raster_{layer}")
 
 
 def _fit_of(layer: str, snaps, tel):
@@ -197,6 +209,23 @@ def _mps(rule, snaps, cfg, tel, run_id):
             _chart(c2, vr.shares_area_figure(tel, layer, mech), f"rp_{run_id}_shares_{layer}")
         else:
             c2.caption("layer-mean shares appear with the first telemetry")
+        c3, c4 = st.columns(2)
+        A = np.asarray(latest[f"assign/{layer}"])
+        if A.ndim == 2 and A.shape[0] in (2, 3):
+            history = [(s, a[f"assign/{layer}"]) for s, a in snaps if f"assign/{layer}" in a]
+            _chart(c3, vr.simplex_figure(A, mech, layer=layer, history=history), f"rp_{run_id}_simplex_{layer}")
+        else:
+            c3.caption(f"{layer}: the mechanism triangle needs 2 or 3 mechanisms; this run has "
+                       f"{A.shape[0] if A.ndim else 0}, see the heatmap above")
+        if f"curr/{layer}" in latest:
+            v_th = _param(rule, cfg, "v_th")
+            _chart(c4, vr.currents_figure(latest[f"curr/{layer}"], mech, u=latest.get(f"curr_u/{layer}"),
+                                          spikes=latest.get(f"curr_s/{layer}"), bias=latest.get(f"curr_b/{layer}"),
+                                          neurons=latest.get(f"curr_ids/{layer}"),
+                                          v_th=float(v_th) if v_th is not None else None, layer=layer),
+                   f"rp_{run_id}_curr_{layer}")
+        else:
+            c4.caption(f"{layer}: component currents appear with the next snapshot of a training step")
 
 
 def _ip2(rule, snaps, cfg, tel, run_id):
@@ -228,6 +257,19 @@ def _ip2(rule, snaps, cfg, tel, run_id):
         data = [(t, a[prop]) for t, a in chosen_snaps if prop in a]
         if data:
             _chart(cols[i], vr.intrinsic_hist_figure(data, prop), f"rp_{run_id}_hist_{prop}")
+    if "trial_u" in latest and "trial_y" in latest:
+        task = int(np.asarray(latest.get("task", 0)))
+        st.caption(f"Within a trial: one trial of task {task} (the newest snapshot), after its last update.")
+        dt = float(_param(rule, cfg, "dt", 1.0) or 1.0)
+        neurons = np.asarray(latest.get("trial_neurons", np.arange(len(latest["trial_u"])))).astype(int)
+        theta = latest.get("theta")
+        theta = np.asarray(theta)[neurons] if theta is not None and np.size(theta) > neurons.max(initial=-1) else None
+        c5, c6 = st.columns(2)
+        _chart(c5, vr.trial_traces_figure(latest["trial_u"], latest.get("trial_d", np.zeros((0, 0))), dt=dt,
+                                          theta=theta, neurons=neurons), f"rp_{run_id}_trial_ud")
+        if "trial_target" in latest:
+            _chart(c6, vr.trial_readout_figure(latest["trial_y"], latest["trial_target"],
+                                               latest.get("trial_mask"), dt=dt), f"rp_{run_id}_trial_y")
 
 
 HANDLERS = {"stdp": _stdp, "rstdp": _stdp, "ssdp": _ssdp_common, "da_ssdp": _da_ssdp, "mps": _mps, "ip2": _ip2}

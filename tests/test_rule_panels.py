@@ -1,5 +1,7 @@
 """Rule-specific panels of the Train page (app_pages/rule_panels.py): one tiny run per rule, then the
 page opened on each run must draw that rule's panels without an exception."""
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -9,10 +11,11 @@ from snncore.store import RunStore
 RULES = {   # rule -> (extra command-line flags, panel titles that must appear)
     "stdp": ([], ["weight histogram over time", "STDP learning window"]),
     "rstdp": ([], ["weight histogram over time", "STDP learning window"]),
-    "ssdp": ([], ["SSDP kernel G(dt)", "first-spike latency"]),
+    "ssdp": ([], ["SSDP kernel G(dt)", "first-spike latency", "raster with first-spike markers"]),
     "da_ssdp": (["--warmup-steps", "2"], ["SSDP kernel G(dt)", "first-spike latency", "synchrony vs loss",
-                                          "dopamine gate g"]),
-    "mps": (["--model", "mps_mlp"], ["mechanism assignment", "layer-mean shares over time"]),
+                                          "dopamine gate g", "raster with first-spike markers"]),
+    "mps": (["--model", "mps_mlp"], ["mechanism assignment", "layer-mean shares over time",
+                                      "mechanism triangle", "component currents (one sample)"]),
 }
 NOTE = "The paper's method section was not available; this is our reading of it."
 
@@ -125,3 +128,161 @@ def test_ip2_shows_the_reconstruction_note():
     at.run()
     assert not at.exception, at.exception
     assert any(NOTE in i for i in texts(at, "info"))
+
+
+# ------------------------------------------------------------------------------- the live views' data
+@pytest.mark.parametrize("rule", ["ssdp", "da_ssdp"])
+def test_ssdp_raster_markers_are_the_rules_latencies(runs, rule):
+    """The raster saved with a snapshot is the sample the rule read its latencies from: the drawn
+    first-spike markers equal the saved latencies of that sample (silent neurons: latency T)."""
+    import numpy as np
+
+    from snncore.viz.rules import spike_markers
+    d, ids = runs
+    snap = RunStore(d).load_snapshot(ids[rule])
+    layers = [k.split("/", 2)[2] for k in snap if k.startswith("rule/raster_pre/")]
+    assert len(layers) == 2                                   # the default targets: the last two layers
+    T = int(snap["rule/lat_T"])
+    fired = 0
+    for layer in layers:
+        for side in ("pre", "post"):
+            r, nid = snap[f"rule/raster_{side}/{layer}"], snap[f"rule/raster_{side}_ids/{layer}"]
+            lat = snap[f"rule/lat_{side}/{layer}"][0]            # sample 0, all neurons (<= 256 here)
+            assert r.dtype == bool and r.shape == (nid.size, T) and nid.size <= 64
+            assert np.all(np.diff(nid) > 0) and nid[-1] < lat.size
+            rows, t = spike_markers(r)
+            expect = lat[nid]
+            assert np.array_equal(t, expect[rows]), (layer, side)
+            silent = np.setdiff1d(np.arange(nid.size), rows)
+            assert np.all(expect[silent] == T)
+            fired += int(rows.size)
+    assert fired > 0                                           # something fired: the check is not vacuous
+
+
+def test_mps_component_currents_drive_the_saved_membrane(runs):
+    """The saved A_k C_k of each neuron, summed with the bias, is the input current that, through the
+    soft-reset LIF U[t] = rho (U[t-1] - V_th S[t-1]) + I[t], gives the saved membrane and spikes."""
+    import numpy as np
+    d, ids = runs
+    snap = RunStore(d).load_snapshot(ids["mps"])
+    mech = [str(m) for m in snap["rule/mechanisms"]]
+    layers = [k.split("/", 2)[2] for k in snap if k.startswith("rule/curr/")]
+    assert layers == ["fc1", "out"]
+    for layer in layers:
+        C, b = snap[f"rule/curr/{layer}"], snap[f"rule/curr_b/{layer}"]
+        U, S = snap[f"rule/curr_u/{layer}"], snap[f"rule/curr_s/{layer}"]
+        K, T, n = C.shape
+        assert K == len(mech) == 3 and T == 8 and 1 <= n <= 4 and U.shape == S.shape == (T, n)
+        assert snap[f"rule/curr_ids/{layer}"].tolist() == sorted(set(snap[f"rule/curr_ids/{layer}"].tolist()))
+        I = C.sum(0) + b
+        u, s_prev = np.zeros(n), np.zeros(n)
+        for t in range(T):
+            u = 0.5 * (u - 1.0 * s_prev) + I[t]                  # rho 0.5, V_th 1 (the defaults)
+            np.testing.assert_allclose(u, U[t], rtol=1e-5, atol=1e-5)
+            s_prev = (u >= 1.0).astype(float)
+            assert np.array_equal(s_prev.astype(bool), S[t])
+        assert np.abs(C).sum() > 0
+        A = snap[f"rule/assign/{layer}"]
+        np.testing.assert_allclose(A.sum(0), 1.0, rtol=1e-5)     # each neuron's point in the triangle
+
+
+@pytest.fixture(scope="module")
+def ip2_run(tmp_path_factory):
+    """One tiny IP2 run: 2 tasks of the reduced setting, 16 neurons."""
+    from snncore.config import RunConfig
+    from snncore.train import Trainer
+    d = tmp_path_factory.mktemp("rule_panels_ip2") / "runs"
+    store = RunStore(d)
+    cfg = RunConfig.from_dict({"rule": "ip2", "rule_params": {"n_tasks": 2, "meta_mode": "fixed",
+                                                              "max_updates": 10, "N": 16}})
+    rid = store.create_run(cfg.to_dict())
+    assert Trainer(cfg, store, rid).run()["status"] == "finished"
+    return d, rid
+
+
+def test_ip2_trial_traces_saved_and_drawn(ip2_run, monkeypatch):
+    import numpy as np
+    d, rid = ip2_run
+    snap = RunStore(d).load_snapshot(rid)
+    T = snap["raster/rsnn"].shape[1]
+    u, dd, y = snap["rule/trial_u"], snap["rule/trial_d"], snap["rule/trial_y"]
+    assert u.shape == dd.shape == (3, T) and snap["rule/trial_neurons"].tolist() == [0, 1, 2]
+    assert y.shape[1] == T and y.shape[0] >= 2
+    tgt, mask = snap["rule/trial_target"], snap["rule/trial_mask"]
+    assert tgt.shape == mask.shape == (T,) and mask.dtype == bool and not mask.all()   # a grace window
+    assert tgt[0] == 0 and 0 <= tgt.min() and tgt.max() < y.shape[0]   # channel 0 = fixation first
+    monkeypatch.setenv("SNNCORE_RUNS", str(d))
+    at = open_train_page(rid)
+    assert not at.exception, at.exception
+    assert not any("could not be drawn" in w for w in texts(at, "warning"))
+    charts = {f["layout"]["title"]["text"]: [t.get("name") for t in f["data"]]
+              for f in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))}
+    ud = charts["one trial: u (solid), d (dashed), theta (dotted)"]
+    ro = charts["one trial: read-out softmax(y) (solid) vs target (dashed)"]
+    assert {"u · neuron 2", "d · neuron 0", "theta · neuron 1"} <= set(ud)
+    assert {"p(fixation)", "target fixation"} <= set(ro)
+    assert any("Within a trial: one trial of task 2" in c for c in texts(at, "caption"))
+
+
+def _panels_from_arrays(rule, arrays, rule_params):
+    """rule_panels.render on a stub store whose one snapshot holds `arrays` under 'rule/'."""
+    import numpy as np
+
+    from app_pages import rule_panels
+
+    class Stub:
+        root = f"stub-arrays-{rule}-{sorted(arrays)}-{rule_params}"
+
+        def snapshot_steps(self, run_id):
+            return [7]
+
+        def load_snapshot(self, run_id, step=None):
+            return {**{f"rule/{k}": np.asarray(v) for k, v in arrays.items()}, "step": np.array(7)}
+
+    rule_panels.render(rule, Stub(), "stub", {"rule": rule, "rule_params": rule_params}, None)
+
+
+def _chart_titles(at):
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
+def test_mps_four_mechanisms_get_the_heatmap_not_the_triangle():
+    import numpy as np
+    A = np.full((4, 5), 0.25, dtype=np.float32)
+    arrays = {"mechanisms": np.array(["bp", "stdp", "hetero", "homeo"]), "assign/fc1": A}
+    at = AppTest.from_function(_panels_from_arrays, args=("mps", arrays, {}), default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    titles = _chart_titles(at)
+    assert "mechanism assignment · fc1" in titles and not any(t.startswith("mechanism triangle") for t in titles)
+    caps = " ".join(texts(at, "caption"))
+    assert "the mechanism triangle needs 2 or 3 mechanisms; this run has 4" in caps
+    assert "component currents appear with the next snapshot" in caps    # e.g. right after a resume
+    assert not any("could not be drawn" in w for w in texts(at, "warning"))
+
+
+def test_ssdp_raster_follows_the_latency_option():
+    import numpy as np
+    pre = np.array([[0, 1, 1], [1, 0, 1]], dtype=bool)
+    post = np.array([[1, 1, 0]], dtype=bool)
+    arrays = {"kernel_dt": np.arange(4.0), "kernel_g": np.exp(-np.arange(4.0) ** 2 / 2),
+              "raster_pre/out": pre, "raster_post/out": post, "raster_pre_ids/out": np.array([0, 4]),
+              "raster_post_ids/out": np.array([2])}
+    at = AppTest.from_function(_panels_from_arrays, args=("ssdp", arrays, {"latency": "last"}), default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if "raster with last-spike markers" in c.proto.spec)
+    marks = [(x, y) for t in spec["data"] if t["name"] == "last spike"
+             for x, y in zip(_values(t["x"]), _values(t["y"]))]
+    assert sorted(marks) == [(1, 2), (2, 0), (2, 4)]
+
+
+def _values(v):
+    """A plotly JSON array: a list, or numpy's typed form {'dtype', 'bdata'} (base64)."""
+    import base64
+
+    import numpy as np
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+    return list(v)

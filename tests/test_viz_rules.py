@@ -134,3 +134,130 @@ def test_ip2_figures():
     assert len(f.data) == 2 and f.layout.xaxis.title.text == "tau_d (ms)"
     f = vr.pilot_scores_figure(["tau_d", "tau_s", "theta"], [30.0, 20.0, 40.0], "tau_s")
     assert list(f.data[0].marker.color)[1] == "#2ca02c" and f.data[0].text[1] == "chosen, frozen"
+
+
+# ------------------------------------------------------------------------------- live views added
+def test_spike_markers_first_and_last_by_hand():
+    r = np.array([[0, 1, 1, 0, 1],      # first 1, last 4
+                  [0, 0, 0, 0, 0],      # silent: no marker
+                  [1, 0, 0, 0, 0],      # first = last = 0
+                  [0, 0, 0, 1, 1]], dtype=bool)
+    rows, t = vr.spike_markers(r)
+    assert rows.tolist() == [0, 2, 3] and t.tolist() == [1, 0, 3]
+    rows, t = vr.spike_markers(r, "last")
+    assert rows.tolist() == [0, 2, 3] and t.tolist() == [4, 0, 4]
+    with pytest.raises(ValueError, match="latency 'mid' is not allowed"):
+        vr.spike_markers(r, "mid")
+    with pytest.raises(ValueError, match=r"raster must be \[neurons, T\]"):
+        vr.spike_markers(np.zeros(4, dtype=bool))
+
+
+def test_ssdp_raster_figure_marks_first_spikes():
+    pre = np.array([[0, 0, 1, 1], [1, 1, 0, 0], [0, 0, 0, 0]], dtype=bool)     # 3 pre neurons, T = 4
+    post = np.array([[0, 1, 0, 1], [0, 0, 0, 1]], dtype=bool)
+    fig = vr.ssdp_raster_figure(pre, post, pre_ids=np.array([5, 9, 12]), post_ids=np.array([0, 3]), layer="out")
+    by = {(t.name, t.yaxis): t for t in fig.data}
+    spikes_pre, first_pre = by[("spikes", "y")], by[("first spike", "y")]
+    spikes_post, first_post = by[("spikes", "y2")], by[("first spike", "y2")]
+    assert spikes_pre.showlegend and not spikes_post.showlegend
+    assert sorted(zip(spikes_pre.x, spikes_pre.y)) == [(0, 9), (1, 9), (2, 5), (3, 5)]
+    assert sorted(zip(first_pre.x, first_pre.y)) == [(0, 9), (2, 5)]           # neuron 12 silent
+    assert sorted(zip(spikes_post.x, spikes_post.y)) == [(1, 0), (3, 0), (3, 3)]
+    assert sorted(zip(first_post.x, first_post.y)) == [(1, 0), (3, 3)]
+    assert fig.layout.title.text == "raster with first-spike markers (one sample) · out"
+    assert [a.text for a in fig.layout.annotations] == ["pre (input to W): 2 of 3 shown fired",
+                                                        "post (driven by W): 2 of 2 shown fired"]
+    assert list(fig.layout.yaxis.range) == pytest.approx([5 - 0.5 - 0.14, 12 + 0.5 + 0.14])
+    last = vr.ssdp_raster_figure(pre, post, latency="last")                     # ids default 0..n-1
+    lp = [t for t in last.data if t.name == "last spike" and t.yaxis == "y"][0]
+    assert sorted(zip(lp.x, lp.y)) == [(1, 1), (3, 0)]
+    silent_pre = vr.ssdp_raster_figure(np.zeros((3, 4), dtype=bool), post)     # legend moves to a row with spikes
+    assert [t.showlegend for t in silent_pre.data] == [False, False, True, True]
+
+
+def test_simplex_points_sum_to_one_and_groups_by_dominant_mechanism():
+    A = np.array([[0.6, 0.2, 0.1, 1 / 3],
+                  [0.3, 0.7, 0.1, 1 / 3],
+                  [0.1, 0.1, 0.8, 1 / 3]])
+    P = vr.simplex_points(A)
+    np.testing.assert_allclose(P.sum(0), 1.0)
+    old = np.full((3, 4), 1 / 3)
+    fig = vr.simplex_figure(A, ["bp", "hebb", "sbp"], layer="fc1", history=[(0, old), (10, A)], trails=2)
+    assert all(t.type == "scatterternary" for t in fig.data)
+    pts = {t.name: t for t in fig.data if t.mode == "markers"}
+    assert set(pts) == {"bp-dominant (2)", "hebb-dominant (1)", "sbp-dominant (1)"}
+    for t in pts.values():
+        abc = np.stack([t.a, t.b, t.c])
+        np.testing.assert_allclose(abc.sum(0), 1.0)
+        np.testing.assert_allclose(abc, A[:, list(t.customdata)])               # each point is its neuron
+    assert list(pts["bp-dominant (2)"].customdata) == [0, 3]                     # a tie goes to the first
+    mean = [t for t in fig.data if t.name == "layer mean over time"][0]
+    np.testing.assert_allclose(mean.a, [1 / 3, A[0].mean()])
+    np.testing.assert_allclose(mean.c, [1 / 3, A[2].mean()])
+    assert list(mean.customdata) == [0, 10]
+    assert len([t for t in fig.data if t.name == "neuron paths"]) == 2
+    tern = fig.layout.ternary
+    assert (tern.aaxis.title.text, tern.baxis.title.text, tern.caxis.title.text) == ("bp", "hebb", "sbp")
+    assert fig.layout.title.text == "mechanism triangle · fc1"
+    two = vr.simplex_figure(np.array([[0.25, 0.9], [0.75, 0.1]]), ["bp", "sbp"])   # two mechanisms: an edge
+    c = np.concatenate([t.c for t in two.data])
+    assert c.tolist() == [0.0, 0.0]
+    assert len([t for t in vr.simplex_figure(A, ["bp", "hebb", "sbp"]).data if t.mode != "markers"]) == 0
+    with pytest.raises(ValueError, match="needs 2 or 3 mechanisms, got 4"):
+        vr.simplex_figure(np.full((4, 2), 0.25), list("abcd"))
+
+
+def test_currents_figure_components_total_and_membrane():
+    curr = np.zeros((3, 4, 2))
+    curr[0, :, 0] = [1.0, 0.5, 0.0, 0.2]            # bp into neuron 0
+    curr[1, :, 0] = [0.1, 0.1, 0.1, 0.1]
+    curr[2, :, 1] = [0.3, 0.3, 0.3, 0.3]
+    u = np.array([[1.1, 0.3], [0.6, 0.45], [0.1, 0.525], [0.35, 0.5625]])
+    s = u >= 1.0
+    fig = vr.currents_figure(curr, ["bp", "hebb", "sbp"], u=u, spikes=s, bias=[0.5, -0.1], neurons=[4, 9],
+                             v_th=1.0, layer="fc1")
+    rows = {}
+    for t in fig.data:
+        rows.setdefault(t.yaxis, {})[t.name] = t
+    assert set(rows) == {"y", "y2"}
+    r0, r1 = rows["y"], rows["y2"]
+    assert {"bp: A·C", "hebb: A·C", "sbp: A·C", "total I", "membrane U", "spike", "V_th"} <= set(r0)
+    np.testing.assert_allclose(r0["bp: A·C"].y, curr[0, :, 0])
+    np.testing.assert_allclose(r0["total I"].y, [1.6, 1.1, 0.6, 0.8])         # sum of components + bias
+    np.testing.assert_allclose(r1["total I"].y, [0.2] * 4)
+    np.testing.assert_allclose(r0["membrane U"].y, u[:, 0])
+    assert list(r0["spike"].x) == [0] and len(r1["spike"].x) == 0
+    assert (fig.layout.yaxis.title.text, fig.layout.yaxis2.title.text) == ("neuron 4", "neuron 9")
+    assert fig.layout.title.text == "component currents (one sample) · fc1"
+    with pytest.raises(ValueError, match=r"curr must be \[K, T, neurons\]"):
+        vr.currents_figure(np.zeros((3, 4)), ["bp"])
+
+
+def test_ip2_trial_figures():
+    u = np.array([[0.1, 0.4, 0.7], [0.0, 0.2, 0.1]])
+    d = np.array([[0.5, 0.6, 0.7], [0.2, 0.2, 0.2]])
+    fig = vr.trial_traces_figure(u, d, dt=100.0, theta=np.array([0.5, 0.6]), neurons=[3, 7])
+    names = [t.name for t in fig.data]
+    assert names == ["u · neuron 3", "d · neuron 3", "theta · neuron 3", "u · neuron 7", "d · neuron 7",
+                     "theta · neuron 7"]
+    assert list(fig.data[0].x) == [100.0, 200.0, 300.0]
+    np.testing.assert_allclose(fig.data[4].y, d[1])
+    assert list(fig.data[5].y) == [0.6, 0.6] and fig.data[1].line.dash == "dash"
+    y = np.array([[2.0, 2.0, 0.0, 0.0, 0.0],        # fixation
+                  [0.0, 0.0, 0.0, 3.0, 3.0],        # response 1
+                  [0.0, 0.0, 0.0, 0.0, 0.0]])
+    target = np.array([0, 0, 1, 1, 1])
+    mask = np.array([1, 1, 0, 1, 1], dtype=bool)    # the grace step is not scored
+    fig = vr.trial_readout_figure(y, target, mask, dt=10.0)
+    tr = {t.name: t for t in fig.data}
+    assert set(tr) == {"p(fixation)", "p(response 1)", "p(response 2)", "target fixation", "target response 1"}
+    p = np.stack([tr[f"p({n})"].y for n in ("fixation", "response 1", "response 2")])
+    np.testing.assert_allclose(p.sum(0), 1.0)
+    e = np.exp(y - y.max(0))
+    np.testing.assert_allclose(p, e / e.sum(0))
+    assert list(tr["target fixation"].y) == [1, 1, 0, 0, 0] and list(tr["target response 1"].y) == [0, 0, 1, 1, 1]
+    (rect,) = fig.layout.shapes
+    assert (rect.x0, rect.x1) == (25.0, 35.0)        # step 3 (t = 30 ms) shaded
+    assert fig.layout.title.text.startswith("one trial: read-out softmax(y) (solid) vs target (dashed)")
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["p(fixation)", "p(response 1)",
+                                                                       "p(response 2)"]

@@ -6,10 +6,17 @@ store, so the app, notebooks and tests call the same code.
     stdp_window_figure      the STDP learning window dW(dt)                            stdp, rstdp
     ssdp_kernel_figure      the SSDP kernel G(dt)                                      ssdp, da_ssdp
     latency_figure          first-spike latencies of a layer's pre and post neurons    ssdp, da_ssdp
+    ssdp_raster_figure      one sample's pre and post raster with first-spike markers  ssdp, da_ssdp
     sync_loss_figure        DA-SSDP warm-up: synchrony S vs loss L with the fitted line
     gate_hist_figure        DA-SSDP gate values, with the share clipped at 0 or 2
     assignment_figure       MPS shares K x N, neurons sorted by dominant mechanism
     shares_area_figure      MPS layer-mean shares over time (stacked area)
+    simplex_figure          MPS shares as points in the mechanism triangle (ternary), with paths
+    currents_figure         MPS per-mechanism input currents A_k C_k of a few neurons over T
+    intrinsic_hist_figure   IP2 intrinsic property across neurons at a few tasks
+    pilot_scores_figure     IP2 slow level: pilot score per candidate mask
+    trial_traces_figure     IP2 one trial: u and d of a few neurons
+    trial_readout_figure    IP2 one trial: softmax read-out against the target channels
 """
 from __future__ import annotations
 
@@ -18,12 +25,15 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from . import LAYOUT
 
 __all__ = ["weight_hist_figure", "stdp_window_figure", "ssdp_kernel_figure", "latency_figure",
-           "sync_loss_figure", "gate_hist_figure", "assignment_figure", "shares_area_figure",
-           "share_columns", "fit_line", "rebin"]
+           "ssdp_raster_figure", "spike_markers", "sync_loss_figure", "gate_hist_figure",
+           "assignment_figure", "shares_area_figure", "simplex_figure", "simplex_points",
+           "currents_figure", "intrinsic_hist_figure", "pilot_scores_figure", "trial_traces_figure",
+           "trial_readout_figure", "share_columns", "fit_line", "rebin"]
 
 
 def _finish(fig: go.Figure, title: str, xtitle: str, ytitle: str, **layout) -> go.Figure:
@@ -123,6 +133,62 @@ def latency_figure(lat_pre: np.ndarray, lat_post: np.ndarray, T: int, *, layer: 
     fig = _finish(fig, title, "spike latency (time step; 'silent' = no spike)", "share of neurons × samples",
                   barmode="group")
     fig.update_xaxes(type="category")
+    return fig
+
+
+def spike_markers(raster: np.ndarray, latency: str = "first") -> tuple[np.ndarray, np.ndarray]:
+    """(rows, times) of each row's first (or last) spike in a [neurons, T] raster; silent rows are
+    left out. The latency SSDP reads off each neuron of a sample."""
+    r = np.asarray(raster, dtype=bool)
+    if r.ndim != 2:
+        raise ValueError(f"raster must be [neurons, T], got shape {r.shape}")
+    rows = np.flatnonzero(r.any(1))
+    if latency == "first":
+        t = r[rows].argmax(1)
+    elif latency == "last":
+        t = r.shape[1] - 1 - r[rows, ::-1].argmax(1)
+    else:
+        raise ValueError(f"latency {latency!r} is not allowed (choose from first, last)")
+    return rows, t
+
+
+def ssdp_raster_figure(pre: np.ndarray, post: np.ndarray, *, pre_ids: np.ndarray | None = None,
+                       post_ids: np.ndarray | None = None, latency: str = "first",
+                       layer: str = "") -> go.Figure:
+    """One sample's spikes entering a plastic layer (pre, top) and of the neurons it drives (post,
+    bottom), rasters [neurons, T]; each neuron's first spike (the latency SSDP uses; the last with
+    latency='last') is ringed in red. Silent neurons have no marker (latency T)."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("pre (input to W)", "post (driven by W)"))
+    T = 0
+    sides = (("pre", np.asarray(pre, dtype=bool), pre_ids), ("post", np.asarray(post, dtype=bool), post_ids))
+    # plotly drops legend entries of empty traces: the legend goes with the first row that has spikes
+    legend_row = next((i for i, (_, r, _) in enumerate(sides, start=1) if r.any()), 1)
+    for row, (side, r, ids) in enumerate(sides, start=1):
+        rows, ts = spike_markers(r, latency)          # checks the shape [neurons, T]
+        T = max(T, r.shape[1])
+        ids = np.arange(r.shape[0]) if ids is None else np.asarray(ids).reshape(-1)
+        n, t = np.nonzero(r)
+        fig.add_trace(go.Scatter(x=t, y=ids[n], mode="markers", name="spikes", showlegend=row == legend_row,
+                                 legendgroup="spikes",
+                                 marker=dict(symbol="line-ns-open", size=7, color="#222", line_width=1.5),
+                                 hovertemplate=f"{side} neuron " + "%{y}  t=%{x}<extra></extra>"),
+                      row=row, col=1)
+        fig.add_trace(go.Scatter(x=ts, y=ids[rows], mode="markers", name=f"{latency} spike",
+                                 showlegend=row == legend_row, legendgroup="first",
+                                 marker=dict(symbol="circle-open", size=10, color="#d62728", line_width=2),
+                                 hovertemplate=f"{side} neuron " + "%{y}: " + latency + " spike at t=%{x}<extra></extra>"),
+                      row=row, col=1)
+        lo, hi = (float(ids.min()), float(ids.max())) if ids.size else (0.0, 0.0)
+        fig.update_yaxes(title_text=f"{side} neuron", range=[lo - 0.5 - 0.02 * (hi - lo), hi + 0.5 + 0.02 * (hi - lo)],
+                         row=row, col=1)
+        fig.layout.annotations[row - 1].text = (f"{side} ({'input to' if side == 'pre' else 'driven by'} W): "
+                                                f"{rows.size} of {r.shape[0]} shown fired")
+    title = f"raster with {latency}-spike markers (one sample)" + (f" · {layer}" if layer else "")
+    fig.update_layout(**{**LAYOUT, "height": 480, "margin": dict(l=60, r=15, t=95, b=45),
+                         "legend": {**LAYOUT["legend"], "y": 1.07}}, title=title)
+    fig.update_xaxes(range=[-0.5, max(T, 1) - 0.5])
+    fig.update_xaxes(title_text="time step", row=2, col=1)
     return fig
 
 
@@ -236,6 +302,123 @@ def shares_area_figure(tel: pd.DataFrame, layer: str,
     return fig
 
 
+def simplex_points(A: np.ndarray) -> np.ndarray:
+    """Shares A [K, N] (K = 2 or 3) as ternary coordinates [3, N], each column summing to 1 (a
+    two-mechanism layer lies on the edge between its two corners)."""
+    A = np.asarray(A, dtype=float)
+    if A.ndim == 1:
+        A = A[:, None]
+    if A.shape[0] not in (2, 3):
+        raise ValueError(f"the mechanism triangle needs 2 or 3 mechanisms, got {A.shape[0]}")
+    if A.shape[0] == 2:
+        A = np.vstack([A, np.zeros((1, A.shape[1]))])
+    return A / np.maximum(A.sum(0, keepdims=True), 1e-12)
+
+
+def simplex_figure(A: np.ndarray, mechanisms: Sequence[str], *, layer: str = "",
+                   history: Sequence[tuple[int, np.ndarray]] = (), trails: int = 8) -> go.Figure:
+    """Each neuron's shares over the (2 or 3) mechanisms as a point in the triangle (a corner =
+    all weight on that mechanism, the centre = equal shares), coloured by its dominant mechanism.
+    With ``history`` [(step, A)] of two or more snapshots, oldest first: the layer-mean path over
+    time and the paths of up to ``trails`` evenly spaced neurons."""
+    A = np.asarray(A, dtype=float)
+    A = A[:, None] if A.ndim == 1 else A
+    P = simplex_points(A)
+    K = A.shape[0]
+    mech = [str(m) for m in mechanisms][:K] + [f"mech {i}" for i in range(len(mechanisms), K)]
+    labels = mech + [""] * (3 - len(mech))
+    N = P.shape[1]
+    fig = go.Figure()
+    hist = [(int(s), simplex_points(a)) for s, a in history if np.shape(a)[-1:] == (N,)]
+    if len(hist) >= 2:
+        steps = [s for s, _ in hist]
+        H = np.stack([h for _, h in hist])                                    # [S, 3, N]
+        picks = np.unique(np.linspace(0, N - 1, min(trails, N)).round().astype(int)) if trails > 0 else []
+        for i, j in enumerate(picks):
+            fig.add_trace(go.Scatterternary(a=H[:, 0, j], b=H[:, 1, j], c=H[:, 2, j], mode="lines",
+                                            line=dict(color="rgba(120,120,120,0.45)", width=1),
+                                            name="neuron paths", legendgroup="trails",
+                                            showlegend=i == 0, hoverinfo="skip"))
+        m = H.mean(2)                                                         # [S, 3]
+        fig.add_trace(go.Scatterternary(a=m[:, 0], b=m[:, 1], c=m[:, 2], mode="lines+markers",
+                                        name="layer mean over time", line=dict(color="#111", width=2),
+                                        marker=dict(size=6, symbol="diamond"), customdata=steps,
+                                        hovertemplate="step %{customdata}<br>" + "<br>".join(
+                                            f"{l}: %{{{ax}:.3f}}" for l, ax in zip(labels, "abc") if l)
+                                        + "<extra></extra>"))
+    dom = A.argmax(0) if N else np.zeros(0, dtype=int)
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c"]
+    for k in range(min(K, 3)):
+        sel = np.flatnonzero(dom == k)
+        fig.add_trace(go.Scatterternary(a=P[0, sel], b=P[1, sel], c=P[2, sel], mode="markers",
+                                        name=f"{mech[k]}-dominant ({sel.size})", customdata=sel,
+                                        marker=dict(size=7, color=palette[k], opacity=0.75,
+                                                    line=dict(width=0.5, color="white")),
+                                        hovertemplate="neuron %{customdata}<br>" + "<br>".join(
+                                            f"{l}: %{{{ax}:.3f}}" for l, ax in zip(labels, "abc") if l)
+                                        + "<extra></extra>"))
+    title = "mechanism triangle" + (f" · {layer}" if layer else "")
+    fig.update_layout(**{**LAYOUT, "height": 460, "margin": dict(l=40, r=40, t=60, b=110),
+                         "legend": dict(orientation="h", yanchor="top", y=-0.1, x=0, font=dict(size=11))},
+                      title=title,
+                      ternary=dict(sum=1, aaxis=dict(title=dict(text=labels[0]), min=0),
+                                   baxis=dict(title=dict(text=labels[1]), min=0),
+                                   caxis=dict(title=dict(text=labels[2]), min=0)))
+    return fig
+
+
+def currents_figure(curr: np.ndarray, mechanisms: Sequence[str], *, u: np.ndarray | None = None,
+                    spikes: np.ndarray | None = None, bias: np.ndarray | None = None,
+                    neurons: Sequence[int] | None = None, v_th: float | None = None,
+                    layer: str = "") -> go.Figure:
+    """What each mechanism feeds a few neurons over the T steps of one sample: curr [K, T, n] =
+    A_k C_k (share times the mechanism's own current), one row per neuron, with the total input
+    I = sum_k A_k C_k + b (dashed) and, when given, the membrane U [T, n] (grey; spikes as red
+    ticks, ``v_th`` dotted)."""
+    C = np.asarray(curr, dtype=float)
+    if C.ndim != 3:
+        raise ValueError(f"curr must be [K, T, neurons], got shape {C.shape}")
+    K, T, n = C.shape
+    mech = [str(m) for m in mechanisms][:K] + [f"mech {i}" for i in range(len(mechanisms), K)]
+    ids = list(range(n)) if neurons is None else [int(i) for i in np.asarray(neurons).reshape(-1)]
+    b = np.zeros(n) if bias is None else np.asarray(bias, dtype=float).reshape(-1)
+    t = np.arange(T)
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+    fig = make_subplots(rows=max(n, 1), cols=1, shared_xaxes=True, vertical_spacing=0.04)
+    for j in range(n):
+        first = j == 0
+        for k in range(K):
+            fig.add_trace(go.Scatter(x=t, y=C[k, :, j], mode="lines", name=f"{mech[k]}: A·C",
+                                     legendgroup=mech[k], showlegend=first, line=dict(color=palette[k % 6]),
+                                     hovertemplate=f"{mech[k]} " + "t=%{x}: %{y:.3g}<extra></extra>"),
+                          row=j + 1, col=1)
+        fig.add_trace(go.Scatter(x=t, y=C[:, :, j].sum(0) + b[j], mode="lines", name="total I",
+                                 legendgroup="I", showlegend=first, line=dict(color="#111", dash="dash")),
+                      row=j + 1, col=1)
+        if u is not None:
+            uj = np.asarray(u, dtype=float)[:, j]
+            fig.add_trace(go.Scatter(x=t, y=uj, mode="lines", name="membrane U", legendgroup="U",
+                                     showlegend=first, line=dict(color="#999", width=1.5)), row=j + 1, col=1)
+            if spikes is not None:
+                st = np.flatnonzero(np.asarray(spikes, dtype=bool)[:, j])
+                fig.add_trace(go.Scatter(x=st, y=uj[st], mode="markers", name="spike", legendgroup="S",
+                                         showlegend=first, marker=dict(symbol="line-ns-open", size=10,
+                                                                       color="#d62728", line_width=2)),
+                              row=j + 1, col=1)
+        fig.update_yaxes(title_text=f"neuron {ids[j]}", row=j + 1, col=1)
+        if v_th is not None and T:      # a trace, not add_hline (~25 ms each in plotly)
+            fig.add_trace(go.Scatter(x=[0, T - 1], y=[float(v_th)] * 2, mode="lines", name="V_th",
+                                     legendgroup="vth", showlegend=first,
+                                     line=dict(color="#888", dash="dot", width=1)), row=j + 1, col=1)
+    title = "component currents (one sample)" + (f" · {layer}" if layer else "")
+    fig.update_layout(**{**LAYOUT, "height": 170 + 120 * max(n, 1), "margin": dict(l=60, r=15, t=115, b=45)},
+                      title=title)
+    fig.update_xaxes(title_text="time step", row=max(n, 1), col=1)
+    return fig
+
+
+# ------------------------------------------------------------------------------- ip2
+
 def intrinsic_hist_figure(values_by_task: list[tuple[int, np.ndarray]], prop: str) -> go.Figure:
     """Distribution of one intrinsic property across neurons at a few tasks (overlaid)."""
     fig = go.Figure()
@@ -256,4 +439,78 @@ def pilot_scores_figure(masks: list[str], scores: list[float], chosen: str | Non
     fig.update_layout(**LAYOUT, title="slow level: pilot score per candidate mask", showlegend=False)
     fig.update_xaxes(title_text="learnable intrinsic properties")
     fig.update_yaxes(title_text="mean updates to criterion (+ failures)")
+    return fig
+
+
+def _times(T: int, dt: float) -> np.ndarray:
+    return np.arange(1, T + 1) * float(dt)
+
+
+def trial_traces_figure(u: np.ndarray, d: np.ndarray, *, dt: float = 1.0, theta: np.ndarray | None = None,
+                        neurons: Sequence[int] | None = None) -> go.Figure:
+    """One trial of the current task: membrane u (solid) and the dendritic current d summed over
+    branches (dashed) of a few neurons, u [n, T] and d [n, T]; each neuron's threshold theta
+    dotted, in its colour."""
+    U = np.asarray(u, dtype=float)
+    D = np.asarray(d, dtype=float)
+    U = U.reshape(1, -1) if U.ndim == 1 else U
+    D = D.reshape(1, -1) if D.ndim == 1 else D
+    n, T = U.shape
+    ids = list(range(n)) if neurons is None else [int(i) for i in np.asarray(neurons).reshape(-1)]
+    th = None if theta is None else np.asarray(theta, dtype=float).reshape(-1)
+    t = _times(T, dt)
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"]
+    fig = go.Figure()
+    for j in range(n):
+        c = palette[j % len(palette)]
+        fig.add_trace(go.Scatter(x=t, y=U[j], mode="lines", name=f"u · neuron {ids[j]}", line=dict(color=c),
+                                 legendgroup=str(j)))
+        if j < D.shape[0]:
+            fig.add_trace(go.Scatter(x=t, y=D[j], mode="lines", name=f"d · neuron {ids[j]}",
+                                     line=dict(color=c, dash="dash"), legendgroup=str(j), showlegend=False))
+        if th is not None and j < th.size:
+            fig.add_trace(go.Scatter(x=[t[0], t[-1]] if T else [], y=[th[j], th[j]] if T else [], mode="lines",
+                                     name=f"theta · neuron {ids[j]}", line=dict(color=c, dash="dot", width=1),
+                                     legendgroup=str(j), showlegend=False,
+                                     hovertemplate=f"theta = {th[j]:.3g}<extra></extra>"))
+    return _finish(fig, "one trial: u (solid), d (dashed), theta (dotted)", "time in trial (ms)", "u, d")
+
+
+def trial_readout_figure(y: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, *,
+                         dt: float = 1.0) -> go.Figure:
+    """One trial's read-out against its target: softmax over the output channels of y [O, T]
+    (solid; channel 0 = fixation) and the target channel as a one-hot step (dashed, same colour);
+    steps outside the loss (loss mask 0: the grace window) shaded grey."""
+    Y = np.asarray(y, dtype=float)
+    Y = Y.reshape(1, -1) if Y.ndim == 1 else Y
+    O, T = Y.shape
+    tgt = np.asarray(target).reshape(-1).astype(int)
+    e = np.exp(Y - Y.max(0, keepdims=True))
+    p = e / e.sum(0, keepdims=True)
+    t = _times(T, dt)
+    palette = ["#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22"]
+    fig = go.Figure()
+    for o in range(O):
+        c = palette[o % len(palette)]
+        name = "fixation" if o == 0 else f"response {o}"
+        fig.add_trace(go.Scatter(x=t, y=p[o], mode="lines", name=f"p({name})", line=dict(color=c),
+                                 legendgroup=str(o)))
+        if (tgt == o).any():
+            fig.add_trace(go.Scatter(x=t, y=(tgt[:T] == o).astype(float), mode="lines", line_shape="hv",
+                                     name=f"target {name}", line=dict(color=c, dash="dash", width=1.5),
+                                     legendgroup=str(o), showlegend=False))
+    shapes = []
+    if mask is not None:
+        m = np.asarray(mask).reshape(-1)[:T].astype(bool)
+        off = np.flatnonzero(~m)
+        if off.size:      # contiguous runs of unscored steps, one rectangle each
+            breaks = np.flatnonzero(np.diff(off) > 1)
+            starts = np.r_[off[0], off[breaks + 1]]
+            ends = np.r_[off[breaks], off[-1]]
+            shapes = [dict(type="rect", xref="x", yref="paper", x0=t[a] - dt / 2, x1=t[b] + dt / 2, y0=0, y1=1,
+                           fillcolor="rgba(150,150,150,0.2)", line_width=0, layer="below")
+                      for a, b in zip(starts, ends)]
+    fig = _finish(fig, "one trial: read-out softmax(y) (solid) vs target (dashed)",
+                  "time in trial (ms); grey: not scored", "p / target", shapes=shapes)
+    fig.update_yaxes(range=[-0.05, 1.05])
     return fig

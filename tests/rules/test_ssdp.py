@@ -399,7 +399,8 @@ def test_arrays_kernel_and_latencies():
     rule.after_step(ctx)
     a = _npz_round_trip(rule.arrays())
     assert set(a) == {"kernel_dt", "kernel_g", "lat_T", "lat_pre/fc2", "lat_post/fc2", "lat_pre/out",
-                      "lat_post/out"}
+                      "lat_post/out", *(f"raster_{s}{i}/{n}" for s in ("pre", "post") for i in ("", "_ids")
+                                        for n in ("fc2", "out"))}
     np.testing.assert_array_equal(a["kernel_dt"], np.arange(6))
     np.testing.assert_allclose(a["kernel_g"], gaussian_kernel(5, 1.5, dtype=torch.float64)[0].numpy())
     assert int(a["lat_T"]) == 5
@@ -408,6 +409,7 @@ def test_arrays_kernel_and_latencies():
         assert a[f"lat_pre/{name}"].dtype == np.int32 and a[f"lat_pre/{name}"].shape == (6, SIZES[name][0])
         np.testing.assert_array_equal(a[f"lat_pre/{name}"], first_spike_latency(tr.pre).numpy())
         np.testing.assert_array_equal(a[f"lat_post/{name}"], first_spike_latency(tr.post).numpy())
+        np.testing.assert_array_equal(a[f"raster_post/{name}"], tr.post[:, 0].T.numpy()[a[f"raster_post_ids/{name}"]] > 0)
 
 
 def test_arrays_latency_subsample_is_bounded():
