@@ -732,10 +732,11 @@ def figures(res: LabResult) -> dict[str, dict]:
 
 
 def to_plotly_json(fig: dict) -> str:
-    """What st.plotly_chart does with a figure: validate it as a go.Figure, then serialise."""
+    """What the Rule Lab page pays per figure: a go.Figure built without re-validation (the page's
+    _figure), which st.plotly_chart turns into a dict (to_dict) and serialises."""
     import plotly.graph_objects as go
     import plotly.io as pio
-    return pio.to_json(go.Figure(fig), validate=False)
+    return pio.to_json(go.Figure(fig, _validate=False).to_dict(), validate=False)
 
 
 # ----------------------------------------------------------------------------- texts
