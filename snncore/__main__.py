@@ -174,13 +174,93 @@ def _prepare_data(cfg, args) -> None:
 
 
 def cmd_train(args) -> int:
+    from . import distributed
+    if distributed.env_world() > 1:        # launched by torchrun with several processes
+        return _cmd_train_distributed(args)
+    return _cmd_train(args)
+
+
+def _cmd_train(args) -> int:
+    store, cfg, run_id, resume = _setup_run(args)
+    return _train(args, cfg, store, run_id, resume=resume)
+
+
+def _cmd_train_distributed(args) -> int:
+    """torchrun: rank 0 checks the config, prepares the data and creates (or reopens) the run,
+    exactly as one process would; the others wait for its outcome and train with a NullStore.
+    A refusal on rank 0 (exit 2, its one line on stderr) ends every rank with the same status."""
+    from . import distributed as D
     from .config import ConfigError
+    from .rules import get_rule
+    from .train import resolve_device
+    if args.resume:
+        device_name = _stored_device(args)   # rank 0 checks the run itself below
+    else:
+        try:
+            cfg = config_from_args(args)
+            resolve_device(cfg.device)
+        except (ConfigError, ValueError) as e:
+            _fail(str(e))
+        if getattr(get_rule(cfg.rule), "runs_own_loop", False):
+            _fail(f"rule {cfg.rule!r} runs its own task loop in one process; start it without torchrun")
+        device_name = cfg.device
+    try:
+        D.init_from_env(resolve_device(device_name))
+    except ValueError as e:
+        _fail(str(e))
+    except Exception as e:  # noqa: BLE001 -- e.g. rendezvous failed or timed out
+        _fail(f"cannot join the other processes (torch.distributed, "
+              f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}): {e}")
+    try:
+        outcome = None
+        if D.is_main():
+            try:
+                store, cfg, run_id, resume = _setup_run(args, several=True)
+                outcome = (run_id, cfg.to_dict(), resume)
+            except SystemExit as e:       # its one-line message is printed already
+                outcome = int(e.code if isinstance(e.code, int) else 2)
+        outcome = D.broadcast_object(outcome)
+        if isinstance(outcome, int):
+            raise SystemExit(outcome)
+        run_id, cfg_dict, resume = outcome
+        if not D.is_main():
+            from .config import RunConfig
+            cfg, store = RunConfig.from_dict(cfg_dict), D.NullStore()
+        return _train(args, cfg, store, run_id, resume=resume)
+    finally:
+        D.shutdown()
+
+
+def _stored_device(args) -> str:
+    """The device in the stored config of the --resume run, read without writing (every rank needs
+    it to join the group with the right backend; rank 0 checks the run itself afterwards)."""
+    import sqlite3
+    from .store import default_runs_dir
+    try:
+        root = os.path.abspath(args.runs_dir) if args.runs_dir else str(default_runs_dir())
+        con = sqlite3.connect(f"file:{os.path.join(root, 'runs.sqlite')}?mode=ro", uri=True, timeout=30)
+        try:
+            row = con.execute("SELECT config FROM runs WHERE id=?", (args.resume,)).fetchone()
+        finally:
+            con.close()
+        return str(json.loads(row[0]).get("device", "auto")) if row else "cpu"
+    except Exception:  # noqa: BLE001 -- no such store or run: rank 0 reports that in one line
+        return "cpu"
+
+
+def _setup_run(args, several: bool = False):
+    """Check the config, prepare the data, create (or reopen for --resume) the run: (store, cfg,
+    run_id, resume), or exit 2 with one line. several: rank 0 of a torchrun launch."""
+    from .config import ConfigError
+    from .rules import get_rule
     from .store import RunStore, StoreError, check_run_id
     if args.resume:
         store, run_id, cfg = _resume_target(args)
+        if several and getattr(get_rule(cfg.rule), "runs_own_loop", False):
+            _fail(f"rule {cfg.rule!r} runs its own task loop in one process; resume it without torchrun")
         store.reopen(run_id)
         store.set_pid(run_id, os.getpid())
-        return _train(args, cfg, store, run_id, resume=True)
+        return store, cfg, run_id, True
     try:
         cfg = config_from_args(args)
         from .train import resolve_device
@@ -203,10 +283,13 @@ def cmd_train(args) -> int:
             run_id = store.create_run(cfg.to_dict())
     except ValueError as e:
         _fail(str(e))
-    return _train(args, cfg, store, run_id)
+    return store, cfg, run_id, False
 
 
 def _train(args, cfg, store, run_id, resume: bool = False) -> int:
+    from . import distributed
+    if not distributed.is_main():         # torchrun, ranks 1..N-1: train quietly, rank 0 reports
+        return _train_quiet(cfg, store, run_id, resume)
     tty = sys.stderr.isatty()
     last = [0.0]
 
@@ -254,6 +337,25 @@ def _train(args, cfg, store, run_id, resume: bool = False) -> int:
               f"test accuracy {acc if acc is None else f'{acc:.4f}'}, {summary['seconds']:.1f}s on {summary['device']}")
         if summary.get("error"):
             print(f"error: {summary['error']}", file=sys.stderr)
+    return 1 if summary["status"] == "failed" else 0
+
+
+def _train_quiet(cfg, store, run_id, resume: bool) -> int:
+    """A rank other than 0: no progress, no summary; a failure is one line naming the rank."""
+    from . import distributed
+    from .train import Trainer
+    try:
+        trainer = Trainer(cfg, store, run_id)
+        if resume:
+            trainer.resume()
+        summary = trainer.run()
+    except KeyboardInterrupt:
+        raise SystemExit(130)
+    except Exception as e:  # noqa: BLE001 -- rank 0 records the run; this rank says why it ended
+        if os.environ.get("SNNCORE_DEBUG"):
+            traceback.print_exc()
+        msg = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
+        _fail(f"run {run_id} failed on process {distributed.rank()}: {msg}", 1)
     return 1 if summary["status"] == "failed" else 0
 
 

@@ -11,6 +11,13 @@
 
 Metric values stay tensors on the device until a flush, so a GPU run syncs a few times per second,
 not every step.
+
+Several processes (torchrun, see snncore/distributed.py): the forward goes through a
+DistributedDataParallel wrapper (self.net; self.model stays the inner module the rules see), each
+rank trains on its share of every batch order, and the ranks meet at "sync points" (about 4 per
+second, the interval chosen by rank 0 and broadcast): pending metrics are averaged over the ranks
+and rank 0's stop request travels with them, so a stop or a divergence ends every rank at the same
+step. Only rank 0 writes to the RunStore (the others hold a NullStore).
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 
+from . import distributed as D
 from .config import RunConfig
 from .data import load_dataset
 from .metrics import chi_synchrony
@@ -84,6 +92,12 @@ class Trainer:
         self.cfg, self.store, self.run_id = cfg, store, run_id
         self.on_progress = on_progress
         self.device = resolve_device(cfg.device)
+        # several processes (torchrun): rank 0 alone writes to the store; CUDA ranks use cuda:LOCAL_RANK
+        self.dist, self.rank, self.world = D.is_distributed(), D.rank(), D.world()
+        self.is_main = self.rank == 0
+        if self.dist and self.device.type == "cuda":
+            self.device = torch.device("cuda", D.local_rank())
+        self._sync_every, self._next_sync, self._sync_clock = 1, 1, None
         # mixed precision (cfg.amp): forward + loss under torch.autocast; fp16 also scales the loss
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(getattr(cfg, "amp", "off"))
         if self.amp_dtype is torch.float16 and self.device.type != "cuda":
@@ -102,13 +116,16 @@ class Trainer:
         self._tb = None
         rule_cls = get_rule(cfg.rule)
         if getattr(rule_cls, "runs_own_loop", False):   # e.g. IP2: a task sequence, not a dataset
+            if self.dist:
+                raise ValueError(f"rule {cfg.rule!r} runs its own task loop in one process; "
+                                 "start it without torchrun")
             self.rule = rule_cls(cfg.rule_object_params(), None, total_steps=1, device=self.device)
             self.own_loop = True
             return
         self.own_loop = False
         self.data = load_dataset(cfg).to(self.device)
         self.model = build_model(cfg, self.data.input_size, self.data.n_classes, self.data.input_shape).to(self.device)
-        self.steps_per_epoch = self.data.steps_per_epoch(cfg.batch_size)
+        self.steps_per_epoch = self.data.steps_per_epoch(cfg.batch_size, self.world)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps:
             self.total_steps = min(self.total_steps, cfg.max_steps)
@@ -120,6 +137,14 @@ class Trainer:
             self.scaler = torch.amp.GradScaler("cuda")
         self.rule = rule_cls(cfg.rule_object_params(), self.model, total_steps=self.total_steps,
                              device=self.device)
+        self.net = self.model     # what the training forward calls: the DDP wrapper with several processes
+        if self.dist:
+            if self.optimizer is not None and self.rule.uses_gradient:
+                from torch.nn.parallel import DistributedDataParallel
+                self.net = DistributedDataParallel(
+                    self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            else:   # nothing for DDP to average: local rules reduce their own updates
+                D.sync_module(self.model)
         names = self.model.names
         self.record_layer = cfg.record_layer or names[0]
         if self.record_layer not in names:
@@ -152,6 +177,8 @@ class Trainer:
 
     def _flush(self, force: bool = False) -> bool:
         """Write buffered metrics; returns True when a stop was requested."""
+        if self.dist:
+            return self._flush_dist(force)
         now = time.monotonic()
         if not force and now - self._last_flush < 0.25:
             return False
@@ -184,7 +211,65 @@ class Trainer:
         progress = self.tasks_done if self.own_loop else self.step   # IP2's progress counts tasks
         return self.store.heartbeat(self.run_id, epoch=self.epochs_done, step=progress)
 
+    def _flush_dist(self, force: bool = False, collective: bool = True) -> bool:
+        """Several processes: at a sync point (a step count every rank agrees on, or force) the
+        pending metrics are averaged over the ranks in one all-reduce that also carries rank 0's
+        stop request and the next sync interval; rank 0 writes them. Every rank sees the same
+        averaged loss, so a divergence raises on all of them. collective=False (cleanup after an
+        error): rank 0 writes what it has, unreduced, and nobody waits for the others."""
+        if not force and self.step < self._next_sync:
+            return False
+        comm = torch.device("cuda" if self.device.type == "cuda" else "cpu")   # nccl: CUDA tensors
+        keys = [(s, e, k) for s, e, d in self._pending for k in d]
+        vals = [(v.detach().float().reshape(()) if isinstance(v, torch.Tensor)
+                 else torch.tensor(float(v))).to(comm) for _, _, d in self._pending for v in d.values()]
+        self._pending.clear()
+        stop = False
+        if self.is_main:
+            now = time.monotonic()
+            stop = self.store.heartbeat(self.run_id, epoch=self.epochs_done, step=self.step)
+            # next interval: about 0.25 s of steps, from the time per step since the last sync point
+            if self._sync_clock is not None and self.step > self._sync_clock[1]:
+                per_step = (now - self._sync_clock[0]) / (self.step - self._sync_clock[1])
+                self._sync_every = int(min(1000, max(1, 0.25 / max(per_step, 1e-6))))
+            self._sync_clock = (now, self.step)
+        if collective:
+            ctrl = torch.tensor([float(stop), float(self._sync_every)] if self.is_main else [0.0, 0.0],
+                                device=comm)
+            buf = torch.cat([torch.stack(vals), ctrl]) if vals else ctrl
+            D.all_reduce_sum_(buf)
+            host = buf.tolist()
+            stop, self._sync_every = bool(host[-2]), int(host[-1])
+            values = [v / self.world for v in host[:-2]]
+        else:
+            values = torch.stack(vals).tolist() if vals else []
+        self._next_sync = self.step + self._sync_every
+        rows = [(s, e, k, v) for (s, e, k), v in zip(keys, values)]
+        if collective:
+            for s, e, k, v in rows:
+                if k == "train/loss" and not math.isfinite(v):
+                    raise Diverged(f"diverged at epoch {e + 1} step {s + 1}: loss is {v}")
+        if self.is_main:
+            if rows:
+                self.store.log_metrics(self.run_id, rows)
+                tb = self._tensorboard()
+                if tb:
+                    for k, (s, v) in {k: (s, v) for s, _, k, v in rows}.items():
+                        tb.add_scalar(k, v, s)
+            if self._pending_tel:
+                trows = [(s, k, v) for s, d in self._pending_tel for k, v in d.items()
+                         if isinstance(v, (int, float)) and math.isfinite(v)]
+                self.store.log_telemetry(self.run_id, trows)
+                tb = self._tensorboard()
+                if tb:
+                    for k, (s, v) in {k: (s, v) for s, k, v in trows}.items():
+                        tb.add_scalar("rule/" + k, v, s)
+        self._pending_tel.clear()
+        return stop
+
     def _snapshot(self) -> None:
+        if not self.is_main:
+            return
         arrays = self.recorder.snapshot()
         arrays.update({f"rule/{k}": v for k, v in self.rule.arrays().items()})
         if arrays:
@@ -193,12 +278,12 @@ class Trainer:
     # ---- the loop -------------------------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg, model, rule = self.cfg, self.model, self.rule
-        model.train()
+        self.net.train()
         if self.optimizer is not None:
             self.optimizer.zero_grad(set_to_none=True)
         functional.reset_net(model)
         with self.autocast():
-            out = model(x)                                      # [T, B, C]
+            out = self.net(x)                                   # [T, B, C]
             loss = self.loss(out, y)
         ctx = StepContext(step=self.step, epoch=self.epoch, total_steps=self.total_steps, model=model,
                           x=x, y=y, out=out, loss=loss, layers=model.layer_traces(),
@@ -219,7 +304,7 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.step()
         m = {"train/loss": loss.detach()}                     # every step: free (stays a tensor)
-        log, rec = self.step % cfg.log_every == 0, self._recording_soon()
+        log, rec = self.step % cfg.log_every == 0, self.is_main and self._recording_soon()
         if log or rec:
             with torch.no_grad():
                 spikes = {"input": x, **{n: t.post for n, t in ctx.layers.items() if t.spiking}}
@@ -250,9 +335,11 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         self.model.eval()
         correct, total, loss_sum = 0, 0, 0.0
-        g = torch.Generator().manual_seed(12345)    # the same test encoding every epoch
+        g = torch.Generator().manual_seed(12345 + self.rank)    # the same test encoding every epoch
+        # several processes: each rank evaluates its share (no padding), the counts are summed below
         for x, y in self.data.batches("test", max(self.cfg.batch_size, 256), self.cfg.timesteps,
-                                      shuffle=False, generator=g):
+                                      shuffle=False, generator=g, rank=self.rank, world=self.world,
+                                      pad=False):
             functional.reset_net(self.model)
             with self.autocast():
                 out = self.model(x)
@@ -260,6 +347,10 @@ class Trainer:
             correct += int((out.mean(0).argmax(-1) == y).sum())
             total += y.numel()
         functional.reset_net(self.model)
+        if self.dist:
+            t = torch.tensor([correct, total, loss_sum], dtype=torch.float64,
+                             device="cuda" if self.device.type == "cuda" else "cpu")
+            correct, total, loss_sum = D.all_reduce_sum_(t).tolist()
         return {"test/accuracy": correct / max(total, 1), "test/loss": loss_sum / max(total, 1)}
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -275,17 +366,32 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
                 "rule": self.rule.state_dict(), "epochs_done": self.epochs_done, "step": self.step,
                 "rng": {"torch": torch.get_rng_state(), "data": self.gen.get_state()},
-                "best": self._best, "config": self.cfg.to_dict()}
+                "best": self._best, "config": self.cfg.to_dict(), "world": self.world}
 
     def _load_newest_checkpoint(self) -> tuple[int, dict]:
-        """The newest checkpoint that loads (a damaged newest one falls back to the one before)."""
+        """The newest checkpoint that loads (a damaged newest one falls back to the one before).
+        Several processes: rank 0 reads it (on the CPU) and sends it to the others."""
+        if self.dist:
+            got = None
+            if self.is_main:
+                try:
+                    got = self._read_newest_checkpoint(torch.device("cpu"))
+                except ValueError as e:
+                    got = str(e)
+            got = D.broadcast_object(got)
+            if isinstance(got, str):
+                raise ValueError(got)
+            return got
+        return self._read_newest_checkpoint(self.device)
+
+    def _read_newest_checkpoint(self, map_location) -> tuple[int, dict]:
         cks = self.store.checkpoints(self.run_id)
         if not cks:
             raise ValueError(f"run {self.run_id} has no checkpoint to resume from")
         problems = []
         for epoch, step, path in reversed(cks):
             try:
-                state = torch.load(path, map_location=self.device, weights_only=True)
+                state = torch.load(path, map_location=map_location, weights_only=True)
                 if not isinstance(state, dict):
                     raise ValueError("not a checkpoint dictionary")
                 return epoch, state
@@ -314,6 +420,13 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"].cpu())
         self.gen.set_state(state["rng"]["data"].cpu())
         self._best = float(state.get("best", 0.0))
+        if int(state.get("world", 1)) != self.world:
+            # resumed with another number of processes: the remaining epochs take this run's steps
+            self.total_steps = self.step + max(0, self.cfg.epochs - self.epochs_done) * self.steps_per_epoch
+            if self.cfg.max_steps:
+                self.total_steps = min(self.total_steps, self.cfg.max_steps)
+            if self.scheduler is not None:
+                self.scheduler.T_max = max(1, self.total_steps)
         self.store.truncate_after(self.run_id, self.step, self.epochs_done)
         return epoch
 
@@ -322,19 +435,20 @@ class Trainer:
             return self.run_task_sequence()
         cfg = self.cfg
         t0 = time.monotonic()
-        self.store.start_run(self.run_id, pid=os.getpid(), device=str(self.device), total_steps=self.total_steps)
+        self.store.start_run(self.run_id, pid=os.getpid(), device=self._device_label(), total_steps=self.total_steps)
         if self.step == 0:
             self.store.log_metrics(self.run_id, [(0, 0, "info/steps_per_epoch", self.steps_per_epoch)])
         status, error, last_eval = "finished", None, {}
         try:
             for self.epoch in range(self.epochs_done, cfg.epochs):
                 for x, y in self.data.batches("train", cfg.batch_size, cfg.timesteps, shuffle=True,
-                                              generator=self.gen):
+                                              generator=self.gen, rank=self.rank, world=self.world,
+                                              sample_generator=self._sample_generator()):
                     if self.step >= self.total_steps:
                         break
                     m = self.train_step(x, y)
                     self._pending.append((self.step, self.epoch, m))
-                    if self.step % cfg.log_every == 0:
+                    if self.step % cfg.log_every == 0 and self.is_main:
                         tel = self.rule.telemetry()
                         if tel:
                             self._pending_tel.append((self.step, tel))
@@ -346,7 +460,10 @@ class Trainer:
                     if self.on_progress:
                         self.on_progress(Progress(self.epoch, cfg.epochs, self.step, self.total_steps,
                                                   time.monotonic() - t0))
-                self._flush(force=True)
+                if self._flush(force=True) and self.dist:
+                    raise StopRequested     # several processes: stop at this sync point, every rank
+                if self.net is not self.model:
+                    D.sync_buffers(self.model)   # DDP's rule: rank 0's buffers (e.g. BN running stats)
                 last_eval = self.evaluate()
                 self._best = max(self._best, last_eval["test/accuracy"])
                 self.store.log_metrics(self.run_id, [(self.step, self.epoch, k, v) for k, v in last_eval.items()]
@@ -354,11 +471,12 @@ class Trainer:
                 self._checkpoint_weights_finite()
                 self.rule.on_epoch_end(self.epoch)
                 self.epochs_done = self.epoch + 1
-                self.store.save_checkpoint(self.run_id, self.epochs_done, self.step, self.checkpoint_state())
+                if self.is_main:
+                    self.store.save_checkpoint(self.run_id, self.epochs_done, self.step, self.checkpoint_state())
                 if self.on_progress:
                     self.on_progress(Progress(self.epoch + 1, cfg.epochs, self.step, self.total_steps,
                                               time.monotonic() - t0, test_accuracy=last_eval["test/accuracy"]))
-                if self.store.heartbeat(self.run_id, epoch=self.epochs_done, step=self.step):
+                if D.broadcast_flag(self.store.heartbeat(self.run_id, epoch=self.epochs_done, step=self.step)):
                     raise StopRequested
                 if self.step >= self.total_steps:
                     break
@@ -370,20 +488,45 @@ class Trainer:
             status, error = "failed", f"{e}; the last good checkpoint is kept. Try a lower learning rate."
         finally:
             try:
-                self._flush(force=True)
+                if self.dist:    # no collective here: this rank may be leaving after its own error
+                    self._flush_dist(force=True, collective=False)
+                else:
+                    self._flush(force=True)
             except Diverged as e:
                 status, error = "failed", f"{e}; the last good checkpoint is kept. Try a lower learning rate."
             if self._tb:
                 self._tb.close()
+        digests = None
+        if self.dist:   # every rank reached here together: check that the replicas stayed identical
+            if self.net is not self.model:
+                D.sync_buffers(self.model)
+            digests = D.all_gather_object(D.state_digest(self.model))
         summary = {"run_id": self.run_id, "status": status, "epochs": self.epochs_done,
                    "steps": self.step, "test_accuracy": last_eval.get("test/accuracy"),
                    "best_test_accuracy": self._best if last_eval else None,
                    "seconds": round(time.monotonic() - t0, 3), "device": str(self.device),
                    "rule": cfg.rule, "dataset": cfg.dataset}
+        if self.dist:
+            summary.update(processes=self.world, replica_digests=digests,
+                           replicas_identical=len(set(digests)) == 1)
+            if len(set(digests)) != 1 and self.is_main:
+                error = (error + "; " if error else "") + "the processes' weights differ at the end"
         self.store.end_run(self.run_id, status, error=error, summary=summary)
         if error:
             summary["error"] = error
         return summary
+
+    def _device_label(self) -> str:
+        return f"{self.device} x{self.world} processes" if self.dist else str(self.device)
+
+    def _sample_generator(self) -> torch.Generator | None:
+        """Several processes: this rank's own encoding / augmentation noise, seeded per (seed, rank,
+        epoch) so a resume from an epoch's checkpoint draws the same; self.gen then only draws the
+        batch order and stays identical on every rank. One process: None (self.gen does both)."""
+        if not self.dist:
+            return None
+        return torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + 7919 * (self.rank + 1)
+                                              + self.epoch) % (2 ** 63))
 
     def _checkpoint_weights_finite(self) -> None:
         for n, p in self.model.named_parameters():
@@ -437,6 +580,13 @@ class Trainer:
                       "task": np.array(self.tasks_done), "rule/task": np.array(self.tasks_done),
                       "rule/phase": np.array(phase, dtype="U32"),
                       "rule/mask": np.array(info["mask"] or [""], dtype="U8")}
+            tr = info["trial"]     # within-trial traces of a few neurons (trial_trace: u, d [n, T]; y [O, T])
+            arrays.update({"rule/trial_u": np.asarray(tr["u"], dtype=np.float32),
+                           "rule/trial_d": np.asarray(tr["d"], dtype=np.float32),
+                           "rule/trial_y": np.asarray(tr["y"], dtype=np.float32),
+                           "rule/trial_target": np.asarray(tr["target"], dtype=np.int64),
+                           "rule/trial_mask": np.asarray(tr["loss_mask"], dtype=bool),
+                           "rule/trial_neurons": np.asarray(tr["neurons"], dtype=np.int64)})
             for prop in ("tau_d", "tau_s", "theta"):
                 arrays[f"rule/{prop}"] = np.asarray(snap[prop]["values"], dtype=np.float32)
             if self.rule.scores:     # the slow level's pilot score per candidate mask

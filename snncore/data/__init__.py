@@ -92,25 +92,41 @@ class DataBundle:
         return (x - m) / s
 
     def batches(self, split: str, batch_size: int, T: int, *, shuffle: bool,
-                generator: torch.Generator | None = None):
-        """Yield (x [T, B, D] float spikes or currents, y [B]) over one pass of the split."""
+                generator: torch.Generator | None = None, rank: int = 0, world: int = 1,
+                pad: bool = True, sample_generator: torch.Generator | None = None):
+        """Yield (x [T, B, D] float spikes or currents, y [B]) over one pass of the split.
+
+        Several processes (world > 1): every rank draws the same order from ``generator`` (same
+        seed on every rank) and takes the rank-strided share order[rank::world]; with ``pad`` the
+        order is first extended by wrap-around to a multiple of world (torch's DistributedSampler),
+        so every rank yields the same number of equal-sized batches. ``sample_generator`` (default:
+        ``generator``) draws the encoding / augmentation noise; give each rank its own, so the
+        shared order generator stays in step on every rank."""
         xs, ys = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
         n = ys.numel()
         order = (torch.randperm(n, generator=generator).to(ys.device) if shuffle
                  else torch.arange(n, device=ys.device))
+        if world > 1:
+            if pad and n % world and n:
+                extra = world - n % world
+                order = torch.cat([order, order.repeat(-(-extra // n))[:extra]])
+            order = order[rank::world]
+            n = order.numel()
+        gen = sample_generator if sample_generator is not None else generator
         for i in range(0, n, batch_size):
             idx = order[i:i + batch_size]
-            xb = self.decode(xs[idx], train=split == "train", generator=generator)
+            xb = self.decode(xs[idx], train=split == "train", generator=gen)
             if self.kind == "spikes":
                 x = xb.transpose(0, 1).float()                    # [T, B, D]
             else:
-                x = encode(xb, T, self.encoding, generator=generator)
+                x = encode(xb, T, self.encoding, generator=gen)
                 if self.encoding == "direct" and self.norm is not None:
                     x = self._normalise(x)
             yield x, ys[idx]
 
-    def steps_per_epoch(self, batch_size: int) -> int:
-        return -(-int(self.train_y.numel()) // batch_size)
+    def steps_per_epoch(self, batch_size: int, world: int = 1) -> int:
+        """Batches per epoch of each rank (batch_size per rank; the share is padded to ceil(n/world))."""
+        return -(-(-(-int(self.train_y.numel()) // world)) // batch_size)
 
 
 def load_dataset(cfg, *, allow_download: bool = True, progress=None) -> DataBundle:

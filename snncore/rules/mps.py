@@ -165,6 +165,21 @@ def homeo_delta(W: torch.Tensor, rate: torch.Tensor, eta: float = 1e-2,
     return W * (eta * (r_target - rate)).unsqueeze(1)
 
 
+def _reduce_delta(mech: str, d: torch.Tensor, layer_deltas: dict) -> torch.Tensor:
+    """Several processes (DDP): combine one mechanism's delta over the ranks right after it is
+    computed (top down, so the layer below reads the combined one), as one process would over the
+    global batch: batch sums (stdp, and hetero made from this rank's own stdp) are summed, batch
+    means (hebb, sbp, homeo) averaged; hetero made from the combined stdp is already global.
+    The identity with one process."""
+    from .. import distributed
+    if not distributed.is_distributed():
+        return d
+    if mech == "hetero" and "stdp" in layer_deltas:
+        return d
+    d = d.contiguous()
+    return distributed.all_reduce_sum_(d) if mech in ("stdp", "hetero") else distributed.all_reduce_mean_(d)
+
+
 # ----------------------------------------------------------------------------- mechanism registry
 class Mechanism:
     """One plasticity mechanism: its own W_k in every MPS layer.
@@ -512,7 +527,8 @@ class MPSNet(nn.Module):
         for l in reversed(range(L)):
             for m in self.layers[l].mechanisms:
                 if MECHANISMS[m].local:
-                    deltas[l][m] = MECHANISMS[m].delta(self, l, hp, deltas)
+                    d = MECHANISMS[m].delta(self, l, hp, deltas)
+                    deltas[l][m] = _reduce_delta(m, d, deltas[l])
         self.last_deltas = deltas
         report: dict[str, dict[str, dict[str, float]]] = {}
         for l, (name, layer) in enumerate(zip(self.names, self.layers)):
@@ -644,13 +660,28 @@ class MPS(Rule):
 
     def arrays(self) -> dict:
         """For the app, at each snapshot: ``assign/<layer>`` = the shares A [K, N] (float32; rows in
-        the order of ``mechanisms``, a fixed-width unicode array, so the .npz loads without pickle)."""
+        the order of ``mechanisms``, a fixed-width unicode array, so the .npz loads without pickle);
+        from the last forward, sample 0, up to 4 evenly spaced neurons (indices ``curr_ids/<layer>``):
+        the component currents ``curr/<layer>`` = A_k C_k [K, T, n], the bias ``curr_b/<layer>`` [n],
+        the membrane U ``curr_u/<layer>`` [T, n] and spikes ``curr_s/<layer>`` [T, n] (bool)."""
         model = self.model
         if not isinstance(model, MPSNet):
             return {}
         out = {"mechanisms": np.array(list(model.mechanisms), dtype="U8")}
-        for name in model.names:
+        for i, name in enumerate(model.names):
             out[f"assign/{name}"] = model.assignment_map(name).astype(np.float32)
+            layer = model.layers[i]
+            if layer.last_components is None or layer.last_A is None or i >= len(model.snapshot):
+                continue
+            C, snap = layer.last_components, model.snapshot[i]             # [K, T, B, N]
+            n = C.shape[-1]
+            idx = torch.linspace(0, n - 1, min(4, n), device=C.device).round().long()
+            host = lambda t: t.detach().to("cpu", torch.float32).numpy()  # noqa: E731
+            out[f"curr/{name}"] = host(layer.last_A[:, None, idx] * C[:, :, 0].index_select(-1, idx))
+            out[f"curr_b/{name}"] = host(layer.bias[idx]) if layer.bias is not None else np.zeros(idx.numel(), np.float32)
+            out[f"curr_u/{name}"] = host(snap["u"][:, 0].index_select(-1, idx))
+            out[f"curr_s/{name}"] = host(snap["s_out"][:, 0].index_select(-1, idx)) > 0
+            out[f"curr_ids/{name}"] = idx.to("cpu", torch.int32).numpy()
         return out
 
     def assignment_map(self, layer: int | str) -> np.ndarray:
