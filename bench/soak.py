@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from snncore.store import RunStore  # noqa: E402
 
-EPOCHS, STEPS_PER_EPOCH = 3, 4
-ARGS = ["--epochs", str(EPOCHS), "--n-train", "128", "--hidden", "16", "--timesteps", "4", "--batch-size", "32",
+EPOCHS, STEPS_PER_EPOCH = 3, 16
+ARGS = ["--epochs", str(EPOCHS), "--n-train", "256", "--hidden", "128", "--timesteps", "8", "--batch-size", "16",
         "--record-every", "2", "--log-every", "1"]
 
 

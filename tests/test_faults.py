@@ -21,9 +21,10 @@ import torch
 from snncore.store import RunStore, StoreError
 
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = ["--epochs", "6", "--n-train", "256", "--hidden", "32", "--timesteps", "4", "--batch-size", "32",
+# long enough (a few seconds) that kills land mid-run on a fast machine too
+ARGS = ["--epochs", "6", "--n-train", "512", "--hidden", "256", "--timesteps", "16", "--batch-size", "16",
         "--record-every", "3", "--log-every", "1"]
-STEPS = 6 * 8
+STEPS = 6 * 32
 
 
 def _train(runs, *args):
@@ -74,7 +75,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
                 rid = rows[0]["id"] if rows else None
                 time.sleep(0.05)
         done = store.get_run(rid)["step"] or 0
-        _wait_for_step(store, rid, min(STEPS - 2, done + rng.randint(1, 14)), proc)
+        _wait_for_step(store, rid, min(STEPS - 2, done + rng.randint(1, 60)), proc)
         time.sleep(rng.uniform(0, 0.3))
         if proc.poll() is not None:
             break                                             # finished before the kill

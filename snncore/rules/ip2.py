@@ -519,7 +519,7 @@ def snapshot(model: RSNN, n_single: int = 5) -> dict:
     out = {"neurons": idx}
     for p in PROPS:
         v = _prop_values(model, p).double()
-        q = torch.quantile(v, torch.tensor([0.25, 0.5, 0.75], dtype=v.dtype))
+        q = torch.quantile(v, torch.tensor([0.25, 0.5, 0.75], dtype=v.dtype, device=v.device))
         out[p] = {"mean": float(v.mean()), "q25": float(q[0]), "median": float(q[1]),
                   "q75": float(q[2]), "single": v[idx].tolist(), "values": v.tolist()}
     return out
