@@ -129,3 +129,22 @@ def test_no_file_is_written_outside_the_runs_folder(tmp_path, capsys):
         capsys.readouterr()
     after = set(tmp_path.rglob("*"))
     assert all(runs in p.parents or p == runs or p in (runs.parent,) for p in after - before), after - before
+
+
+def test_cifar_batch_with_code_in_it_is_refused_not_run(tmp_path):
+    from snncore.data import DatasetError, load_dataset
+    from snncore.data.images import write_cifar_batch
+    import numpy as np
+    MARK.unlink(missing_ok=True)
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    x = np.zeros((4, 3072), np.uint8)
+    for i in range(1, 6):
+        write_cifar_batch(base / f"data_batch_{i}", x, [0, 1, 2, 3])
+    write_cifar_batch(base / "test_batch", x, [0, 1, 2, 3])
+    cfg = RunConfig.from_dict({"dataset": "cifar10", "data_dir": str(tmp_path), "epochs": 1})
+    assert load_dataset(cfg, allow_download=False).train_y.numel() == 20    # a real batch reads fine
+    (base / "data_batch_3").write_bytes(pickle.dumps({b"data": Evil(), b"labels": [0]}, protocol=2))
+    with pytest.raises(DatasetError, match="data_batch_3 is not a CIFAR batch: it refers to posix.system"):
+        load_dataset(cfg, allow_download=False)
+    assert not MARK.exists()

@@ -78,14 +78,34 @@ def load_idx_set(folder: Path, name: str):
     return tuple(out)
 
 
+# what a CIFAR batch may reference: numpy's array reconstruction (numpy 1 and 2 names) and the
+# bytes codec protocol-2 pickles use; anything else (os.system, eval, ...) is refused, never called
+_CIFAR_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                  ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+                  ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"), ("copy_reg", "_reconstructor"),
+                  ("copyreg", "_reconstructor"), ("__builtin__", "object"), ("builtins", "object")}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(f"refers to {module}.{name}, which a CIFAR batch never does")
+        return super().find_class(module, name)
+
+
 def read_cifar_batch(path: Path, label_key: str):
-    """One python-pickle batch: dict with b'data' [N, 3072] uint8 (R, G, B planes) and labels."""
+    """One python-pickle batch: dict with b'data' [N, 3072] uint8 (R, G, B planes) and labels.
+    Unpickled with only numpy's array reconstruction allowed: a file with code in it is refused."""
     fix = "delete it and fetch it again"
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
+            d = _CifarUnpickler(f, encoding="bytes").load()
     except FileNotFoundError:
         raise DatasetError(f"{path} is missing") from None
+    except pickle.UnpicklingError as e:
+        if "which a CIFAR batch never does" in str(e):
+            raise DatasetError(f"{path} is not a CIFAR batch: it {e} (refused, not run): {fix}") from None
+        raise DatasetError(f"{path} is truncated or corrupt (UnpicklingError): {fix}") from None
     except Exception as e:  # noqa: BLE001 -- unpickling a damaged file raises many kinds of errors
         raise DatasetError(f"{path} is truncated or corrupt ({type(e).__name__}): {fix}") from None
     if not isinstance(d, dict) or b"data" not in d or label_key.encode() not in d:
