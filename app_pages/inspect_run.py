@@ -7,6 +7,8 @@ the run's per-epoch checkpoints; a click on the raster (or the neuron picker) sh
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -37,6 +39,14 @@ def inspect_bytes(data: bytes, samples: int):
     rec = A.record_network(state, samples)
     hists = A.weight_histograms({int(state.get("epochs_done") or 0): A.model_weights(state)})
     return rec, A.analyse(rec), hists
+
+
+def pick_clicked_neuron(chart_key: str, picker_key: str) -> None:
+    """on_select callback: a clicked spike sets the neuron picker. It runs before the script, so the
+    picker widget may still be written to; every click wins, even one on the neuron clicked before."""
+    picked = vi.neuron_from_selection(st.session_state.get(chart_key))
+    if picked is not None:
+        st.session_state[picker_key] = picked
 
 
 @st.cache_data(max_entries=8, show_spinner="Reading the weights of every checkpoint…")
@@ -150,21 +160,12 @@ nkey = f"neuron_{layer}"
 if nkey not in st.session_state:
     busiest = int(shown[np.argmax(ls.rates[shown])])
     st.session_state[nkey] = busiest
-ev = st.plotly_chart(vi.raster_scatter(lr.post, samples=k, neurons=None if N <= 256 else shown,
-                                       selected=int(st.session_state[nkey]),
-                                       title=f"{layer} raster (click a spike to pick its neuron)"),
-                     width="stretch", key=f"raster_{layer}", on_select="rerun", selection_mode="points")
-points = (ev or {}).get("selection", {}).get("points", []) if ev else []
-if points:
-    p = points[0]
-    picked = p.get("customdata", p.get("y"))
-    if isinstance(picked, list):
-        picked = picked[0]
-    sel_key = f"last_sel_{layer}"
-    if picked is not None and st.session_state.get(sel_key) != picked:   # a new click wins over the picker
-        st.session_state[sel_key] = picked
-        st.session_state[nkey] = int(picked)
-        st.rerun()
+rkey = f"raster_{layer}"
+st.plotly_chart(vi.raster_scatter(lr.post, samples=k, neurons=None if N <= 256 else shown,
+                                  selected=int(st.session_state[nkey]),
+                                  title=f"{layer} raster (click a spike to pick its neuron)"),
+                width="stretch", key=rkey, selection_mode="points",
+                on_select=functools.partial(pick_clicked_neuron, rkey, nkey))
 neuron = int(st.number_input("neuron", 0, N - 1, key=nkey, help="or click a spike in the raster"))
 ns = A.neuron_statistics(lr.post, neuron)
 c1, c2 = st.columns([3, 1])

@@ -1,12 +1,16 @@
 """AppTest flows of the Inspect page: a run from the URL, scrubbing checkpoints and weights, picking a
-neuron, uploading a checkpoint (and a malicious one), unsupported and checkpoint-less runs."""
+neuron (with the picker and with a click on the raster), uploading a checkpoint (and a malicious one),
+unsupported and checkpoint-less runs."""
 import json
 import os
 import pickle
 
+import numpy as np
 import pytest
+from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
+from snncore.viz import inspect as vi
 from tests.test_inspect_cli import make_runs
 
 
@@ -79,7 +83,7 @@ def test_fewer_samples_changes_the_report(page, runs):
 def test_unsupported_and_checkpointless_runs_say_why(page, runs):
     _, r = runs
     at = page(r["ip2"])
-    assert at.error and "feed-forward networks (models mlp, mps_mlp)" in at.error[0].value
+    assert at.error and "written before task checkpoints carried the recurrent network" in at.error[0].value
     at = page(r["empty"])
     assert at.error and "has no checkpoint yet" in at.error[0].value
 
@@ -103,3 +107,59 @@ def test_upload_checkpoint_and_refuse_a_malicious_one(page, runs, tmp_path):
     at.file_uploader(key="upload").upload("evil.pt", pickle.dumps({"config": Evil()})).run()
     assert at.error and "is not a readable checkpoint" in at.error[0].value
     assert not marker.exists()
+
+
+def click_raster(at, point: dict) -> AppTest:
+    """Rerun as the browser does after a click on a raster spike: the chart's widget value becomes a
+    points selection (AppTest has no plotly widget, so the state goes in beside the other widgets')."""
+    chart = next(c for c in at.get("plotly_chart") if "raster" in json.loads(c.proto.spec)["layout"]["title"]["text"])
+    ws = at._tree.get_widget_states()
+    ws.widgets.append(WidgetState(id=chart.proto.id, string_value=json.dumps(
+        {"selection": {"points": [point], "point_indices": [point["point_index"]], "box": [], "lasso": []}})))
+    return at._run(widget_state=ws)
+
+
+def test_click_on_a_raster_spike_picks_its_neuron(page, runs):
+    _, r = runs
+    at = page(r["mlp"])
+    picker = at.number_input(key="neuron_fc1")
+    first = picker.value
+    other = 7 if first != 7 else 8
+    at = click_raster(at, {"curve_number": 0, "point_number": 0, "point_index": 0, "x": 3, "y": other,
+                           "customdata": other})
+    assert not at.exception, at.exception
+    assert at.number_input(key="neuron_fc1").value == other
+    assert f"fc1 neuron {other}: membrane and spikes" in titles(at)
+    # the picker moves away, then a click on the neuron clicked before wins again
+    at.number_input(key="neuron_fc1").set_value(first).run()
+    assert f"fc1 neuron {first}: membrane and spikes" in titles(at)
+    at = click_raster(at, {"curve_number": 0, "point_number": 1, "point_index": 1, "x": 5, "y": other,
+                           "customdata": other})
+    assert at.number_input(key="neuron_fc1").value == other
+    assert f"fc1 neuron {other}: membrane and spikes" in titles(at)
+
+
+def test_raster_click_is_a_point_selection_in_streamlit():
+    """Streamlit's chart forces clickmode "event" when dragmode is select/lasso, and then a click sends
+    nothing: the raster must drag-zoom and click-select, with the neuron in customdata."""
+    s = np.zeros((4, 2, 5), dtype=bool)
+    s[1, 0, 2] = s[3, 1, 4] = s[0, 0, 4] = True
+    fig = vi.raster_scatter(s, samples=2, selected=4)
+    assert fig.layout.dragmode not in ("select", "lasso")
+    assert "select" in fig.layout.clickmode.split("+")
+    tr = fig.data[0]
+    assert list(tr.customdata) == list(tr.y) and sorted(tr.y) == [2, 4, 4]
+    assert sorted(zip(tr.x, tr.y)) == [(0, 4), (1, 2), (7, 4)]       # sample 1 starts at T=4
+    assert sorted(fig.data[1].customdata) == [4, 4]                    # the selected neuron drawn in red
+
+
+@pytest.mark.parametrize("event,want", [
+    ({"selection": {"points": [{"customdata": 7, "y": 7}]}}, 7),
+    ({"selection": {"points": [{"customdata": [3], "y": 3}]}}, 3),
+    ({"selection": {"points": [{"y": 5.0}]}}, 5),
+    ({"selection": {"points": [], "box": [], "lasso": []}}, None),
+    (None, None),
+    ({"selection": {"points": [{"customdata": "x"}]}}, None),
+])
+def test_neuron_from_selection(event, want):
+    assert vi.neuron_from_selection(event) == want

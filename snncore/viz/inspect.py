@@ -44,12 +44,31 @@ def raster_scatter(spikes: np.ndarray, *, samples: int = 4, neurons: np.ndarray 
                                  hovertemplate="neuron %{customdata}  t=%{x}<extra></extra>"))
     shapes = [dict(type="line", xref="x", yref="paper", x0=b * T - 0.5, x1=b * T - 0.5, y0=0, y1=1,
                    line=dict(width=1, dash="dot", color="#d62728")) for b in range(1, k)]
+    # Streamlit's chart turns clickmode into plain "event" whenever dragmode is "select" or "lasso", and a
+    # plain click then emits no selection (its onClick only reads treemap/sunburst points): drag zooms,
+    # so a click on a spike selects that point and reaches the app as a points selection.
     fig.update_layout(**{**LAYOUT, "height": 340}, title=title, showlegend=False, shapes=shapes,
-                      clickmode="event+select", dragmode="select")
+                      clickmode="event+select", dragmode="zoom", hovermode="closest")
     fig.update_xaxes(title_text=f"time step ({k} samples side by side)" if k > 1 else "time step",
                      range=[-0.5, k * T - 0.5])
     fig.update_yaxes(title_text="neuron", range=[-0.5, N - 0.5] if neurons is None else None)
     return fig
+
+
+def neuron_from_selection(event) -> int | None:
+    """The neuron of the first clicked spike in an st.plotly_chart selection event of raster_scatter
+    (its customdata), or None when nothing is selected."""
+    points = ((event or {}).get("selection") or {}).get("points") or []
+    if not points:
+        return None
+    p = points[0]
+    picked = p.get("customdata", p.get("y"))
+    if isinstance(picked, (list, tuple)):
+        picked = picked[0] if picked else None
+    try:
+        return None if picked is None else int(picked)
+    except (TypeError, ValueError):
+        return None
 
 
 def trace_figure(v: np.ndarray | None, spikes: np.ndarray, *, threshold: float | None, neuron: int,
