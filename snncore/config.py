@@ -46,7 +46,7 @@ class RunConfig:
     # training
     epochs: int = param(10, 1, 100_000, help="passes over the training set")
     timesteps: int = param(16, 1, 10_000, help="simulation steps T per sample")
-    batch_size: int = param(64, 1, 65_536, help="samples per optimizer step")
+    batch_size: int = param(64, 1, 65_536, help="samples per optimizer step (per process under torchrun)")
     lr: float = param(5e-3, 0.0, 10.0, lo_open=True, help="learning rate")
     optimizer: str = param("adam", choices=("adam", "adamw", "sgd"), help="optimizer")
     weight_decay: float = param(0.0, 0.0, 1.0, help="weight decay")
