@@ -74,9 +74,11 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
                 rows = store.list_runs()
                 rid = rows[0]["id"] if rows else None
                 time.sleep(0.05)
-        done = store.get_run(rid)["step"] or 0
-        _wait_for_step(store, rid, min(STEPS - 2, done + rng.randint(1, 60)), proc)
-        time.sleep(rng.uniform(0, 0.3))
+        # a random step past where this attempt restarts (its last checkpoint), leaving enough of the
+        # run that a fast machine cannot finish it between two progress writes (4 a second)
+        ck = max([s for _, s, _ in store.checkpoints(rid)], default=0) if rid else 0
+        _wait_for_step(store, rid, min(STEPS - 80, ck + rng.randint(1, 40)), proc)
+        time.sleep(rng.uniform(0, 0.1))
         if proc.poll() is not None:
             break                                             # finished before the kill
         proc.send_signal(signal.SIGKILL)
