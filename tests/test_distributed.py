@@ -148,9 +148,10 @@ def test_resume_on_two_processes_what_one_process_began(tmp_path):
     assert [v for _, _, k, v in rows if k == "epoch"] == [1, 2, 3]
 
 
-def test_bad_flag_exits_2_on_every_process_without_a_run(tmp_path):
+def test_bad_flag_exits_2_without_a_run(tmp_path):
     runs = tmp_path / "runs"
     p = torchrun(["train", f"--runs-dir={runs}", "--hidden=abc"], timeout=60)
     assert p.returncode != 0
-    assert p.stderr.count("error: hidden") == 2                   # one line from each process
+    # one line per process that got to say it: torchrun may stop the other once the first exits 2
+    assert 1 <= p.stderr.count("error: hidden: expected sizes like 256 or 256,128, got 'abc'") <= 2, p.stderr
     assert not runs.exists()                                      # refused before any store was made
