@@ -226,7 +226,9 @@ def _cmd_train_distributed(args) -> int:
         if not D.is_main():
             from .config import RunConfig
             cfg, store = RunConfig.from_dict(cfg_dict), D.NullStore()
-        return _train(args, cfg, store, run_id, resume=resume)
+        rc = _train(args, cfg, store, run_id, resume=resume)
+        D.shutdown(sync=True)        # every rank is done with its collectives before the group goes
+        return rc
     finally:
         D.shutdown()
 

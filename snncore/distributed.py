@@ -83,10 +83,17 @@ def init_from_env(device: torch.device) -> torch.device:
     return device
 
 
-def shutdown() -> None:
-    """Leave the process group (safe to call when none is running)."""
+def shutdown(sync: bool = False) -> None:
+    """Leave the process group (safe to call when none is running). sync: first wait until every
+    rank gets here (at most 60 s), so no rank tears down its gloo threads while another still talks
+    to it (that aborts the process: "terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
         try:
+            if sync:
+                if dist.get_backend() == "gloo":
+                    dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+                else:
+                    dist.barrier()
             dist.destroy_process_group()
         except Exception:  # noqa: BLE001 -- a broken group at exit: the process ends anyway
             pass

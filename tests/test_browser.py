@@ -27,6 +27,12 @@ def test_train_page_live_run_renders(server):
         page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
         page.get_by_text("Finished: test accuracy").wait_for(timeout=180_000)
         page.wait_for_timeout(2000)
+        # charts draw once they are in view (the page is taller than the window): scroll through it
+        page.mouse.move(700, 900)
+        for _ in range(4):
+            page.mouse.wheel(0, 1500)
+            page.wait_for_timeout(500)
+        page.locator(".js-plotly-plot .gtitle", has_text="synchrony chi").first.wait_for(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "train_page.png"), full_page=True)
         titles = page.locator(".js-plotly-plot .gtitle").all_text_contents()
         joined = " | ".join(titles)
