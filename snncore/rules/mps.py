@@ -565,7 +565,7 @@ class MPSParams:
     theta_h: float = param(0.0, None, None, "Hebbian offset theta_H in tanh(U/V_th - theta_H)")
     eta_s: float = param(0.05, 0.0, 1.0, "SBP learning rate eta_S")
     c_s: float = param(4.0, 0.0, None, "SBP clip |W_sbp| <= c_S", lo_open=True)
-    tau_a: float = param(1.0, 0.0, None, "softmax temperature of the shares", lo_open=True)
+    tau_a: float = param(1.0, 1e-3, None, "softmax temperature of the shares")
     granularity: str = param("neuron", help="one logit per neuron or per layer",
                              choices=GRANULARITIES)
     assign_mode: str = param("soft", help="soft | hard (straight-through) | fixed (equal shares)",
@@ -579,7 +579,7 @@ class MPSParams:
     loss: str = param("mse", help="mse on rates vs one-hot, or ce on rates", choices=("mse", "ce"))
     a_plus: float = param(1e-3, 0.0, 1.0, "stdp/hetero: potentiation A+")
     a_minus: float = param(1.05e-3, 0.0, 1.0, "stdp/hetero: depression A-")
-    tau_stdp: float = param(2.0, 0.0, None, "stdp/hetero: trace time constant (steps)", lo_open=True)
+    tau_stdp: float = param(2.0, 1e-3, None, "stdp/hetero: trace time constant (steps)")
     eta_homeo: float = param(1e-2, 0.0, 1.0, "homeo: scaling rate")
     r_target: float = param(0.1, 0.0, 1.0, "homeo: target spikes per step r*")
 

@@ -98,9 +98,9 @@ def reward_from_output(out: torch.Tensor, y: torch.Tensor, correct: float = 1.0,
 
 @dataclass
 class RSTDPParams:
-    tau_pre: float = param(5.0, lo=0.0, lo_open=True, help="presynaptic trace time constant (steps)")
-    tau_post: float = param(5.0, lo=0.0, lo_open=True, help="postsynaptic trace time constant (steps)")
-    tau_e: float = param(20.0, lo=0.0, lo_open=True, help="eligibility trace time constant (steps)")
+    tau_pre: float = param(5.0, lo=1e-3, help="presynaptic trace time constant (steps)")
+    tau_post: float = param(5.0, lo=1e-3, help="postsynaptic trace time constant (steps)")
+    tau_e: float = param(20.0, lo=1e-3, help="eligibility trace time constant (steps)")
     eta: float = param(1e-3, lo=0.0, hi=1.0, help="learning rate of the reward-gated update")
     eta_plus: float = param(1.0, lo=0.0, help="relative potentiation amplitude of the STDP term")
     eta_minus: float = param(1.05, lo=0.0, help="relative depression amplitude of the STDP term")
@@ -113,6 +113,11 @@ class RSTDPParams:
     w_max: float = param(1.0, help="upper weight bound (soft bound; clamp when multiplicative)")
     clip_additive: bool = param(False, help="also clamp to [w_min, w_max] in additive mode (hard bounds)")
     targets: list[str] = param([], help="layer names to change; empty = the first weight layer")
+
+    def __post_init__(self):
+        # a cross-field check here, so config validation (not the run) names it
+        if isinstance(self.w_min, (int, float)) and isinstance(self.w_max, (int, float)) and not self.w_min < self.w_max:
+            raise ValueError(f"w_min: {self.w_min} must be below w_max ({self.w_max})")
 
 
 class RSTDP(Rule):

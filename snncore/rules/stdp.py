@@ -232,6 +232,7 @@ def apply_delta(weight: torch.nn.Parameter, dW: torch.Tensor, *, clamp: tuple[fl
 def histogram(weight: torch.Tensor, bins: int = 20, range_: tuple[float, float] | None = None):
     """(edges [bins+1], counts [bins]) of a weight tensor, on the CPU, float64 edges / int64 counts."""
     w = weight.detach().to("cpu", torch.float64).flatten()
+    w = w[torch.isfinite(w)]          # a diverged weight (the Trainer fails the run) must not crash this
     if range_ is None:
         lo, hi = (float(w.min()), float(w.max())) if w.numel() else (0.0, 1.0)
     else:
@@ -264,8 +265,8 @@ def weight_hist_arrays(weights: dict[str, torch.Tensor], range_: tuple[float, fl
 
 @dataclass
 class STDPParams:
-    tau_pre: float = param(5.0, lo=0.0, lo_open=True, help="presynaptic trace time constant (steps)")
-    tau_post: float = param(5.0, lo=0.0, lo_open=True, help="postsynaptic trace time constant (steps)")
+    tau_pre: float = param(5.0, lo=1e-3, help="presynaptic trace time constant (steps)")
+    tau_post: float = param(5.0, lo=1e-3, help="postsynaptic trace time constant (steps)")
     eta_plus: float = param(1e-3, lo=0.0, hi=1.0, help="potentiation amplitude (pre before post)")
     eta_minus: float = param(1.05e-3, lo=0.0, hi=1.0, help="depression amplitude (post before pre)")
     bounds: str = param("additive", choices=("additive", "multiplicative"),
@@ -274,6 +275,11 @@ class STDPParams:
     w_max: float = param(1.0, help="upper weight bound (soft bound; clamp when multiplicative)")
     clip_additive: bool = param(False, help="also clamp to [w_min, w_max] in additive mode (hard bounds)")
     targets: list[str] = param([], help="layer names to change; empty = the first weight layer")
+
+    def __post_init__(self):
+        # a cross-field check here, so config validation (not the run) names it
+        if isinstance(self.w_min, (int, float)) and isinstance(self.w_max, (int, float)) and not self.w_min < self.w_max:
+            raise ValueError(f"w_min: {self.w_min} must be below w_max ({self.w_max})")
 
 
 class STDP(Rule):
