@@ -141,3 +141,22 @@ def select(container, label: str, options, key: str, default, **kw):
     if key in st.session_state:
         return container.selectbox(label, options, key=key, **kw)
     return container.selectbox(label, options, key=key, index=options.index(default) if default in options else 0, **kw)
+
+
+def field_widget(container, label: str, key: str, default, meta: dict):
+    """One widget for a dataclass field (a config field or a rule hyperparameter) from its default's
+    type and its metadata (choices, help); lists are comma-separated text."""
+    help_ = meta.get("help") or None
+    if meta.get("choices") is not None and not isinstance(default, list):
+        return select(container, label, meta["choices"], key, default, help=help_)
+    if isinstance(default, bool):
+        return checkbox(container, label, key, default, help=help_)
+    if isinstance(default, int):
+        return number(container, label, key, default, step=1, help=help_)
+    if isinstance(default, float):
+        return number(container, label, key, default, format="%.6g", help=help_)
+    if isinstance(default, list):
+        txt = text(container, label, key, ",".join(map(str, default)),
+                   help=(help_ or "") + " (comma-separated; empty = default)")
+        return [s.strip() for s in txt.split(",") if s.strip()]
+    return text(container, label, key, str(default), help=help_)

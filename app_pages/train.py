@@ -33,26 +33,8 @@ D = RunConfig()
 def rule_param_widgets(rule: str) -> dict:
     """One widget per hyperparameter of the rule, from its Params dataclass (defaults = paper's)."""
     cls = get_rule(rule).Params
-    values = {}
-    for f in dataclasses.fields(cls):
-        default = getattr(cls(), f.name)
-        m, key, label = f.metadata, fs.rp_key(rule, f.name), f.name
-        help_ = m.get("help") or None
-        if m.get("choices") is not None and not isinstance(default, list):
-            values[f.name] = fs.select(st, label, m["choices"], key, default, help=help_)
-        elif isinstance(default, bool):
-            values[f.name] = fs.checkbox(st, label, key, default, help=help_)
-        elif isinstance(default, int):
-            values[f.name] = fs.number(st, label, key, default, step=1, help=help_)
-        elif isinstance(default, float):
-            values[f.name] = fs.number(st, label, key, default, format="%.6g", help=help_)
-        elif isinstance(default, list):
-            txt = fs.text(st, label, key, ",".join(map(str, default)),
-                          help=(help_ or "") + " (comma-separated; empty = rule default)")
-            values[f.name] = [s.strip() for s in txt.split(",") if s.strip()]
-        else:
-            values[f.name] = fs.text(st, label, key, str(default), help=help_)
-    return values
+    return {f.name: fs.field_widget(st, f.name, fs.rp_key(rule, f.name), getattr(cls(), f.name), f.metadata)
+            for f in dataclasses.fields(cls)}
 
 
 # fields drawn in the main form; every other config field gets a widget under "more settings"
@@ -68,19 +50,7 @@ def more_settings(model: str, own_loop: bool) -> dict:
     for name, f in RunConfig.fields().items():
         if name in MAIN or (name == "width" and model not in CONV_MODELS) or (own_loop and name != "name"):
             continue
-        default = getattr(D, name)
-        m, help_ = f.metadata, f.metadata.get("help") or None
-        label = name.replace("_", " ")
-        if m.get("choices") is not None:
-            values[name] = fs.select(st, label, m["choices"], name, default, help=help_)
-        elif isinstance(default, bool):
-            values[name] = fs.checkbox(st, label, name, default, help=help_)
-        elif isinstance(default, int):
-            values[name] = fs.number(st, label, name, default, step=1, help=help_)
-        elif isinstance(default, float):
-            values[name] = fs.number(st, label, name, default, format="%.6g", help=help_)
-        else:
-            values[name] = fs.text(st, label, name, str(default), help=help_)
+        values[name] = fs.field_widget(st, name.replace("_", " "), name, getattr(D, name), f.metadata)
     return values
 
 

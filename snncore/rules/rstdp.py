@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from .base import Rule, StepContext, param
-from .stdp import (WINDOW_DT, _all_reduce_sum, _bound_factors, _weighted_stdp_sums, _work_dtype,
+from .stdp import (WINDOW_DT, _all_reduce_sum, _bound_factors, _weighted_stdp_sums, _work_dtype, check_weight_bounds,
                    apply_delta, histogram, resolve_targets, stdp_window, weight_hist_arrays)
 
 __all__ = ["eligibility_weights", "rstdp_delta", "reward_from_output", "RSTDPParams", "RSTDP"]
@@ -115,9 +115,7 @@ class RSTDPParams:
     targets: list[str] = param([], help="layer names to change; empty = the first weight layer")
 
     def __post_init__(self):
-        # a cross-field check here, so config validation (not the run) names it
-        if isinstance(self.w_min, (int, float)) and isinstance(self.w_max, (int, float)) and not self.w_min < self.w_max:
-            raise ValueError(f"w_min: {self.w_min} must be below w_max ({self.w_max})")
+        check_weight_bounds(self)
 
 
 class RSTDP(Rule):
@@ -128,9 +126,6 @@ class RSTDP(Rule):
 
     def __init__(self, params=None, model=None, *, total_steps=1, device="cpu"):
         super().__init__(params, model, total_steps=total_steps, device=device)
-        p = self.params
-        if not p.w_min < p.w_max:
-            raise ValueError(f"w_min ({p.w_min}) must be below w_max ({p.w_max})")
         self.r_bar = torch.zeros((), device=self.device)      # reward baseline, kept on the device
         self._reward = None                                   # last batch-mean reward (tensor)
         self._weights: dict[str, torch.Tensor] = {}

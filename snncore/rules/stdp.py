@@ -263,6 +263,13 @@ def weight_hist_arrays(weights: dict[str, torch.Tensor], range_: tuple[float, fl
 # the rule
 # ---------------------------------------------------------------------------------------------
 
+def check_weight_bounds(p) -> None:
+    """Params cross-check (STDP, R-STDP): w_min < w_max. In __post_init__, so config validation,
+    not the run, names the field."""
+    if isinstance(p.w_min, (int, float)) and isinstance(p.w_max, (int, float)) and not p.w_min < p.w_max:
+        raise ValueError(f"w_min: {p.w_min} must be below w_max ({p.w_max})")
+
+
 @dataclass
 class STDPParams:
     tau_pre: float = param(5.0, lo=1e-3, help="presynaptic trace time constant (steps)")
@@ -277,9 +284,7 @@ class STDPParams:
     targets: list[str] = param([], help="layer names to change; empty = the first weight layer")
 
     def __post_init__(self):
-        # a cross-field check here, so config validation (not the run) names it
-        if isinstance(self.w_min, (int, float)) and isinstance(self.w_max, (int, float)) and not self.w_min < self.w_max:
-            raise ValueError(f"w_min: {self.w_min} must be below w_max ({self.w_max})")
+        check_weight_bounds(self)
 
 
 class STDP(Rule):
@@ -290,9 +295,6 @@ class STDP(Rule):
 
     def __init__(self, params=None, model=None, *, total_steps=1, device="cpu"):
         super().__init__(params, model, total_steps=total_steps, device=device)
-        p = self.params
-        if not p.w_min < p.w_max:
-            raise ValueError(f"w_min ({p.w_min}) must be below w_max ({p.w_max})")
         self._weights: dict[str, torch.Tensor] = {}
         self._stats: dict[str, torch.Tensor] = {}      # on device; read only in telemetry()
 
