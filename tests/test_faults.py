@@ -67,13 +67,12 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
     store = RunStore(runs)
     rid = None
     kills = 0
-    for attempt in range(6):
-        proc = _train(runs, *ARGS) if rid is None else _train(runs, "--resume", rid)
-        if rid is None:
-            while rid is None and proc.poll() is None:
-                rows = store.list_runs()
-                rid = rows[0]["id"] if rows else None
-                time.sleep(0.05)
+    for attempt in range(10):
+        if rid is None:                  # a new run (again, if the last was killed before its checkpoint)
+            rid = f"killed-{attempt}"
+            proc = _train(runs, *ARGS, "--run-id", rid)
+        else:
+            proc = _train(runs, "--resume", rid)
         # a random step past where this attempt restarts (its last checkpoint), leaving enough of the
         # run that a fast machine cannot finish it between two progress writes (4 a second)
         ck = max([s for _, s, _ in store.checkpoints(rid)], default=0) if rid else 0
