@@ -23,7 +23,8 @@ def test_quick_json_schema():
     assert res["device"] == "cpu" and res["quick"] is True and res["tiny"] is True
     assert res["peaks"] is None                   # roofline peaks are measured on a GPU only
     names = [c["name"] for c in res["cases"]]
-    for want in ("lif_layer_N32", "lif_layer_N32_vs_step_loop", "mlp_epoch", "rule/ssdp", "rule/da_ssdp",
+    for want in ("lif_layer_N32", "lif_layer_N32_vs_step_loop", "mlp_epoch", "mlp_epoch_vs_step_loop",
+                 "mlp_epoch_rate", "rule/ssdp", "rule/da_ssdp",
                  "recorder", "raster_figure"):
         assert want in names
     for c in res["cases"]:
@@ -35,6 +36,12 @@ def test_quick_json_schema():
         assert abs(c["ratio"] - c["ours_s"] / c["reference_s"]) < 1e-3 * c["ratio"] + 1e-4
         assert abs(c["speedup"] * c["ratio"] - 1) < 1e-2
         assert c["met"] in (True, False, None)
+    epoch = {c["name"]: c for c in res["cases"] if c["name"].startswith("mlp_epoch")}
+    assert epoch["mlp_epoch"]["encoding"] == "direct" and epoch["mlp_epoch_rate"]["encoding"] == "rate"
+    for c in epoch.values():              # GEMM floor from the GEMM rate measured in the same run
+        assert 0 < c["gemm_floor_s"] and c["gemm_flops_measured"] > 0
+    # direct input runs fc1 once per sample, so its floor is far below the rate-encoded one
+    assert epoch["mlp_epoch"]["gemm_floor_s"] < epoch["mlp_epoch_rate"]["gemm_floor_s"]
     rec = next(c for c in res["cases"] if c["name"] == "recorder")
     assert rec["memory_flat"] is True
     assert next(c for c in res["cases"] if c["name"] == "rule/ip2").get("skipped")

@@ -83,7 +83,7 @@ class DataBundle:
         return x
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """Direct current: (x - mean) / std per channel (x [T, B, D], channels major in D)."""
+        """Direct current: (x - mean) / std per channel (x [..., D], channels major in D)."""
         mean, std = self.norm
         C = len(mean)
         per = x.shape[-1] // C
@@ -121,7 +121,7 @@ class DataBundle:
             else:
                 x = encode(xb, T, self.encoding, generator=gen)
                 if self.encoding == "direct" and self.norm is not None:
-                    x = self._normalise(x)
+                    x = self._normalise(x[0]).unsqueeze(0).expand_as(x)    # still one copy over T
             yield x, ys[idx]
 
     def steps_per_epoch(self, batch_size: int, world: int = 1) -> int:

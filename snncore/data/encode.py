@@ -7,7 +7,9 @@ import torch
 def encode(x: torch.Tensor, T: int, encoding: str, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """rate: Bernoulli(x) each step (drawn from 16-bit uniform integers: P(spike) = round(65536 x) / 65536,
     exact at 0 and 1, within 2^-17 of x elsewhere; 3x faster than float uniforms); latency: one spike at t = round((1 - x)(T - 1)) for x > 0
-    (brighter fires earlier); direct: the value itself as an input current at every step."""
+    (brighter fires earlier); direct: the value itself as an input current at every step, returned as a
+    stride-0 view over T (not copied): models see it is time-invariant and apply their first layer once
+    (SpikingMLP); treat the result as read-only."""
     x = x.float().clamp(0.0, 1.0)
     if encoding == "rate":
         return (_uniform16(T, x, generator) < ((x * 65536.0).round_().to(torch.int32) - 32768).unsqueeze(0)).float()
@@ -16,7 +18,7 @@ def encode(x: torch.Tensor, T: int, encoding: str, *, generator: torch.Generator
         steps = torch.arange(T, device=x.device).view(T, *([1] * x.dim()))
         return ((steps == t_fire.unsqueeze(0)) & (x.unsqueeze(0) > 0)).float()
     if encoding == "direct":
-        return x.unsqueeze(0).expand(T, *x.shape).contiguous()
+        return x.unsqueeze(0).expand(T, *x.shape)
     raise ValueError(f"encoding: unknown encoding {encoding!r} (choose from rate, latency, direct)")
 
 
