@@ -1,6 +1,7 @@
 """Small-scale behaviour check of the DA-SSDP gate (ALGORITHMS_SSDP.md, section 7, check 2).
 
     nice -n 19 python bench/check_da_ssdp.py [--seeds 5] [--epochs 15] [--quick] [--json]
+                                             [--conditions "LABEL,LABEL,..."]
 
 Same task, model and optimizer as bench/check_ssdp.py (synthetic synchrony task, 4 classes,
 64 channels, groups of 8, T = 16, noise 0.02; mlp 64-128-4; Adam 5e-3 cosine; batch 64; 1200
@@ -35,6 +36,13 @@ installed on the trainer before run(), named here):
   mixed: da per-sample loss
                         the same, with each sample's own cross-entropy passed in
                         ctx.extras["per_sample_loss"] (the rule's documented option)
+  mixed: ssdp matched   rule ssdp on the mixed-sync task, built exactly as "std: ssdp matched"
+  mixed: bptt           no local rule on the mixed-sync task
+
+All conditions of a seed see the same data and initial weights; during the warm-up no rule
+touches the weights, so DA-SSDP, matched SSDP and bptt part only after it. --conditions runs
+only the named ones (comma-separated labels), e.g. the accuracy comparison alone:
+  --conditions "mixed: da batch loss,mixed: ssdp matched,mixed: bptt"
 
 Reported per condition: k per plastic layer (fc1, out) as the engine fitted it; "k within-batch",
 minus the mean over warm-up steps of the within-batch Pearson r(S_b, L_b) (defined only with
@@ -42,7 +50,9 @@ per-sample losses: the synchrony-loss relation without the drift that S and L sh
 training); the share of warm-up samples with S = 0; the gate's spread over every training sample
 after the warm-up (std of g, share clipped at 0 or 2, max |g - 1|); test accuracy; for the
 shuffled null the paired difference to "ssdp matched" (accuracy, relative weight distance at the
-end). Mean +- 95 % CI (t-distribution) over seeds, and a pooled gate histogram.
+end); on the mixed task the paired accuracy differences DA - SSDP, DA - bptt and SSDP - bptt
+(columns "acc - ssdp matched" and "acc - bptt" of the DA and SSDP rows). Mean +- 95 % CI
+(t-distribution) over seeds, and a pooled gate histogram.
 """
 from __future__ import annotations
 
@@ -173,7 +183,7 @@ def warmup_steps(args) -> int:
 def one_run(args, seed, rule, task, extra=None, label="", epochs=None):
     if epochs is not None:
         args = argparse.Namespace(**dict(vars(args), epochs=epochs))
-    rp = dict(DA)
+    rp = dict(DA) if rule != "bptt" else {}
     if rule == "ssdp":
         rp["start_step"] = warmup_steps(args)
     cfg = dict(base_config(args, seed), rule=rule, rule_params=rp)
@@ -188,6 +198,7 @@ def one_run(args, seed, rule, task, extra=None, label="", epochs=None):
         assert tr.rule.params.start_step == int(round(tr.total_steps / 6)), "warm-up length mismatch"
     x, y = tr.data.test_x.cpu().bool(), tr.data.test_y.cpu()
     rec = {"seed": seed, "accuracy": evaluate_spikes(tr.model, x, y)["accuracy"],
+           "seconds": summary["seconds"],
            "weights": {n: w.weight.detach().clone() for n, w in tr.model.weight_layers().items()}}
     if rule == "da_ssdp":
         gp = tr.rule.gate_params() or {}
@@ -216,7 +227,17 @@ CONDITIONS = [  # (label, rule, task, intervention factory or None, epochs overr
     ("std: da null random labels", "da_ssdp", "standard", random_labels, None),
     ("mixed: da batch loss", "da_ssdp", "mixed", None, None),
     ("mixed: da per-sample loss", "da_ssdp", "mixed", lambda seed: per_sample_loss, None),
+    ("mixed: ssdp matched", "ssdp", "mixed", None, None),
+    ("mixed: bptt", "bptt", "mixed", None, None),
 ]
+
+# paired comparisons: condition -> {summary key prefix: reference condition of the same task}
+PAIRS = {
+    "std: da null shuffled L": {"ssdp matched": "std: ssdp matched"},
+    "mixed: da batch loss": {"ssdp matched": "mixed: ssdp matched", "bptt": "mixed: bptt"},
+    "mixed: da per-sample loss": {"ssdp matched": "mixed: ssdp matched", "bptt": "mixed: bptt"},
+    "mixed: ssdp matched": {"bptt": "mixed: bptt"},
+}
 
 
 def rel_dist(wa: dict, wb: dict) -> float:
@@ -227,24 +248,26 @@ def rel_dist(wa: dict, wb: dict) -> float:
 
 def run(args) -> dict:
     t0 = time.perf_counter()
-    per: dict[str, list[dict]] = {c[0]: [] for c in CONDITIONS}
+    conds = [c for c in CONDITIONS if c[0] in args.conditions]
+    per: dict[str, list[dict]] = {c[0]: [] for c in conds}
     for seed in range(args.seeds):
-        for label, rule, task, factory, epochs in CONDITIONS:
-            if args.quick_conditions and epochs is not None:
-                continue
+        for label, rule, task, factory, epochs in conds:
             per[label].append(one_run(args, seed, rule, task, factory(seed) if factory else None, label, epochs))
-    per = {k: v for k, v in per.items() if v}
-    # paired comparisons against the matched SSDP run of the same task and seed
-    pairs = {"std: da null shuffled L": "std: ssdp matched"}
     summary: dict[str, dict] = {}
     for label in per:
         recs = per[label]
         keys = [k for k in recs[0] if k not in ("seed", "weights") and not k.startswith("hist")]
         summary[label] = {k: ci95([r[k] for r in recs]) for k in keys}
-        if label in pairs:
-            ref = per[pairs[label]]
-            summary[label]["acc - ssdp matched"] = ci95([r["accuracy"] - q["accuracy"] for r, q in zip(recs, ref)])
-            summary[label]["rel weight dist to ssdp"] = ci95([rel_dist(q["weights"], r["weights"]) for r, q in zip(recs, ref)])
+        # paired over seeds (same data and initial weights), where the reference was run too
+        for short, other in PAIRS.get(label, {}).items():
+            if other not in per:
+                continue
+            ref = per[other]
+            assert [r["seed"] for r in recs] == [q["seed"] for q in ref]
+            summary[label][f"acc - {short}"] = ci95([r["accuracy"] - q["accuracy"] for r, q in zip(recs, ref)])
+            if short == "ssdp matched":
+                summary[label]["rel weight dist to ssdp"] = ci95([rel_dist(q["weights"], r["weights"])
+                                                                  for r, q in zip(recs, ref)])
         for n in LAYERS:
             if recs[0].get(f"hist {n}") is not None:
                 summary[label][f"hist {n}"] = np.sum([r[f"hist {n}"] for r in recs], 0).tolist()
@@ -256,7 +279,7 @@ def run(args) -> dict:
                          "warmup_steps": warmup_steps(args), "da_ssdp": dict(DA, sigma=1.0, warmup_frac=1 / 6,
                                                                              gate_mode="per_sample"),
                          "mixed_sync_levels": list(MIXED_SYNC), "threads": torch.get_num_threads(),
-                         "conditions": [c[0] for c in CONDITIONS]},
+                         "conditions": [c[0] for c in conds]},
             "summary": summary, "per_seed": per, "hist_bins": HIST_BINS.tolist(),
             "wall_seconds": round(time.perf_counter() - t0, 1)}
 
@@ -267,7 +290,7 @@ def print_report(res: dict) -> None:
           f"mean ± 95 % CI; wall {res['wall_seconds']} s")
     cols = ["k fc1", "k out", "k within-batch fc1", "k within-batch out", "warm-up S=0 fc1",
             "gate std fc1", "gate std out", "gate clipped out", "max |g-1| out",
-            "accuracy", "acc - ssdp matched", "rel weight dist to ssdp"]
+            "accuracy", "acc - ssdp matched", "acc - bptt", "rel weight dist to ssdp"]
     rows = []
     for label, d in res["summary"].items():
         row = [label]
@@ -295,11 +318,27 @@ def parse_args(argv=None):
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--samples", type=int, default=1200)
     ap.add_argument("--quick", action="store_true", help="smoke size: 1 seed, 3 epochs, 600 samples, "
-                    "without the 5-epoch condition")
+                    "without the 5-epoch condition (unless --conditions names it)")
+    ap.add_argument("--conditions", default=None,
+                    help="comma-separated condition labels to run (default: all); "
+                    "choose from: " + "; ".join(c[0] for c in CONDITIONS))
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args(argv)
-    a.quick_conditions = a.quick
+    labels = [c[0] for c in CONDITIONS]
+    if a.conditions is None:
+        a.conditions = [c[0] for c in CONDITIONS if not (a.quick and c[4] is not None)]
+    else:
+        chosen = [x.strip() for x in a.conditions.split(",") if x.strip()]
+        bad = [x for x in chosen if x not in labels]
+        if bad or not chosen:
+            what = f"unknown condition {bad[0]!r}" if bad else "--conditions names no condition"
+            print(f"error: {what} (choose from: {'; '.join(labels)})", file=sys.stderr)
+            raise SystemExit(2)
+        a.conditions = [x for x in labels if x in chosen]       # the table's usual order
+    if a.seeds < 1 or a.epochs < 1:
+        print("error: --seeds and --epochs must be >= 1", file=sys.stderr)
+        raise SystemExit(2)
     if a.quick:
         a.seeds, a.epochs, a.samples = 1, 3, 600
     return a

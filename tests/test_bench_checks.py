@@ -91,6 +91,45 @@ def test_check_da_ssdp_tiny():
                 assert len(d[f"hist {n}"]) == 10
     _check_stat(s["std: da null shuffled L"]["acc - ssdp matched"])
     _check_stat(s["std: da null shuffled L"]["rel weight dist to ssdp"])
+    for label in ("mixed: da batch loss", "mixed: da per-sample loss"):
+        _check_stat(s[label]["acc - ssdp matched"])
+        _check_stat(s[label]["acc - bptt"])
+    _check_stat(s["mixed: ssdp matched"]["acc - bptt"])
+    assert "acc - ssdp matched" not in s["mixed: ssdp matched"] and "acc - bptt" not in s["mixed: bptt"]
+
+
+def test_check_da_ssdp_conditions_flag(capsys):
+    m = _load("check_da_ssdp")
+    chosen = ["mixed: bptt", "mixed: da batch loss", "mixed: ssdp matched"]
+    res = m.main(["--seeds", "2", "--epochs", "1", "--samples", "128",
+                  "--conditions", " mixed: bptt,mixed: da batch loss , mixed: ssdp matched"])
+    out = capsys.readouterr().out
+    s = res["summary"]
+    assert list(s) == ["mixed: da batch loss", "mixed: ssdp matched", "mixed: bptt"]   # table order
+    assert res["settings"]["conditions"] == list(s) and set(chosen) == set(s)
+    assert "acc - bptt (%)" in out and "mixed: ssdp matched" in out and "std: ssdp matched" not in out
+    per = res["per_seed"]
+    for label in chosen:
+        assert [r["seed"] for r in per[label]] == [0, 1]
+        _check_stat(s[label]["accuracy"], 2)
+    # the paired differences are the per-seed differences, averaged
+    for label, short, ref in [("mixed: da batch loss", "ssdp matched", "mixed: ssdp matched"),
+                              ("mixed: da batch loss", "bptt", "mixed: bptt"),
+                              ("mixed: ssdp matched", "bptt", "mixed: bptt")]:
+        d = [a["accuracy"] - b["accuracy"] for a, b in zip(per[label], per[ref])]
+        assert s[label][f"acc - {short}"]["mean"] == pytest.approx(sum(d) / 2)
+        assert s[label][f"acc - {short}"]["n"] == 2
+    assert math.isfinite(s["mixed: da batch loss"]["rel weight dist to ssdp"]["mean"])
+
+
+@pytest.mark.parametrize("flag", ["mixed: nope", " , "])
+def test_check_da_ssdp_bad_conditions(flag, capsys):
+    m = _load("check_da_ssdp")
+    with pytest.raises(SystemExit) as e:
+        m.main(["--seeds", "1", "--epochs", "1", "--conditions", flag])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "mixed: bptt" in err[0]
 
 
 def test_check_mps_tiny():
