@@ -136,6 +136,13 @@ def _images(b, x: torch.Tensor) -> list[np.ndarray]:
     return out
 
 
+def _sharp(img: np.ndarray, target: int = 128) -> np.ndarray:
+    """Small images blown up by pixel repetition, so the browser's smooth scaling does not blur an
+    8x8 digit into a smear (the pixels stay visible as squares)."""
+    f = max(1, target // max(img.shape[:2]))
+    return img.repeat(f, 0).repeat(f, 1) if f > 1 else img
+
+
 def _preview(b, cfg: RunConfig) -> None:
     n = min(N_PREVIEW, int(b.test_y.numel()))
     if n == 0:
@@ -144,7 +151,7 @@ def _preview(b, cfg: RunConfig) -> None:
     labels = b.test_y[:n].tolist()
     cols = st.columns(n)
     for col, img, y in zip(cols, _images(b, xb), labels):
-        col.image(np.clip(img, 0, 1), caption=f"class {y}", clamp=True, width="stretch")
+        col.image(_sharp(np.clip(img, 0, 1)), caption=f"class {y}", clamp=True, width="stretch")
     if b.kind == "spikes":
         spikes = xb[0].float()                                          # [T, D]
         how = f"event frames of sample 0 ({b.frames} frames)"

@@ -4,6 +4,10 @@ Pick a run (its id is in the URL: ?run=ID) or upload a checkpoint (read with wei
 never runs code). The network is rebuilt from the config inside the checkpoint, run on test samples
 with every layer recorded, and described per layer (snncore.analysis); weights are scrubbable over
 the run's per-epoch checkpoints; a click on the raster (or the neuron picker) shows one neuron.
+Conv models (vgg11, resnet19): a neuron is one channel at one position of a layer's C x H x W map;
+per-neuron statistics, the raster and the picker use a fixed random sample of up to
+analysis.CONV_NEURONS neurons per layer, while rates, silent/saturated counts, sparsity and SynOps
+cover every neuron (snncore.analysis explains the conv SynOps formula).
 """
 from __future__ import annotations
 
@@ -58,7 +62,8 @@ def run_hists(checkpoints: tuple):
 c1, c2 = st.columns([3, 1])
 source = c1.radio("source", ["a run", "a checkpoint file"], horizontal=True, key="source")
 samples = int(c2.number_input("test samples", 1, 2000, 64, step=16, key="samples",
-                              help="the first N samples of the test set, each encoded over T steps"))
+                              help="the first N samples of the test set, each encoded over T steps (conv models: time grows "
+                                   "with N × T × the network's size; a ResNet-19 at width 1 wants a few)"))
 hists: dict = {}
 try:
     if source == "a run":
@@ -129,7 +134,12 @@ m4.metric("activation sparsity", "-" if rep["activation_sparsity"] is None else 
 NAMES = {"neurons": "neurons", "rate_mean": "rate (spk/step)", "cv_isi_mean": "CV of ISI", "fano_mean": "Fano",
          "corr_mean": "mean pair corr.", "chi": "chi", "spike_contrast": "spike-contrast", "silent": "silent",
          "saturated": "saturated", "sparsity": "sparsity", "synops_per_sample": "SynOps / sample"}
+conv = any(s.get("map") for s in rep["layers"].values())
+if conv:      # conv layers: how many neurons the per-neuron statistics saw, and the map they come from
+    NAMES = {"neurons": "neurons", "neurons_recorded": "recorded", "map": "map (C×H×W)", **NAMES}
 table = pd.DataFrame([{"layer": n, **{NAMES[k]: s[k] for k in NAMES}} for n, s in rep["layers"].items()])
+if conv:
+    table["map (C×H×W)"] = [" × ".join(map(str, m)) if m else "-" for m in table["map (C×H×W)"]]
 for n, s in rep["layers"].items():
     if not s["spiking"]:
         table.loc[table["layer"] == n, ["silent", "saturated"]] = None
@@ -137,6 +147,13 @@ st.dataframe(table, hide_index=True, width="stretch", key="stats_table")
 st.caption(f"CV of ISI and Fano factor: Elephant, per neuron (undefined for neurons with too few spikes); "
            f"correlation and spike-contrast: Elephant on up to {A.SYNC_NEURONS} neurons; chi: Golomb's population "
            f"synchrony; saturated: firing on ≥ {A.SATURATED_AT:.0%} of steps. A non-spiking read-out only has SynOps.")
+if conv:
+    st.caption(f"Conv layers: a neuron is one channel at one position (neurons = C × H × W). CV of ISI, Fano, "
+               f"correlation, chi, spike-contrast, the histograms and the raster use a fixed random sample of up to "
+               f"{A.CONV_NEURONS} neurons per layer (recorded); rate, silent, saturated and sparsity count every "
+               f"neuron. SynOps of a conv: every input spike × its fan-out (out channels × kernel taps that land "
+               f"inside the output map, non-zero weights only; ~ out channels × k² / stride²), ResNet shortcuts "
+               f"included.")
 
 # ---- one layer ----------------------------------------------------------------------------------
 spiking = [n for n, lr in rec.layers.items() if lr.spiking]
@@ -154,6 +171,14 @@ h3.plotly_chart(vi.stat_histogram(ls.fano, title=f"{layer}: Fano factor", xtitle
                 width="stretch", key=f"h_fano_{layer}")
 
 T, B, N = lr.post.shape
+if lr.shape is not None:
+    st.caption(f"{layer}: {lr.n_total:,} neurons (channels × height × width = {' × '.join(map(str, lr.shape))}); "
+               + (f"the {N} below are a fixed random sample of them, numbered 0 to {N - 1}."
+                  if N < lr.n_total else "all of them are recorded."))
+    st.plotly_chart(vi.channel_rate_figure(lr.rates_all, lr.shape, title=f"{layer}: firing rate per channel"),
+                    width="stretch", key=f"channels_{layer}")
+hover = None if lr.shape is None else [
+    "channel {}, y {}, x {}".format(*lr.position(j)) for j in range(N)]
 shown = np.arange(N) if N <= 256 else np.sort(np.random.default_rng(0).choice(N, 256, replace=False))
 k = int(st.number_input("samples in the raster", 1, max(1, min(B, 32)), min(4, B), key="raster_samples"))
 nkey = f"neuron_{layer}"
@@ -163,22 +188,28 @@ if nkey not in st.session_state:
 rkey = f"raster_{layer}"
 st.plotly_chart(vi.raster_scatter(lr.post, samples=k, neurons=None if N <= 256 else shown,
                                   selected=int(st.session_state[nkey]),
-                                  title=f"{layer} raster (click a spike to pick its neuron)"),
+                                  title=f"{layer} raster (click a spike to pick its neuron)", hover=hover),
                 width="stretch", key=rkey, selection_mode="points",
                 on_select=functools.partial(pick_clicked_neuron, rkey, nkey))
-neuron = int(st.number_input("neuron", 0, N - 1, key=nkey, help="or click a spike in the raster"))
+neuron = int(st.number_input("neuron", 0, N - 1, key=nkey, help="or click a spike in the raster"
+                             + ("; conv layers: the number within the recorded sample" if lr.shape else "")))
 ns = A.neuron_statistics(lr.post, neuron)
 c1, c2 = st.columns([3, 1])
 v = None if lr.v is None else lr.v[:, :k, neuron].T.reshape(-1)
 c1.plotly_chart(vi.trace_figure(v, lr.post[:, :k, neuron].T.reshape(-1), threshold=lr.v_threshold,
-                                neuron=neuron, T=T, title=f"{layer} neuron {neuron}: membrane and spikes"),
+                                neuron=neuron, T=T, title=f"{layer} {lr.neuron_label(neuron)}: membrane and spikes"),
                 width="stretch", key=f"trace_{layer}")
 with c2:
     st.markdown(f"**neuron {neuron}**")
-    st.dataframe(pd.DataFrame({"statistic": ["rate (spk/step)", "spikes", "samples with spikes", "CV of ISI", "Fano"],
-                               "value": [f"{ns['rate']:.3f}", str(ns["spikes"]), f"{ns['samples_with_spikes']} / {B}",
-                                         "-" if ns["cv_isi"] is None else f"{ns['cv_isi']:.3f}",
-                                         "-" if ns["fano"] is None else f"{ns['fano']:.3f}"]}),
+    rows = {"rate (spk/step)": f"{ns['rate']:.3f}", "spikes": str(ns["spikes"]),
+            "samples with spikes": f"{ns['samples_with_spikes']} / {B}",
+            "CV of ISI": "-" if ns["cv_isi"] is None else f"{ns['cv_isi']:.3f}",
+            "Fano": "-" if ns["fano"] is None else f"{ns['fano']:.3f}"}
+    if lr.shape is not None:
+        c_, y_, x_ = lr.position(neuron)
+        rows = {"channel": str(c_), "position (y, x)": f"({y_}, {x_})",
+                "index in the layer": str(lr.neuron_index(neuron)), **rows}
+    st.dataframe(pd.DataFrame({"statistic": list(rows), "value": list(rows.values())}),
                  hide_index=True, width="stretch", key="neuron_stats")
 
 # ---- weights over training ------------------------------------------------------------------------

@@ -17,12 +17,34 @@ saturated counts, activation sparsity (share of zero activations) and SynOps per
 Loading: a checkpoint is read with torch.load(weights_only=True) (never unpickles code), the model is
 rebuilt from the config stored in it, its weights loaded, and it is run on test samples with every
 layer's spikes and membrane potential recorded (`record_network`).
+
+Conv models (vgg11, resnet19; `_record_conv`): a "neuron" of a conv layer is one channel at one
+position of its C x H x W spike map, numbered by the flat index c*H*W + y*W + x. Such a layer has
+far too many neurons to describe one by one (131 072 per layer in a ResNet-19 at width 1 on 32x32),
+so spikes and membranes are kept for a fixed random sample of at most CONV_NEURONS of them per
+layer (same sample for every chunk and run: seed = the layer's index); CV of ISI, Fano, correlation,
+spike-contrast, chi, the histograms and the raster describe that sample. Mean rate, silent and
+saturated counts and sparsity come from every neuron's spike count, and SynOps from every input
+event (both exact). The network runs in chunks of samples sized so that one chunk's traced activity
+stays under RECORD_ELEMENTS values (eval-mode BN makes chunks independent), so memory is bounded
+whatever the width and sample count; time grows with samples x T x the network's MACs.
+
+SynOps of a conv layer (`conv_fan_out`, `conv_synops`): an input spike at channel c, position (y, x)
+reaches every output (o, y', x') whose kernel window covers it, i.e. each tap (ky, kx) with
+y'*stride - pad + ky*dil = y (and the same for x) for some y' inside the output map; its fan-out is
+    sum over such taps (ky, kx) of #{o : W[o, c, ky, kx] != 0},
+which is out_channels x kh x kw for an interior pixel at stride 1 with dense weights, about
+out_channels x kh x kw / stride^2 on average at stride s, and less on the border (zero padding
+receives no spikes). SynOps = sum over inputs of events x fan-out (mean over samples); ResNet
+1x1 shortcut convs are added to the layer whose neurons they drive (the block's conv2). Dense MACs
+of a conv: T x out_channels x H_out x W_out x in_channels x kh x kw.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import math
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +55,11 @@ import torch
 
 SATURATED_AT = 0.9          # a neuron firing on at least 90 % of the steps counts as saturated
 SYNC_NEURONS = 64           # spike-contrast and correlation run on at most this many neurons
+CONV_NEURONS = 512          # conv models: neurons recorded per layer (random sample of channel x position)
+RECORD_ELEMENTS = 1 << 24   # conv models: traced activity values per forward chunk (bounds memory)
+CONV_DATA_BATCH = 16        # conv models: test samples encoded per batch (fixed, so chunking never
+                            # changes the encoding noise)
+CONV_MODELS = ("vgg11", "resnet19")
 
 
 class InspectError(ValueError):
@@ -83,9 +110,16 @@ def isi_cv(spikes) -> np.ndarray:
     std/mean with ddof 0); NaN for a neuron with fewer than 2 intervals."""
     from elephant.statistics import cv
     out = np.full(_as_spikes(spikes).shape[2], np.nan)
-    for n, isi in enumerate(isi_per_neuron(spikes)):
-        if isi.size >= 2:
-            out[n] = float(cv(isi))
+    isis = isi_per_neuron(spikes)
+    ok = np.array([isi.size >= 2 for isi in isis], dtype=bool)
+    if ok.any():      # one Elephant call on the NaN-padded rows (7x faster than a call per neuron)
+        rows = [isis[n] for n in np.nonzero(ok)[0]]
+        sizes = np.array([r.size for r in rows])
+        pad = np.full((len(rows), int(sizes.max())), np.nan)
+        pad[np.arange(pad.shape[1])[None, :] < sizes[:, None]] = np.concatenate(rows)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out[ok] = np.asarray(cv(pad, axis=1, nan_policy="omit"), dtype=float)
     return out
 
 
@@ -196,6 +230,58 @@ def synops(pre, weight) -> float:
     return float((events @ fan_out).mean()) if p.shape[1] else 0.0
 
 
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else (int(v[0]), int(v[1]))
+
+
+def conv_out_size(n: int, k: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """Output length of a convolution along one axis (PyTorch's formula)."""
+    return (n + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+
+
+def _taps(n_in: int, k: int, stride: int, padding: int, dilation: int) -> np.ndarray:
+    """[n_in, k] bool: kernel tap j of some in-range output position lands on input position i."""
+    n_out = conv_out_size(n_in, k, stride, padding, dilation)
+    o = np.arange(n_in)[:, None] + padding - dilation * np.arange(k)[None, :]     # = y' * stride
+    return (o >= 0) & (o % stride == 0) & (o // stride < n_out)
+
+
+def conv_fan_out(weight, in_hw, stride=1, padding=0, dilation=1) -> np.ndarray:
+    """[C_in, H, W] fan-out of each input position of a 2-D convolution (groups=1): the synapses an
+    input spike there drives, sum over the taps (ky, kx) that place it inside the output map of the
+    non-zero weights W[:, c, ky, kx] (see the module docstring)."""
+    w = weight.detach().cpu().numpy() if isinstance(weight, torch.Tensor) else np.asarray(weight)
+    if w.ndim != 4:
+        raise ValueError(f"conv_fan_out: expected a conv weight [C_out, C_in, kh, kw], got shape {w.shape}")
+    (H, W), (sh, sw), (ph, pw), (dh, dw) = _pair(in_hw), _pair(stride), _pair(padding), _pair(dilation)
+    nz = (w != 0).sum(axis=0).astype(np.float64)                     # [C_in, kh, kw]
+    vy = _taps(H, w.shape[2], sh, ph, dh).astype(np.float64)         # [H, kh]
+    vx = _taps(W, w.shape[3], sw, pw, dw).astype(np.float64)         # [W, kw]
+    return np.einsum("cij,yi,xj->cyx", nz, vy, vx)
+
+
+def conv_synops(pre, weight, stride=1, padding=0, dilation=1) -> float:
+    """Synaptic operations per sample of one conv layer: pre [T, B, C_in, H, W] activity (any non-zero
+    entry is an event) times the fan-out of its position (conv_fan_out), summed; mean over samples."""
+    p = pre.detach().cpu().numpy() if isinstance(pre, torch.Tensor) else np.asarray(pre)
+    if p.ndim != 5:
+        raise ValueError(f"conv_synops: expected pre [T, B, C, H, W], got shape {p.shape}")
+    if not p.shape[1]:
+        return 0.0
+    events = (p != 0).sum(axis=0).mean(axis=0)                        # [C_in, H, W] per sample
+    fan = conv_fan_out(weight, p.shape[-2:], stride, padding, dilation)
+    if fan.shape != events.shape:
+        raise ValueError(f"conv_synops: weight has {fan.shape[0]} input channels but pre has {events.shape[0]}")
+    return float((events * fan).sum())
+
+
+def conv_dense_macs(weight_shape, in_hw, T: int, stride=1, padding=0, dilation=1) -> float:
+    """Multiply-accumulates per sample of a dense conv over T steps: T x C_out x H_out x W_out x C_in x kh x kw."""
+    co, ci, kh, kw = (int(v) for v in weight_shape)
+    (H, W), (sh, sw), (ph, pw), (dh, dw) = _pair(in_hw), _pair(stride), _pair(padding), _pair(dilation)
+    return float(T * co * conv_out_size(H, kh, sh, ph, dh) * conv_out_size(W, kw, sw, pw, dw) * ci * kh * kw)
+
+
 @dataclass
 class LayerStats:
     """Statistics of one spiking layer; per-neuron arrays plus the scalar summary."""
@@ -212,13 +298,17 @@ class LayerStats:
     sparsity: float
     synops: float | None = None       # of the weight layer that drives these neurons, per sample
     dense_macs: float | None = None   # T x N_pre x N_post: what a dense network would compute
+    rates_all: np.ndarray | None = None   # conv models: [n_neurons] rate of every neuron (rates: the sample)
+    shape: tuple | None = None        # (C, H, W) of a conv layer's spike map
 
     def summary(self) -> dict[str, Any]:
         def m(a):
             a = a[np.isfinite(a)]
             return float(a.mean()) if a.size else None
-        finite = self.rates[np.isfinite(self.rates)]
-        return {"neurons": self.n_neurons, "rate_mean": m(self.rates),
+        every = self.rates if self.rates_all is None else self.rates_all
+        finite = every[np.isfinite(every)]
+        return {"neurons": self.n_neurons, "neurons_recorded": int(self.rates.size),
+                "map": None if self.shape is None else [int(v) for v in self.shape], "rate_mean": m(every),
                 "rate_median": float(np.median(finite)) if finite.size else None,
                 "cv_isi_mean": m(self.cv), "cv_isi_defined": int(np.isfinite(self.cv).sum()),
                 "fano_mean": m(self.fano), "fano_defined": int(np.isfinite(self.fano).sum()),
@@ -291,7 +381,7 @@ def checkpoint_config(state: dict):
         raise InspectError(f"the checkpoint's config is not valid here: {e}") from None
 
 
-SUPPORTED_MODELS = ("mlp", "mps_mlp")
+SUPPORTED_MODELS = ("mlp", "mps_mlp") + CONV_MODELS
 
 
 def check_supported(cfg, state: dict | None = None) -> None:
@@ -316,9 +406,38 @@ class LayerRecord:
     pre: np.ndarray                   # [T, B, N_pre] input activity (bool for spikes, float for currents)
     post: np.ndarray                  # [T, B, N] bool spikes (read-out: logit > 0)
     v: np.ndarray | None              # [T, B, N] membrane before reset (logits for a non-spiking read-out)
-    weight: np.ndarray                # [N, N_pre] as used in the forward pass
+    weight: np.ndarray | None         # [N, N_pre] as used in the forward pass (None: a conv layer)
     spiking: bool = True
     v_threshold: float | None = None
+    # conv models (pre is None there: SynOps and the whole-layer counts are taken while recording)
+    shape: tuple | None = None        # (C, H, W) of a conv layer's neuron map
+    neurons: np.ndarray | None = None     # flat indices (c*H*W + y*W + x) of the recorded neurons; None: all
+    rates_all: np.ndarray | None = None   # [n_total] spikes per step of every neuron of the layer
+    synops: float | None = None       # per sample, all inputs (plus a ResNet shortcut's)
+    dense_macs: float | None = None
+
+    @property
+    def n_total(self) -> int:
+        return int(self.rates_all.size) if self.rates_all is not None else int(self.post.shape[2])
+
+    def neuron_index(self, j: int) -> int:
+        """The layer-wide neuron number of recorded neuron j (column j of post / v)."""
+        return int(j) if self.neurons is None else int(self.neurons[j])
+
+    def position(self, j: int) -> tuple[int, int, int] | None:
+        """(channel, y, x) of recorded neuron j of a conv layer; None for a flat layer."""
+        if self.shape is None:
+            return None
+        c, y, x = np.unravel_index(self.neuron_index(j), self.shape)
+        return int(c), int(y), int(x)
+
+    def neuron_label(self, j: int) -> str:
+        """'neuron 17' (flat layer), 'neuron 17 (channel 3, y 4, x 0)' (conv layer) or, for a sampled
+        flat layer, 'neuron 17 (#912 of the layer)'."""
+        pos = self.position(j)
+        if pos is not None:
+            return f"neuron {j} (channel {pos[0]}, y {pos[1]}, x {pos[2]})"
+        return f"neuron {j}" if self.neurons is None else f"neuron {j} (#{self.neuron_index(j)} of the layer)"
 
 
 @dataclass
@@ -410,6 +529,8 @@ def record_network(state: dict, n_samples: int = 64, seed: int = 12345) -> Recor
     model.eval()
     n = max(1, min(int(n_samples), int(data.test_y.numel())))
     g = torch.Generator().manual_seed(seed)
+    if cfg.model in CONV_MODELS:
+        return _record_conv(model, data, cfg, state, n, g)
     x, y = next(data.batches("test", n, cfg.timesteps, shuffle=False, generator=g))
     lifs = _lif_modules(model)
     seen: dict[str, torch.Tensor] = {}
@@ -447,18 +568,207 @@ def record_network(state: dict, n_samples: int = 64, seed: int = 12345) -> Recor
                      epoch=state.get("epochs_done"), step=state.get("step"))
 
 
+def _conv_lifs(model) -> dict[str, torch.nn.Module]:
+    """Trace name -> the LIF node behind it in a conv model (vgg11: lifs[i]; resnet19: lif1 and each
+    block's lif1 / lif2; the head's fcK_lif and out_lif)."""
+    mods = dict(model.named_modules())
+    out = {}
+    for i, name in enumerate(getattr(model, "conv_names", [])):
+        if hasattr(model, "lifs"):                                   # SpikingVGG11
+            out[name] = model.lifs[i]
+        else:                                                        # conv1 -> lif1, layerS.B.convK -> .lifK
+            head, _, last = name.rpartition(".")
+            out[name] = mods[(head + "." if head else "") + last.replace("conv", "lif")]
+    for name in getattr(model, "fc_names", []):
+        out[name] = getattr(model, name + "_lif")
+    if getattr(model, "out_lif", None) is not None:
+        out["out"] = model.out_lif
+    return out
+
+
+def lif_membrane(x_seq: torch.Tensor, spikes: torch.Tensor, lif) -> torch.Tensor:
+    """Membrane before the threshold test of a LIF node (fresh state) from its input x_seq [T, ...]
+    and the spikes it emitted, by the node's charge and reset equations (hard reset to v_reset, or
+    soft: minus v_threshold). Used on a neuron sample, so the node keeps its fast path."""
+    x = x_seq.float()
+    vr = None if lif.v_reset is None else float(lif.v_reset)
+    tau, th = float(lif.tau), float(lif.v_threshold)
+    v = torch.full_like(x[0], 0.0 if vr is None else vr)
+    base = 0.0 if vr is None else vr
+    out = torch.empty_like(x)
+    for t in range(x.shape[0]):
+        h = v + (x[t] - (v - base)) / tau if lif.decay_input else v - (v - base) / tau + x[t]
+        out[t] = h
+        s = spikes[t].float()
+        v = h * (1 - s) + s * vr if vr is not None else h - s * th
+    return out
+
+
+def _shortcut_convs(model) -> dict[str, tuple[torch.nn.Module, str]]:
+    """ResNet: conv2 trace name -> (the block's 1x1 shortcut conv, the trace whose pre is its input)."""
+    out = {}
+    for name in getattr(model, "conv_names", []):
+        if name.endswith(".conv2"):
+            block = dict(model.named_modules())[name.rpartition(".")[0]]
+            sc = getattr(block, "shortcut", None)
+            if sc is not None:
+                out[name] = (sc[0], name[:-1] + "1")
+    return out
+
+
+def _is_conv(mod) -> bool:
+    return isinstance(mod, torch.nn.Conv2d)
+
+
+def _fan_out(mod, in_shape) -> np.ndarray:
+    """Fan-out of every input element of a weight module (Conv2d: [C, H, W]; Linear: [N_pre])."""
+    if _is_conv(mod):
+        if mod.groups != 1 or isinstance(mod.padding, str):
+            raise InspectError("Inspect counts SynOps of plain convolutions only (groups 1, numeric padding)")
+        return conv_fan_out(mod.weight, in_shape[-2:], mod.stride, mod.padding, mod.dilation)
+    return (mod.weight.detach().cpu().numpy() != 0).sum(axis=0).astype(np.float64)
+
+
+def _dense_macs(mod, in_shape, T: int) -> float:
+    if _is_conv(mod):
+        return conv_dense_macs(mod.weight.shape, in_shape[-2:], T, mod.stride, mod.padding, mod.dilation)
+    return float(T * mod.weight.shape[0] * mod.weight.shape[1])
+
+
+@torch.no_grad()
+def _record_conv(model, data, cfg, state: dict, n: int, g: torch.Generator) -> Recording:
+    """Run a conv model on n test samples in memory-bounded chunks; per layer keep a neuron sample's
+    spikes and membranes, every neuron's spike count and every input's event count (module docstring)."""
+    from spikingjelly.activation_based import functional
+    T = cfg.timesteps
+    names = list(model.names)
+    weights = model.weight_layers()
+    lifs = _conv_lifs(model)
+    shortcuts = _shortcut_convs(model)
+    # traced values per sample: one T=1 pass of one blank sample gives every layer's size
+    functional.reset_net(model)
+    model(torch.zeros(1, 1, *model.input_shape))
+    per_sample = sum(tr.pre[0, 0].numel() + tr.post[0, 0].numel() for tr in model.layer_traces().values())
+    functional.reset_net(model)
+    chunk = int(max(1, min(n, RECORD_ELEMENTS // max(1, 2 * T * per_sample))))   # x2: the LIF inputs
+
+    picks: dict[str, np.ndarray] = {}
+
+    def pick(name: str, N: int) -> np.ndarray:
+        if name not in picks:
+            picks[name] = _subsample(N, CONV_NEURONS, seed=names.index(name))
+        return picks[name]
+
+    lif_in: dict[str, torch.Tensor] = {}
+    hooks = [lif.register_forward_hook(
+        lambda m, inp, out, name=name: lif_in.__setitem__(
+            name, inp[0].reshape(inp[0].shape[0], inp[0].shape[1], -1)[..., torch.as_tensor(
+                pick(name, inp[0][0, 0].numel()))]))
+        for name, lif in lifs.items()]
+    post_s: dict[str, list] = {n_: [] for n_ in names}
+    v_s: dict[str, list] = {n_: [] for n_ in names}
+    counts: dict[str, torch.Tensor] = {}
+    events: dict[tuple[str, str], torch.Tensor] = {}      # (layer, "main" | "shortcut") -> [input shape]
+    in_shapes: dict[tuple[str, str], tuple] = {}
+    spiking: dict[str, bool] = {}
+    labels, preds = [], []
+    seen = 0
+    try:
+        for x, y in data.batches("test", CONV_DATA_BATCH, T, shuffle=False, generator=g):
+            x, y = x[:, :n - seen].cpu(), y[:n - seen].cpu()
+            for i in range(0, y.numel(), chunk):
+                xc = x[:, i:i + chunk]
+                functional.reset_net(model)
+                lif_in.clear()
+                out = model(xc)
+                traces = model.layer_traces()
+                nonzero: dict[int, torch.Tensor] = {}      # id(tensor) -> its events per element
+
+                def events_of(t: torch.Tensor, binary: bool = False) -> torch.Tensor:
+                    # a layer's pre is mostly the previous layer's post: count each tensor once
+                    if id(t) not in nonzero:
+                        flat = t.reshape(t.shape[0] * t.shape[1], -1)
+                        nonzero[id(t)] = (flat if binary else (flat != 0)).sum(0, dtype=torch.float32)
+                    return nonzero[id(t)].double()          # float32 counts are exact below 2^24
+
+                for name, tr in traces.items():
+                    post = tr.post.reshape(tr.post.shape[0], tr.post.shape[1], -1)
+                    idx = torch.as_tensor(pick(name, post.shape[2]))
+                    ps = post[..., idx]
+                    post_s[name].append(ps.cpu().numpy() != 0)
+                    c = events_of(tr.post, binary=True)    # spikes (and logit > 0) are 0/1
+                    counts[name] = c if name not in counts else counts[name] + c
+                    spiking[name] = tr.spiking
+                    if tr.v is not None:
+                        v_s[name].append(tr.v.reshape(ps.shape[0], ps.shape[1], -1)[..., idx].float().cpu().numpy())
+                    elif name in lif_in:
+                        v_s[name].append(lif_membrane(lif_in[name], ps, lifs[name]).cpu().numpy())
+                    srcs = [("main", tr.pre)]
+                    if name in shortcuts:
+                        srcs.append(("shortcut", traces[shortcuts[name][1]].pre))
+                    for kind, pre in srcs:
+                        e = events_of(pre).reshape(pre.shape[2:])
+                        events[name, kind] = e if (name, kind) not in events else events[name, kind] + e
+                        in_shapes[name, kind] = tuple(pre.shape[2:])
+                preds.append(out.float().mean(0).argmax(-1).cpu().numpy())
+                labels.append(y[i:i + chunk].numpy())
+            seen += y.numel()
+            if seen >= n:
+                break
+    finally:
+        for h in hooks:
+            h.remove()
+        functional.reset_net(model)
+    layers = {}
+    for name in names:
+        if name not in counts:
+            continue
+        mod = weights[name]
+        ops = macs = 0.0
+        for kind in ("main", "shortcut"):
+            if (name, kind) not in events:
+                continue
+            m = mod if kind == "main" else shortcuts[name][0]
+            shape = in_shapes[name, kind]
+            ops += float((events[name, kind].numpy() / seen * _fan_out(m, shape)).sum())
+            macs += _dense_macs(m, shape, T)
+        tr = model.layer_traces()[name]
+        shape = tuple(tr.post.shape[2:]) if tr.post.dim() == 5 else None
+        N = int(counts[name].numel())
+        idx = picks[name]
+        layers[name] = LayerRecord(
+            name=name, pre=None, post=np.concatenate(post_s[name], axis=1),
+            v=np.concatenate(v_s[name], axis=1) if v_s[name] else None,
+            weight=None if _is_conv(mod) else mod.weight.detach().float().cpu().numpy(),
+            spiking=spiking[name], v_threshold=float(lifs[name].v_threshold) if name in lifs else None,
+            shape=shape, neurons=None if idx.size == N else idx,
+            rates_all=(counts[name].numpy() / (T * seen)).astype(np.float32), synops=ops, dense_macs=macs)
+    return Recording(cfg=cfg, layers=layers, labels=np.concatenate(labels), predictions=np.concatenate(preds),
+                     epoch=state.get("epochs_done"), step=state.get("step"),
+                     extra={"note": f"conv layers: statistics of a random sample of up to {CONV_NEURONS} "
+                                    f"neurons (channel x position) per layer; chunks of {chunk} samples"})
+
+
 def analyse(rec: Recording, *, max_sync_neurons: int = SYNC_NEURONS, seed: int = 0) -> dict[str, LayerStats]:
     """LayerStats for every weight layer (input order) with the SynOps of the weights driving it; a
-    non-spiking read-out (logits) has no spike statistics, only its SynOps."""
+    non-spiking read-out (logits) has no spike statistics, only its SynOps. Conv models: the spike
+    statistics describe the recorded neuron sample; n_neurons, silent, saturated, sparsity and the
+    mean rate cover every neuron of the layer (from its spike counts)."""
     out = {}
     for name, lr in rec.layers.items():
-        T = lr.pre.shape[0]
-        ops = synops(lr.pre, lr.weight)
-        macs = float(T * lr.weight.shape[0] * lr.weight.shape[1])
+        if lr.synops is not None:
+            ops, macs = lr.synops, lr.dense_macs
+        else:
+            ops = synops(lr.pre, lr.weight)
+            macs = float(lr.pre.shape[0] * lr.weight.shape[0] * lr.weight.shape[1])
         if lr.spiking:
             st = layer_statistics(name, lr.post, max_sync_neurons=max_sync_neurons, seed=seed)
+            if lr.rates_all is not None:
+                st.n_neurons, st.rates_all, st.shape = lr.n_total, lr.rates_all, lr.shape
+                st.silent, st.saturated = silent_saturated(lr.rates_all)
+                st.sparsity = float(1.0 - lr.rates_all.astype(np.float64).mean())
         else:   # read-out logits: no spikes to describe, only its cost and how sparse its input is
-            n = lr.weight.shape[0]
+            n = lr.n_total
             nan = np.full(n, np.nan)
             st = LayerStats(name=name, n_neurons=n, rates=nan, cv=nan, fano=nan, corr=float("nan"),
                             chi=float("nan"), spike_contrast=float("nan"), silent=0, saturated=0,
@@ -496,6 +806,8 @@ def model_weights(state: dict) -> dict[str, np.ndarray]:
             i += 1
         if "out.weight" in w:
             out["out"] = w["out.weight"]
+    elif any(k.startswith(("convs.", "layer1.")) or k == "conv1.weight" for k in w):
+        out = _conv_weights(w)
     elif any(k.startswith("layers.") for k in w):             # MPSNet: W_eff = sum_k A_k W_k, from the
         from .rules.mps import MPSNet                          # net itself (shares need its Z and mode)
         cfg = checkpoint_config(state)
@@ -513,12 +825,34 @@ def model_weights(state: dict) -> dict[str, np.ndarray]:
     return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
 
 
+_CONV_WEIGHT = re.compile(r"^(?:convs\.(\d+)|(conv1)|(layer\d+\.\d+\.conv[12])|(layer\d+\.\d+)\.shortcut\.0"
+                          r"|(fc\d+)|(out))\.weight$")
+
+
+def _conv_weights(w: dict) -> dict[str, torch.Tensor]:
+    """Conv-model state dict -> trace name -> weight, input order (vgg11: convs.i -> conv{i+1};
+    resnet19: conv1, layerS.B.convK and the 1x1 shortcut as layerS.B.shortcut; then fcK, out).
+    BatchNorm scales are not synaptic weights and are left out."""
+    out = {}
+    for k, v in w.items():                                    # state-dict order = module order
+        m = _CONV_WEIGHT.match(k)
+        if m is None:
+            continue
+        vgg, stem, conv, sc, fc, o = m.groups()
+        name = (f"conv{int(vgg) + 1}" if vgg is not None else stem or conv or
+                (f"{sc}.shortcut" if sc else None) or fc or o)
+        out[name] = v
+    if "out" in out:
+        out["out"] = out.pop("out")
+    return out
+
+
 def weight_histograms(weights_by_epoch: dict[int, dict[str, np.ndarray]], bins: int = 40) -> dict[str, dict]:
     """Per layer: shared bin edges over all epochs and the share of weights per bin at each epoch,
     {layer: {"edges": [bins+1], "epochs": [E], "share": [E, bins]}} (scrubbing keeps the x axis fixed)."""
     out: dict[str, dict] = {}
-    layers = sorted({n for ws in weights_by_epoch.values() for n in ws},
-                    key=lambda n: (n == "out", n))
+    layers = list(dict.fromkeys(n for e in sorted(weights_by_epoch) for n in weights_by_epoch[e]))
+    layers.sort(key=lambda n: n == "out")                     # input order (stable), read-out last
     epochs = sorted(weights_by_epoch)
     for name in layers:
         have = [e for e in epochs if name in weights_by_epoch[e]]

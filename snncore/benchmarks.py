@@ -253,12 +253,12 @@ def bench_mlp_epoch(steps: int, repeats: int, device, *, n_samples=60_000, T=25,
                  encoding=encoding, threads=torch.get_num_threads(), **extra)
 
 
-def _trainer(rule: str, hidden, T: int, B: int, device, tmp: str, model: str | None = None):
+def _trainer(rule: str, hidden, T: int, B: int, device, tmp: str, model: str | None = None, **extra):
     from .config import RunConfig
     from .store import RunStore
     from .train import Trainer
     values = {"dataset": "digits", "rule": rule, "hidden": list(hidden), "timesteps": T, "batch_size": B,
-              "epochs": 1, "log_every": 10**6, "record_every": 10**6, "device": device.type}
+              "epochs": 1, "log_every": 10**6, "record_every": 10**6, "device": device.type, **extra}
     if model:
         values["model"] = model
     cfg = RunConfig.from_dict(values)
@@ -266,23 +266,54 @@ def _trainer(rule: str, hidden, T: int, B: int, device, tmp: str, model: str | N
     return Trainer(cfg, store, store.create_run(cfg.to_dict()))
 
 
-def bench_rules(rules, repeats: int, steps: int, device, *, hidden=(256,), T=16, B=64) -> list[dict]:
-    """Each rule's Trainer step against the bptt step on the same model size and batch."""
+def write_random_cifar(folder: str, n: int = 64, seed: int = 0) -> str:
+    """CIFAR-10 python batches of random images in ``folder`` (a data_dir for dataset cifar10)."""
+    import numpy as np
+    from pathlib import Path
+    from .data.images import write_cifar_batch
+    base = Path(folder) / "cifar-10-batches-py"
+    base.mkdir(parents=True, exist_ok=True)
+    r = np.random.default_rng(seed)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        write_cifar_batch(base / name, r.integers(0, 256, (n, 3072), dtype=np.uint8), r.integers(0, 10, n))
+    return folder
+
+
+def bench_rules(rules, repeats: int, steps: int, device, *, hidden=(256,), T=16, B=64,
+                conv: dict | None = None) -> list[dict]:
+    """Each rule's Trainer step against the bptt step on the same model size and batch.
+
+    Default: the digits MLP, where the rule's layers are the whole net (the worst case for a rule
+    acting on the last two layers). ``conv`` (e.g. {"model": "resnet19", "width": 0.25, "T": 4,
+    "B": 16}): the papers' setting, a spiking ResNet on CIFAR-10-size images (random files in the
+    same format), the rule on the last two layers (its default); cases named rule/<name>@<model>.
+    """
     from .rules import get_rule
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        base = _trainer("bptt", hidden, T, B, device, tmp)
+        suffix, extra = "", {}
+        if conv:
+            conv = dict(conv)
+            suffix = "@" + conv["model"]
+            T, B = conv.pop("T", T), conv.pop("B", B)
+            extra = dict(conv, dataset="cifar10", data_dir=write_random_cifar(tmp + "/data", n=max(B, 16)),
+                         encoding="direct")
+        base = _trainer("bptt", hidden, T, B, device, tmp, **extra)
         x, y = next(base.data.batches("train", B, T, shuffle=False))
         for rule in rules:
             cls = get_rule(rule)
+            name = f"rule/{rule}{suffix}"
             if cls.runs_own_loop:
-                out.append({"name": f"rule/{rule}", "ours": rule, "reference": "bptt", "ours_s": None,
+                out.append({"name": name, "ours": rule, "reference": "bptt", "ours_s": None,
                             "reference_s": None, "ratio": None, "speedup": None,
                             "target": "overhead <= 3 %", "met": None,
                             "skipped": "runs its own task loop (no per-batch step to compare)"})
                 continue
-            tr = _trainer(rule, hidden, T, B, device, tmp)   # MPS brings its own network (mps_mlp)
+            if conv and rule == "mps":
+                continue                  # MPS brings its own MLP (mps_mlp): no conv variant
+            tr = _trainer(rule, hidden, T, B, device, tmp, **extra)   # MPS brings its own network (mps_mlp)
             ref_tr = base
+
             def go(t=tr):
                 for _ in range(steps):
                     t.train_step(x, y)
@@ -291,11 +322,16 @@ def bench_rules(rules, repeats: int, steps: int, device, *, hidden=(256,), T=16,
                 for _ in range(steps):
                     t.train_step(x, y)
             ours_s, ref_s = compare(go, ref, repeats, device=device)
-            out.append(_case(f"rule/{rule}", ours_s, ref_s, f"Trainer step with {rule}",
-                             "Trainer step with bptt (same sizes)", "overhead <= 3 %",
+            out.append(_case(name, ours_s, ref_s, f"Trainer step with {rule}",
+                             f"Trainer step with bptt (same model {tr.cfg.model}, T={T}, B={B})", "overhead <= 3 %",
                              ours_s / ref_s <= 1.03, overhead=round(ours_s / ref_s - 1, 4),
-                             model=tr.cfg.model))
+                             model=tr.cfg.model, targets=_rule_targets(tr)))
     return out
+
+
+def _rule_targets(tr) -> list[str]:
+    t = getattr(tr.rule, "_targets", None)
+    return list(t) if t else []
 
 
 def bench_recorder(repeats: int, steps: int, device, *, hidden=(256,), T=16, B=64) -> dict:
@@ -372,6 +408,11 @@ def run_all(quick: bool = False, device: str | None = None, progress: Callable[[
     rkw = dict(hidden=(16,), T=4, B=16) if small else {}
     r_reps, r_steps = (1, 2) if small else (2, 4) if quick else (3, 10)
     cases += bench_rules(rules, r_reps, r_steps, dev, **rkw)
+    conv = (dict(model="resnet19", width=1 / 32, T=2, B=4) if small
+            else dict(model="resnet19", width=0.25, T=4, B=16))
+    say(f"rules on {conv['model']} (the papers' setting)")
+    cases += bench_rules([r for r in rules if r != "ip2"], r_reps, max(2, r_steps // 3), dev,
+                         hidden=(16,) if small else (256,), conv=conv)
     say("recorder")
     cases.append(bench_recorder(r_reps, r_steps, dev, **rkw))
     say("raster_figure")

@@ -2,7 +2,10 @@
 
 Rebuilds the network from a run's newest checkpoint (or a checkpoint file, read with
 weights_only=True so it can never run code), runs it on N test samples and prints the spike
-statistics of every layer (snncore.analysis). Bad input: exit 2, one line "error: ..." on stderr.
+statistics of every layer (snncore.analysis). Conv models (vgg11, resnet19): a neuron is one channel
+at one position; the per-neuron statistics use a random sample of up to analysis.CONV_NEURONS per
+layer (column "recorded"), the counts and SynOps every neuron. Time grows with N x T x the network's
+size (a ResNet-19 at width 1 on 32x32: use a few samples). Bad input: exit 2, one line "error: ..." on stderr.
 """
 from __future__ import annotations
 
@@ -68,11 +71,13 @@ def print_text(r: dict) -> None:
     acc = _fmt(r["accuracy"])
     print(f"{r['source']}: rule {r['rule']}, model {r['model']}, dataset {r['dataset']}, epoch {r['epoch']}, "
           f"{r['samples']} test samples x {r['timesteps']} steps, accuracy on them {acc}")
-    cols = [("layer", 6), ("neurons", 7), ("rate", 6), ("CV ISI", 6), ("Fano", 6), ("corr", 6), ("chi", 5),
-            ("contrast", 8), ("silent", 6), ("satur.", 6), ("sparsity", 8), ("SynOps/sample", 13)]
+    wide = max([6] + [len(n) for n in r["layers"]])         # resnet19: layer3.1.conv2
+    cols = [("layer", wide), ("neurons", 7), ("recorded", 8), ("rate", 6), ("CV ISI", 6), ("Fano", 6), ("corr", 6),
+            ("chi", 5), ("contrast", 8), ("silent", 6), ("satur.", 6), ("sparsity", 8), ("SynOps/sample", 13)]
     print("  ".join(f"{c:>{w}}" for c, w in cols))
     for name, s in r["layers"].items():
-        vals = [name, s["neurons"], _fmt(s["rate_mean"]), _fmt(s["cv_isi_mean"]), _fmt(s["fano_mean"]),
+        vals = [name, s["neurons"], s.get("neurons_recorded", s["neurons"]), _fmt(s["rate_mean"]),
+                _fmt(s["cv_isi_mean"]), _fmt(s["fano_mean"]),
                 _fmt(s["corr_mean"]), _fmt(s["chi"], ".2f"), _fmt(s["spike_contrast"]),
                 s["silent"] if s["spiking"] else "-", s["saturated"] if s["spiking"] else "-",
                 _fmt(s["sparsity"]), _fmt(s["synops_per_sample"], ".0f")]
@@ -80,6 +85,11 @@ def print_text(r: dict) -> None:
     ratio = r["synops_per_sample"] / r["dense_macs_per_sample"] if r["dense_macs_per_sample"] else float("nan")
     print(f"SynOps per sample {r['synops_per_sample']:.0f} ({ratio:.1%} of a dense network's "
           f"{r['dense_macs_per_sample']:.0f} MACs); activation sparsity {_fmt(r['activation_sparsity'])}")
+    if any(s.get("map") for s in r["layers"].values()):
+        from .analysis import CONV_NEURONS
+        print(f"conv layers: a neuron is one channel at one position (neurons = C x H x W); CV ISI, Fano, corr, "
+              f"chi and contrast describe a random sample of up to {CONV_NEURONS} of them (recorded); rate, "
+              f"silent, saturated, sparsity and SynOps cover every neuron and input")
 
 
 def main(argv: list[str]) -> int:

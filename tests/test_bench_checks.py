@@ -7,10 +7,12 @@ only for their structure (keys present, finite where they must be).
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -145,9 +147,14 @@ def test_check_mps_tiny():
     assert "out share hebb" not in s["STBP only"]
 
 
-def test_check_ip2_tiny():
+def test_check_ip2_tiny(tmp_path):
     m = _load("check_ip2")
-    res = m.main(["--seeds", "1", "--tasks", "2", "--k-pilot", "1", "--max-updates", "15", "--json"])
+    part = tmp_path / "runs.jsonl"
+    res = m.main(["--seeds", "1", "--tasks", "2", "--k-pilot", "1", "--max-updates", "15", "--json",
+                  "--partial", str(part)])
+    assert res["settings"]["last"] == 1                      # min(10, tasks - 1)
+    lines = [json.loads(x) for x in part.read_text().splitlines()]
+    assert [r["config"] for r in lines] == list(res["summary"])
     s = res["summary"]
     assert set(s) == {"IP2 (slow level)", "no IP (mask none)", "uniform (all 3)"}
     assert s["no IP (mask none)"]["masks"] == ["none"]
@@ -157,3 +164,24 @@ def test_check_ip2_tiny():
         for k in ("task1", "last_mean", "ratio", "failures"):
             _check_stat(d[k])
         assert len(d["iterations_mean_per_task"]) == 2
+        assert d["fit of mean curve"]["status"] == "too few tasks"     # 1 point after task 1
+        assert d["fit_ok"] == "0/1" and d["fit tau"]["n"] == 0
+        assert list(d["failed_tasks_per_seed"]) == [0]
+    for recs in res["per_seed"].values():
+        r = recs[0]
+        assert r["ratio"] == pytest.approx(r["iterations"][0] / r["iterations"][-1])
+        assert r["failures"] == len(r["failed_tasks"])
+        assert all(r["iterations"][t - 1] == 15 for t in r["failed_tasks"])
+
+
+def test_check_ip2_fit_report():
+    m = _load("check_ip2")
+    k = np.arange(2, 41)
+    it = [1500.0] + list(400 * np.exp(-k / 4.0) + 30)           # exact curve over tasks 2..40
+    f = m.fit_report(it)
+    assert f["status"] == "ok" and f["r2"] > 0.999
+    assert f["tau"] == pytest.approx(4.0, rel=1e-3) and f["a"] == pytest.approx(400, rel=1e-3)
+    assert f["c"] == pytest.approx(30, rel=1e-3)
+    assert m.fit_report([900, 50, 50, 50, 50])["status"] == "flat (no decay)"
+    assert m.fit_report([900, 10, 20, 40, 80, 160])["status"] == "no decay (a <= 0)"
+    assert m.fit_report([900, 10, 20])["status"] == "too few tasks"

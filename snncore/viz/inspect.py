@@ -21,11 +21,12 @@ def stat_histogram(values: np.ndarray, *, title: str, xtitle: str, bins: int = 3
 
 
 def raster_scatter(spikes: np.ndarray, *, samples: int = 4, neurons: np.ndarray | None = None,
-                   selected: int | None = None, title: str = "spike raster (click a spike to pick its neuron)"
-                   ) -> go.Figure:
+                   selected: int | None = None, title: str = "spike raster (click a spike to pick its neuron)",
+                   hover: list[str] | None = None) -> go.Figure:
     """spikes [T, B, N] bool -> one marker per spike of the first `samples` samples laid side by side
     (markers, not an image, so a click selects a neuron: customdata holds the neuron index).
-    neurons: indices of the neurons shown (default all). The selected neuron's spikes are red."""
+    neurons: indices of the neurons shown (default all). The selected neuron's spikes are red.
+    hover: optional [N] text per neuron for the tooltip (e.g. a conv neuron's channel and position)."""
     s = np.asarray(spikes, dtype=bool)
     T, B, N = s.shape
     k = max(1, min(samples, B))
@@ -33,15 +34,19 @@ def raster_scatter(spikes: np.ndarray, *, samples: int = 4, neurons: np.ndarray 
     r = s[:, :k][:, :, idx].transpose(1, 0, 2).reshape(k * T, idx.size)     # [k*T, n]
     t, j = np.nonzero(r)
     n = idx[j]
-    fig = go.Figure(go.Scatter(x=t, y=n, mode="markers", customdata=n, name="spikes",
+    if hover is None:
+        text, tip = None, "neuron %{customdata}  t=%{x}<extra></extra>"
+    else:
+        text, tip = np.asarray(hover, dtype=object)[n], "neuron %{customdata}: %{text}  t=%{x}<extra></extra>"
+    fig = go.Figure(go.Scatter(x=t, y=n, mode="markers", customdata=n, name="spikes", text=text,
                                marker=dict(symbol="line-ns-open", size=8, color="#222", line_width=1.5),
-                               hovertemplate="neuron %{customdata}  t=%{x}<extra></extra>"))
+                               hovertemplate=tip))
     if selected is not None:
         mine = n == selected
         fig.add_trace(go.Scatter(x=t[mine], y=n[mine], mode="markers", name=f"neuron {selected}",
-                                 customdata=n[mine], marker=dict(symbol="line-ns-open", size=10,
-                                                                 color="#d62728", line_width=2.5),
-                                 hovertemplate="neuron %{customdata}  t=%{x}<extra></extra>"))
+                                 customdata=n[mine], text=None if text is None else text[mine],
+                                 marker=dict(symbol="line-ns-open", size=10, color="#d62728", line_width=2.5),
+                                 hovertemplate=tip))
     shapes = [dict(type="line", xref="x", yref="paper", x0=b * T - 0.5, x1=b * T - 0.5, y0=0, y1=1,
                    line=dict(width=1, dash="dot", color="#d62728")) for b in range(1, k)]
     # Streamlit's chart turns clickmode into plain "event" whenever dragmode is "select" or "lasso", and a
@@ -124,4 +129,17 @@ def weight_evolution_figure(h: dict, layer: str) -> go.Figure:
     fig.update_layout(**LAYOUT, title=f"{layer}: weight histogram over training")
     fig.update_xaxes(title_text="weight")
     fig.update_yaxes(title_text="epoch", type="category")
+    return fig
+
+
+def channel_rate_figure(rates_all: np.ndarray, shape: tuple, *, title: str) -> go.Figure:
+    """Conv layer: mean firing rate of each channel over all its positions (every neuron, not the
+    sample), rates_all [C*H*W] in c*H*W + y*W + x order."""
+    c = int(shape[0])
+    per = np.asarray(rates_all, dtype=float).reshape(c, -1).mean(axis=1)
+    fig = go.Figure(go.Bar(x=np.arange(c), y=per, marker_color="#1f77b4",
+                           hovertemplate="channel %{x}: %{y:.4f} spikes / step<extra></extra>"))
+    fig.update_layout(**{**LAYOUT, "height": 260}, title=title, showlegend=False, bargap=0.05)
+    fig.update_xaxes(title_text=f"channel (mean over {int(np.prod(shape[1:]))} positions)")
+    fig.update_yaxes(title_text="spikes / step", rangemode="tozero")
     return fig
