@@ -186,6 +186,7 @@ live_now = (store.get_run(run_id) or {}).get("status") in POLLED
 
 @st.fragment(run_every=1.0 if live_now else None)
 def live_panel(run_id: str) -> None:
+    """Progress, status, stop/resume and the loss/accuracy curves: redrawn every second while live."""
     run = store.get_run(run_id)
     if run is None:
         st.warning(f"Run {run_id} is not in the store.")
@@ -251,6 +252,27 @@ def live_panel(run_id: str) -> None:
         c2.plotly_chart(viz.lines_figure(m, ["train/l_task"], title="task loss per update", ytitle="L_task",
                                          smooth=10), width="stretch", key="ltask")
 
+    if status not in POLLED and live_now:
+        st.rerun()  # the run just ended: redraw the page once without the timers
+
+
+DETAIL_EVERY = 4.0    # s between redraws of the heavy views while live (the curves above: every 1 s)
+
+
+@st.fragment(run_every=DETAIL_EVERY if live_now else None)
+def detail_panel(run_id: str) -> None:
+    """Rasters, rule panels, telemetry and exports: a dozen or more charts, redrawn every few
+    seconds while the run is live. Redrawing them every second with the curves kept a 2-core box
+    (trainer, server and browser) so busy that charts were shown stale and redrawn (flicker)."""
+    run = store.get_run(run_id)
+    if run is None:
+        return
+    cfg = run["config"]
+    status = run["status"]
+    own_loop_run = cfg.get("rule") in rule_names() and get_rule(cfg["rule"]).runs_own_loop
+    m = store.metrics_frame(run_id)
+    if m.empty:
+        return
     if "l2l/iterations" in m:
         l2l = m[["l2l/iterations"] + (["l2l/failed"] if "l2l/failed" in m else [])].dropna(subset=["l2l/iterations"])
         fit = (run["summary"] or {}).get("l2l_fit")
@@ -283,8 +305,10 @@ def live_panel(run_id: str) -> None:
     tel = store.metrics_frame(run_id, table="telemetry")
     rule_panels.render(cfg["rule"], store, run_id, cfg, tel)       # the rule's own views first
     if not tel.empty:
-        with st.expander(f"all {cfg['rule']} telemetry over time ({len(tel.columns)} series)", expanded=True):
-            groups = viz.telemetry_groups(tel)
+        groups = viz.telemetry_groups(tel)
+        # a chart per group, redrawn with the rest: switching them off lightens a busy 2-core box
+        if st.toggle(f"all {cfg['rule']} telemetry over time ({len(tel.columns)} series in {len(groups)} charts)",
+                     value=True, key="show_all_tel"):
             cols = st.columns(2)
             for i, (g, columns) in enumerate(groups.items()):
                 cols[i % 2].plotly_chart(viz.telemetry_figure(tel, g, columns), width="stretch", key=f"tel_{g}")
@@ -303,8 +327,7 @@ def live_panel(run_id: str) -> None:
         if not tel.empty:
             c3.download_button("rule telemetry (CSV)", tel.to_csv(), file_name=f"{run_id}_telemetry.csv",
                                mime="text/csv", key=f"dl_tel_{run_id}", width="stretch")
-    if status not in POLLED and live_now:
-        st.rerun()  # the run just ended: redraw the page once without the timer
 
 
 live_panel(run_id)
+detail_panel(run_id)

@@ -36,7 +36,9 @@ y'*stride - pad + ky*dil = y (and the same for x) for some y' inside the output 
 which is out_channels x kh x kw for an interior pixel at stride 1 with dense weights, about
 out_channels x kh x kw / stride^2 on average at stride s, and less on the border (zero padding
 receives no spikes). SynOps = sum over inputs of events x fan-out (mean over samples); ResNet
-1x1 shortcut convs are added to the layer whose neurons they drive (the block's conv2). Dense MACs
+1x1 shortcut convs are added to the layer whose neurons they drive (the block's conv2). As for
+every layer, any non-zero input counts as one event (resnet19's fc1 reads the pooled spike
+fractions, so a channel with a spike anywhere is one event per step). Dense MACs
 of a conv: T x out_channels x H_out x W_out x in_channels x kh x kw.
 """
 from __future__ import annotations
@@ -56,7 +58,7 @@ import torch
 SATURATED_AT = 0.9          # a neuron firing on at least 90 % of the steps counts as saturated
 SYNC_NEURONS = 64           # spike-contrast and correlation run on at most this many neurons
 CONV_NEURONS = 512          # conv models: neurons recorded per layer (random sample of channel x position)
-RECORD_ELEMENTS = 1 << 24   # conv models: traced activity values per forward chunk (bounds memory)
+RECORD_ELEMENTS = 1 << 26   # conv models: traced activity values per forward chunk (bounds memory, ~0.5 GB)
 CONV_DATA_BATCH = 16        # conv models: test samples encoded per batch (fixed, so chunking never
                             # changes the encoding noise)
 CONV_MODELS = ("vgg11", "resnet19")
