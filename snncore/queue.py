@@ -6,7 +6,9 @@ launcher the app uses (snncore.launch) as soon as fewer than max-live runs are l
 exits when the queue is empty. Only one worker works a runs folder at a time (a lock file,
 <runs>/queue.lock); ensure_worker() starts one when none holds the lock.
 
-Cancelling: request_stop on a queued run; the worker marks it "stopped" instead of starting it.
+Cancelling: request_stop on a queued run; the worker marks it "stopped" instead of starting it. The
+worker's start claims the run in one statement that fails once a stop was requested
+(RunStore.claim_queued), so a cancel between the worker's check and its start is never lost.
 """
 from __future__ import annotations
 
@@ -63,8 +65,10 @@ def _start(store: RunStore, run: dict) -> None:
     if not cfg_path.exists():   # queued by an older version or by hand: write it from the row
         from .config import RunConfig
         atomic_write_bytes(cfg_path, RunConfig.from_dict(run["config"]).to_toml().encode())
-    store.reopen(run_id)        # queued -> starting (the child then marks it running)
-    _spawn(store, run_id, ["--config", str(cfg_path), "--run-id", run_id])
+    if not store.claim_queued(run_id):          # cancelled since the worker looked: never start it
+        store.end_run(run_id, "stopped", error="cancelled before it started")
+        return
+    _spawn(store, run_id, ["--config", str(cfg_path), "--run-id", run_id])   # the child marks it running
 
 
 def _reap_children() -> None:

@@ -215,6 +215,13 @@ class RunStore:
         self._exec("UPDATE runs SET status='starting', ended=NULL, error=NULL, stop_requested=0, pid=NULL, "
                    "heartbeat=? WHERE id=?", (time.time(), run_id))
 
+    def claim_queued(self, run_id: str) -> bool:
+        """queued -> starting in one statement, unless a cancel (stop request) came first: the
+        queue worker's check and its start cannot be split by a cancel. True when claimed."""
+        cur = self._exec("UPDATE runs SET status='starting', ended=NULL, error=NULL, pid=NULL, heartbeat=? "
+                         "WHERE id=? AND status='queued' AND stop_requested=0", (time.time(), run_id))
+        return cur.rowcount == 1
+
     def request_stop(self, run_id: str) -> None:
         self._exec("UPDATE runs SET stop_requested=1 WHERE id=?", (run_id,))
 

@@ -149,6 +149,26 @@ def test_cancelled_queued_run_is_not_started(tmp_path):
     assert run["status"] == "stopped" and "cancelled" in run["error"]
 
 
+def test_cancel_between_the_workers_check_and_its_start_is_not_lost(tmp_path, monkeypatch):
+    from snncore import launch
+    store = RunStore(tmp_path / "runs")
+    (rid,) = queue.queue_runs(store, [dict(rule="bptt")])
+    run = store.get_run(rid)                      # the worker's look: queued, no stop requested
+    assert not run["stop_requested"]
+    store.request_stop(rid)                       # the cancel lands now
+    spawned = []
+    monkeypatch.setattr(launch, "_spawn", lambda *a, **k: spawned.append(a))
+    queue._start(store, run)
+    assert spawned == []
+    run = store.get_run(rid)
+    assert run["status"] == "stopped" and "cancelled" in run["error"]
+    # without a cancel the same start claims the run and spawns it
+    (rid2,) = queue.queue_runs(store, [dict(rule="bptt")])
+    queue._start(store, store.get_run(rid2))
+    assert len(spawned) == 1 and store.get_run(rid2)["status"] == "starting"
+    assert not store.claim_queued(rid2)           # claimed once only
+
+
 def test_queue_runs_one_after_another(tmp_path, tiny):
     store = RunStore(tmp_path / "runs")
     ids = queue.queue_runs(store, [dict(tiny, n_train=128, seed=s) for s in (1, 2)])
