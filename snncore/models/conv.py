@@ -50,7 +50,7 @@ from spikingjelly.activation_based import layer
 
 from ..rules.base import LayerTrace
 from .lif import FastLIFNode
-from .mlp import make_surrogate
+from .mlp import TracedLayers, make_surrogate
 
 VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 RESNET19_STAGES = ((128, 3, 1), (256, 3, 2), (512, 2, 2))     # (channels, blocks, first stride)
@@ -88,7 +88,7 @@ def check_image_shape(input_shape, model: str) -> tuple[int, int, int]:
     return shape
 
 
-class _SpikingConvNet(nn.Module):
+class _SpikingConvNet(TracedLayers, nn.Module):
     """Shared parts: input reshape, the spiking FC head and read-out, layer traces."""
 
     model_id = ""
@@ -141,13 +141,6 @@ class _SpikingConvNet(nn.Module):
         out = self._head(feats, trace)
         self._trace = trace
         return out
-
-    def layer_traces(self) -> dict[str, LayerTrace]:
-        """Per weight layer, input -> output order, what the last forward pass saw."""
-        return self._trace
-
-    def spiking_layers(self) -> list[str]:
-        return [n for n, t in self._trace.items() if t.spiking] or self.names[:-1]
 
     def weight_layers(self) -> dict[str, nn.Module]:
         """Trace name -> the conv / Linear module holding that weight."""

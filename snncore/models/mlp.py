@@ -48,7 +48,19 @@ def linear_over_time(fc: nn.Linear, s: torch.Tensor) -> torch.Tensor:
     return fc(s)
 
 
-class SpikingMLP(nn.Module):
+class TracedLayers:
+    """What rules and the recorder read from a model: ``self._trace`` (name -> LayerTrace, in input ->
+    output order) and ``self.names`` (the weight layers), both set by the model."""
+
+    def layer_traces(self) -> dict[str, LayerTrace]:
+        """Per weight layer, input -> output order, what the last forward pass saw."""
+        return self._trace
+
+    def spiking_layers(self) -> list[str]:
+        return [n for n, t in self._trace.items() if t.spiking] or self.names[:-1]
+
+
+class SpikingMLP(TracedLayers, nn.Module):
     def __init__(self, n_in: int, hidden: list[int], n_out: int, *, tau=2.0, v_threshold=1.0,
                  v_reset=0.0, surrogate="sigmoid", alpha=4.0, readout="mem", fast_lif: bool = True):
         """fast_lif=False: SpikingJelly's own LIF path on every device (the benchmarks' reference)."""
@@ -86,9 +98,3 @@ class SpikingMLP(nn.Module):
         self._trace = trace
         return out
 
-    def layer_traces(self) -> dict[str, LayerTrace]:
-        """Per weight layer, input -> output order, what the last forward pass saw."""
-        return self._trace
-
-    def spiking_layers(self) -> list[str]:
-        return [n for n, t in self._trace.items() if t.spiking] or self.names[:-1]
