@@ -47,7 +47,8 @@ def fit_report(iterations) -> dict:
 
     status: "ok"; "too few tasks" (< 3 points after task 1); "flat (no decay)" (tasks 2..n equal);
     "no decay (a <= 0)" (the curve does not fall); "tau at grid edge" (tau not identified: the
-    fit is effectively a line or a step); "failed" (non-finite result).
+    fit is effectively a line or a step); "tau < 1 task" (the exponential is spent within one task:
+    it fits the drop after task 2 alone, a and tau then mean little); "failed" (non-finite result).
     """
     import math
 
@@ -77,9 +78,35 @@ def fit_report(iterations) -> dict:
         out["status"] = "no decay (a <= 0)"
     elif tau <= 0.05 * 1.0001 or tau >= 100 * span * 0.9999:   # l2l_fit's grid bounds
         out["status"] = "tau at grid edge"
+    elif tau < 1.0:
+        out["status"] = "tau < 1 task"
     else:
         out["status"] = "ok"
     return out
+
+
+def summarize(per: dict[str, list[dict]]) -> dict:
+    """Mean +- 95 % CI over seeds per configuration, failures, masks and L2L fits from the per-run records."""
+    keys = ["task1", "last_mean", "ratio", "failures", "ms_per_update"]
+    summary = {}
+    for label, recs in per.items():
+        summary[label] = {k: ci95([r[k] for r in recs]) for k in keys}
+        summary[label]["masks"] = sorted({r["mask"] for r in recs})
+        summary[label]["total_failures"] = int(sum(r["failures"] for r in recs))
+        summary[label]["iterations_mean_per_task"] = np.mean([r["iterations"] for r in recs], 0).tolist()
+        summary[label]["failed_tasks_per_seed"] = {r["seed"]: r["failed_tasks"] for r in recs}
+        ok = [r["fit"] for r in recs if r["fit"]["status"] == "ok"]
+        summary[label]["fit_per_seed"] = {r["seed"]: r["fit"] for r in recs}
+        summary[label]["fit_ok"] = f"{len(ok)}/{len(recs)}"
+        for k in ("a", "tau", "c"):      # over the seeds whose fit is "ok" only
+            summary[label][f"fit {k}"] = ci95([f[k] for f in ok])
+        summary[label]["fit of mean curve"] = fit_report(summary[label]["iterations_mean_per_task"])
+    ref = per["no IP (mask none)"]
+    for label in ("IP2 (slow level)", "uniform (all 3)"):
+        summary[label]["last_mean - no IP"] = ci95([r["last_mean"] - q["last_mean"] for r, q in zip(per[label], ref)])
+    summary["IP2 (slow level)"]["last_mean - uniform"] = ci95(
+        [r["last_mean"] - q["last_mean"] for r, q in zip(per["IP2 (slow level)"], per["uniform (all 3)"])])
+    return summary
 
 
 def run(args) -> dict:
@@ -131,23 +158,7 @@ def run(args) -> dict:
                       f"ratio {rec['ratio']:.1f} fit a {f['a']:.0f} tau {f['tau']:.2f} c {f['c']:.0f} "
                       f"({f['status']}) ({rec['seconds']} s, {r['ms_per_update']:.1f} ms/upd)",
                       file=sys.stderr, flush=True)
-    keys = ["task1", "last_mean", "ratio", "failures", "ms_per_update"]
-    summary = {}
-    for label, recs in per.items():
-        summary[label] = {k: ci95([r[k] for r in recs]) for k in keys}
-        summary[label]["masks"] = sorted({r["mask"] for r in recs})
-        summary[label]["total_failures"] = int(sum(r["failures"] for r in recs))
-        summary[label]["iterations_mean_per_task"] = np.mean([r["iterations"] for r in recs], 0).tolist()
-        summary[label]["failed_tasks_per_seed"] = {r["seed"]: r["failed_tasks"] for r in recs}
-        ok = [r["fit"] for r in recs if r["fit"]["status"] == "ok"]
-        summary[label]["fit_per_seed"] = {r["seed"]: r["fit"] for r in recs}
-        summary[label]["fit_ok"] = f"{len(ok)}/{len(recs)}"
-        for k in ("a", "tau", "c"):      # over the seeds whose fit is "ok" only
-            summary[label][f"fit {k}"] = ci95([f[k] for f in ok])
-        summary[label]["fit of mean curve"] = fit_report(summary[label]["iterations_mean_per_task"])
-    ref = per["no IP (mask none)"]
-    for label in ("IP2 (slow level)", "uniform (all 3)"):
-        summary[label]["last_mean - no IP"] = ci95([r["last_mean"] - q["last_mean"] for r, q in zip(per[label], ref)])
+    summary = summarize(per)
     return {"check": "ip2", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "settings": {"family": "gng_dr (GNG-DR-2, p_nogo 0.5)", "seeds": args.seeds, "tasks": args.tasks,
                          "k_pilot": args.k_pilot, "search": args.search, "last": args.last,
@@ -174,6 +185,8 @@ def print_report(res: dict) -> None:
     print(f"(last {s['last']} = tasks {n - s['last'] + 1}-{n}; a failed task counts as {s['max_updates']})")
     print_table(["configuration", "mask", "task-1 iters", f"mean last {s['last']}", "ratio",
                  "failures (all seeds)", "last - no IP (paired)"], rows)
+    d = res["summary"]["IP2 (slow level)"]
+    print(f"IP2 minus uniform, mean of the last {s['last']} (paired): {fmt(d['last_mean - uniform'], 1, 0)}")
     print("\nfailed tasks (1-based) per seed:")
     for label, d in res["summary"].items():
         print(f"  {label:18s} " + "; ".join(f"seed {k}: {v or '-'}" for k, v in d["failed_tasks_per_seed"].items()))
@@ -207,6 +220,8 @@ def parse_args(argv=None):
     ap.add_argument("--quick", action="store_true", help="smoke size: 1 seed, 2 tasks, 1 pilot task, 100 updates max")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--report", default=None, metavar="JSON",
+                    help="no run: re-render a saved --json result (fits and summary recomputed from its per-run iterations)")
     ap.add_argument("--partial", default=None, metavar="PATH",
                     help="append each finished run (one seed, one configuration) as a JSON line")
     a = ap.parse_args(argv)
@@ -216,7 +231,26 @@ def parse_args(argv=None):
     return a
 
 
+def rerender(path: str) -> dict:
+    """A saved --json result with fits and summary recomputed by this version of the script."""
+    import json
+    try:
+        res = json.loads(Path(path).read_text())
+        per = res["per_seed"]
+        for recs in per.values():
+            for r in recs:
+                r["fit"] = fit_report(r["iterations"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        print(f"error: --report {path}: not a readable check_ip2 --json result ({type(e).__name__}: {e})",
+              file=sys.stderr)
+        raise SystemExit(2)
+    res["summary"] = summarize(per)
+    return res
+
+
 def main(argv=None) -> dict:
+    if parse_args(argv).report:
+        return cli_main(parse_args, lambda a: rerender(a.report), print_report, argv, single_thread=False)
     return cli_main(parse_args, run, print_report, argv, single_thread=False)   # ip2 sets its own threads
 
 

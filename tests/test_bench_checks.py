@@ -185,3 +185,18 @@ def test_check_ip2_fit_report():
     assert m.fit_report([900, 50, 50, 50, 50])["status"] == "flat (no decay)"
     assert m.fit_report([900, 10, 20, 40, 80, 160])["status"] == "no decay (a <= 0)"
     assert m.fit_report([900, 10, 20])["status"] == "too few tasks"
+    assert m.fit_report([900, 1500] + [30.0, 25.0] * 10)["status"] == "tau < 1 task"   # one-task drop
+
+
+def test_check_ip2_report_rerenders(tmp_path, capsys):
+    m = _load("check_ip2")
+    res = m.main(["--seeds", "2", "--tasks", "4", "--k-pilot", "1", "--max-updates", "12", "--json"])
+    path = tmp_path / "res.json"
+    path.write_text(capsys.readouterr().out)
+    again = m.main(["--report", str(path), "--json"])
+    assert json.loads(json.dumps(again["summary"])) == json.loads(json.dumps(res["summary"]))
+    _check_stat(again["summary"]["IP2 (slow level)"]["last_mean - uniform"], 2)
+    with pytest.raises(SystemExit) as e:
+        m.main(["--report", str(tmp_path / "missing.json")])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.startswith("error: --report")
