@@ -1,6 +1,7 @@
 """Small-scale behaviour check of MPS (ALGORITHMS_MPS.md, section 7): the ablation grid.
 
-    nice -n 19 python bench/check_mps.py [--seeds 3] [--epochs 30] [--quick] [--json]
+    nice -n 19 python bench/check_mps.py [--seeds 5] [--epochs 30] [--quick] [--json]
+    python bench/check_mps.py --report saved.json     # re-render a saved --json result
 
 sklearn digits (1437 train / 360 test, fixed split), rate-encoded, T = 8; MPS network 64-128-10
 (model mps_mlp: soft-reset LIF, rho 0.5, V_th 1, rectangular surrogate a = 1, readout = mean output
@@ -64,6 +65,37 @@ def noisy_accuracy(model, x: torch.Tensor, y: torch.Tensor, sigma: float, T: int
     return correct / max(y.numel(), 1)
 
 
+def summarize(per: dict[str, list[dict]]) -> dict:
+    """Mean +- 95 % CI per condition, plus paired (same-seed) differences: accuracy and noise drop
+    (acc at sigma 0 minus acc at sigma) against STBP only, and adaptive MPS against every other
+    condition. Reporting only: computed from the per-seed records."""
+    keys = sorted({k for recs in per.values() for r in recs for k in r if k != "seed"},
+                  key=lambda k: (not k.startswith("acc"), k))
+    summary = {label: {k: ci95([r[k] for r in recs if k in r]) for k in keys if any(k in r for r in recs)}
+               for label, recs in per.items()}
+
+    def drop(r, s):
+        return r["acc sigma 0.0"] - r[f"acc sigma {s}"]
+
+    def paired(recs, ref, into, name):
+        for s in NOISE:
+            k = f"acc sigma {s}"
+            into[f"{k} - {name}"] = ci95([r[k] - q[k] for r, q in zip(recs, ref)])
+        for s in NOISE[1:]:
+            into[f"drop sigma {s} - {name}"] = ci95([drop(r, s) - drop(q, s) for r, q in zip(recs, ref)])
+
+    for label, recs in per.items():
+        for s in NOISE[1:]:
+            summary[label][f"drop sigma {s}"] = ci95([drop(r, s) for r in recs])
+        if label != "STBP only":
+            paired(recs, per["STBP only"], summary[label], "STBP only")
+    if "adaptive MPS" in per:
+        for label, recs in per.items():
+            if label not in ("adaptive MPS", "STBP only"):
+                paired(per["adaptive MPS"], recs, summary["adaptive MPS"], label)
+    return summary
+
+
 def run(args) -> dict:
     t0 = time.perf_counter()
     T = 8
@@ -94,16 +126,7 @@ def run(args) -> dict:
                 print(f"  seed {seed} {label:20s} acc {rec['acc sigma 0.0']:.3f} / {rec['acc sigma 0.2']:.3f} / "
                       f"{rec['acc sigma 0.4']:.3f}  hebb_out {rec.get('out share hebb', float('nan')):.3f}  "
                       f"({summary['seconds']:.1f} s)", file=sys.stderr)
-    keys = sorted({k for recs in per.values() for r in recs for k in r if k != "seed"},
-                  key=lambda k: (not k.startswith("acc"), k))
-    summary = {label: {k: ci95([r[k] for r in recs if k in r]) for k in keys if any(k in r for r in recs)}
-               for label, recs in per.items()}
-    ref = per["STBP only"]
-    for label, recs in per.items():
-        if label != "STBP only":
-            for s in NOISE:
-                k = f"acc sigma {s}"
-                summary[label][f"{k} - STBP only"] = ci95([r[k] - q[k] for r, q in zip(recs, ref)])
+    summary = summarize(per)
     return {"check": "mps", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "settings": {"seeds": args.seeds, "epochs": args.epochs, "T": T, "model": "mps_mlp 64-128-10",
                          "lr": 1e-3, "lr_z": 1e-2, "batch": 64, "encoding": "rate", "noise": list(NOISE),
@@ -125,23 +148,60 @@ def print_report(res: dict) -> None:
     rows = [[label] + [fmt(d[f"acc sigma {n} - STBP only"], 100, 1) for n in NOISE]
             for label, d in res["summary"].items() if label != "STBP only"]
     print_table(["condition"] + [f"sigma {n}" for n in NOISE], rows)
+    print("\nrobustness: accuracy drop from sigma 0 (points; smaller = more robust), and its paired "
+          "difference to STBP only:")
+    rows = [[label] + [fmt(d[f"drop sigma {n}"], 100, 1) for n in NOISE[1:]]
+            + [fmt(d[f"drop sigma {n} - STBP only"], 100, 1) if label != "STBP only" else "-" for n in NOISE[1:]]
+            for label, d in res["summary"].items()]
+    print_table(["condition"] + [f"drop {n}" for n in NOISE[1:]] + [f"drop {n} - STBP" for n in NOISE[1:]], rows)
+    a = res["summary"].get("adaptive MPS", {})
+    others = [lb for lb in res["summary"] if f"acc sigma 0.0 - {lb}" in a]
+    if others:
+        print("\nadaptive MPS minus each other condition, paired by seed (percentage points):")
+        rows = [[lb] + [fmt(a[f"acc sigma {n} - {lb}"], 100, 1) for n in NOISE]
+                + [fmt(a[f"drop sigma {n} - {lb}"], 100, 1) for n in NOISE[1:]] for lb in others]
+        print_table(["adaptive MPS minus"] + [f"acc {n}" for n in NOISE] + [f"drop {n}" for n in NOISE[1:]], rows)
+    for label, d in res["summary"].items():
+        for layer in ("hidden", "out"):
+            ms = [m for m in ("bp", "hebb", "sbp") if f"{layer} share {m}" in d]
+            if len(ms) > 1:
+                print(f"{label}, {layer} layer final mean shares " + " / ".join(ms) + ": "
+                      + " / ".join(fmt(d[f"{layer} share {m}"], 1, 3) for m in ms))
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--n-train", type=int, default=0, help="use at most this many training samples (0: all)")
     ap.add_argument("--quick", action="store_true", help="smoke size: 1 seed, 2 epochs")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--report", default=None, metavar="JSON",
+                    help="no run: re-render a saved --json result (summary recomputed from its per-seed records)")
     a = ap.parse_args(argv)
     if a.quick:
         a.seeds, a.epochs = 1, 2
     return a
 
 
+def rerender(path: str) -> dict:
+    """A saved --json result with its summary recomputed by this version of the script."""
+    import json
+    try:
+        res = json.loads(Path(path).read_text())
+        res["summary"] = summarize(res["per_seed"])
+        res["settings"]["seeds"], res["wall_seconds"]      # print_report needs them: fail here, in one line
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        print(f"error: --report {path}: not a readable check_mps --json result ({type(e).__name__}: {e})",
+              file=sys.stderr)
+        raise SystemExit(2)
+    return res
+
+
 def main(argv=None) -> dict:
+    if parse_args(argv).report:
+        return cli_main(parse_args, lambda a: rerender(a.report), print_report, argv, single_thread=False)
     return cli_main(parse_args, run, print_report, argv)
 
 

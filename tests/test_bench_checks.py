@@ -145,6 +145,38 @@ def test_check_mps_tiny():
     assert s["fixed equal shares"]["out share hebb"]["mean"] == pytest.approx(1 / 3, abs=1e-6)
     _check_stat(s["adaptive MPS"]["out share hebb"])
     assert "out share hebb" not in s["STBP only"]
+    for sigma in m.NOISE[1:]:
+        for d in s.values():
+            _check_stat(d[f"drop sigma {sigma}"])
+        for other in ("SBP only", "fixed equal shares", "STBP + SBP"):
+            _check_stat(s["adaptive MPS"][f"drop sigma {sigma} - {other}"])
+            _check_stat(s["adaptive MPS"][f"acc sigma {sigma} - {other}"])
+
+
+def test_check_mps_summary_paired_and_rerender(tmp_path, capsys):
+    m = _load("check_mps")
+    labels = list(m.CONDITIONS)
+    # hand-made records: condition i, seed j has acc 0.5 + 0.1 i + 0.01 j at sigma 0 and drops 0.02 (i + 1) per sigma
+    per = {lb: [{"seed": j, "final_train_loss": 0.1, **{f"acc sigma {sg}": 0.5 + 0.1 * i + 0.01 * j
+                                                       - 0.02 * (i + 1) * k for k, sg in enumerate(m.NOISE)}}
+                for j in range(3)] for i, lb in enumerate(labels)}
+    s = m.summarize(per)
+    ia, ib = labels.index("adaptive MPS"), labels.index("SBP only")
+    assert s["STBP only"]["drop sigma 0.4"]["mean"] == pytest.approx(0.04)
+    assert s["adaptive MPS"]["acc sigma 0.0 - SBP only"]["mean"] == pytest.approx(0.1 * (ia - ib))
+    assert s["adaptive MPS"]["acc sigma 0.0 - SBP only"]["ci"] == pytest.approx(0.0, abs=1e-12)   # same-seed pairing
+    assert s["adaptive MPS"]["drop sigma 0.4 - SBP only"]["mean"] == pytest.approx(0.04 * (ia - ib))
+    assert s["STBP + SBP"]["drop sigma 0.2 - STBP only"]["mean"] == pytest.approx(0.02 * labels.index("STBP + SBP"))
+    path = tmp_path / "res.json"
+    path.write_text(json.dumps({"settings": {"seeds": 3, "epochs": 1, "T": 8}, "per_seed": per, "wall_seconds": 1.0}))
+    again = m.main(["--report", str(path)])
+    assert json.loads(json.dumps(again["summary"])) == json.loads(json.dumps(s))
+    out = capsys.readouterr().out
+    assert "adaptive MPS minus" in out and "robustness" in out
+    with pytest.raises(SystemExit) as e:
+        m.main(["--report", str(tmp_path / "missing.json")])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.startswith("error: --report")
 
 
 def test_check_ip2_tiny(tmp_path):
