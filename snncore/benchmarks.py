@@ -243,7 +243,7 @@ def bench_mlp_epoch(steps: int, repeats: int, device, *, n_samples=60_000, T=25,
     extra = {}
     if gemm_flops and device.type == "cpu":
         floor = mlp_epoch_flops(T, B, n_in, hidden, 10, encoding) * per_epoch / gemm_flops
-        extra = {"gemm_floor_s": round(floor, 3), "gemm_flops_measured": round(gemm_flops / 1e9, 1),
+        extra = {"gemm_floor_s": float(f"{floor:.4g}"), "gemm_flops_measured": float(f"{gemm_flops / 1e9:.4g}"),
                  "floor_fraction": round(floor / ours_epoch, 3)}
     met = (ours_epoch <= target_s) if device.type == "cpu" and encoding == "direct" and reference == "sj" else None
     return _case(name, ours_epoch, ref_epoch,
