@@ -13,7 +13,8 @@ def stat_histogram(values: np.ndarray, *, title: str, xtitle: str, bins: int = 3
     ok = v[np.isfinite(v)]
     missing = v.size - ok.size
     fig = go.Figure(go.Histogram(x=ok, nbinsx=bins, marker_color="#1f77b4", name=xtitle))
-    note = f" ({missing} of {v.size} neurons undefined)" if missing else ""
+    # on its own smaller line: in a third of the page the title would be cut off
+    note = f"<br><sup>{missing} of {v.size} neurons undefined</sup>" if missing else ""
     fig.update_layout(**{**LAYOUT, "height": 260}, title=title + note, showlegend=False, bargap=0.05)
     fig.update_xaxes(title_text=xtitle)
     fig.update_yaxes(title_text="neurons")
@@ -115,6 +116,9 @@ def weight_histogram_figure(hists: dict[str, dict], epoch: int) -> go.Figure:
         fig.add_trace(go.Scatter(x=np.repeat(e, 2)[1:-1], y=np.repeat(share, 2), mode="lines", name=name,
                                  fill="tozeroy", opacity=0.6))
     fig.update_layout(**LAYOUT, title=f"weight distribution at epoch {epoch}")
+    if len(fig.data) > 4:      # a conv net's many layers: a column on the right, not rows over the title
+        fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top", xanchor="left",
+                                      font=dict(size=11)), margin=dict(r=90), height=340)
     fig.update_xaxes(title_text="weight")
     fig.update_yaxes(title_text="share of the layer's weights", rangemode="tozero")
     return fig
