@@ -23,9 +23,9 @@ def test_train_page_live_run_renders(server):
             page.wait_for_timeout(700)
         sidebar.get_by_role("button", name="Start").click()
         page.get_by_text("Started run").wait_for(timeout=60_000)
-        # live panels: curves and the raster image appear while/after it trains (in the main area:
-        # the sidebar's dataset preview folds away once a run exists, its chart then hidden)
-        page.locator('[data-testid="stMain"] .js-plotly-plot').first.wait_for(timeout=120_000)
+        # live panels: curves and the raster image appear while/after it trains (a visible chart:
+        # the dataset card above folds away once a run exists, its preview chart then hidden)
+        page.locator(".js-plotly-plot >> visible=true").first.wait_for(timeout=120_000)
         page.get_by_text("Finished: test accuracy").wait_for(timeout=180_000)
         page.wait_for_timeout(2000)
         # charts draw once they are in view (the page is taller than the window): scroll through it
