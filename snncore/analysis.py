@@ -470,10 +470,15 @@ def lif_pre_reset(x_seq: torch.Tensor, v_seq: torch.Tensor, lif) -> torch.Tensor
     post-reset voltages v_seq ([T, ...]), by the node's own charge equation (spikes: H >= v_threshold)."""
     v0 = lif.v_reset if lif.v_reset is not None else 0.0
     prev = torch.cat([torch.full_like(v_seq[:1], v0), v_seq[:-1]])
+    return _charge(prev, x_seq, lif)
+
+
+def _charge(v: torch.Tensor, x: torch.Tensor, lif) -> torch.Tensor:
+    """The node's charge equation: H from the previous (post-reset) membrane v and the input x."""
     tau, vr = float(lif.tau), (0.0 if lif.v_reset is None else float(lif.v_reset))
     if lif.decay_input:
-        return prev + (x_seq - (prev - vr)) / tau
-    return prev - (prev - vr) / tau + x_seq
+        return v + (x - (v - vr)) / tau
+    return v - (v - vr) / tau + x
 
 
 @torch.no_grad()
@@ -594,12 +599,11 @@ def lif_membrane(x_seq: torch.Tensor, spikes: torch.Tensor, lif) -> torch.Tensor
     soft: minus v_threshold). Used on a neuron sample, so the node keeps its fast path."""
     x = x_seq.float()
     vr = None if lif.v_reset is None else float(lif.v_reset)
-    tau, th = float(lif.tau), float(lif.v_threshold)
+    th = float(lif.v_threshold)
     v = torch.full_like(x[0], 0.0 if vr is None else vr)
-    base = 0.0 if vr is None else vr
     out = torch.empty_like(x)
     for t in range(x.shape[0]):
-        h = v + (x[t] - (v - base)) / tau if lif.decay_input else v - (v - base) / tau + x[t]
+        h = _charge(v, x[t], lif)
         out[t] = h
         s = spikes[t].float()
         v = h * (1 - s) + s * vr if vr is not None else h - s * th
