@@ -17,6 +17,7 @@ $(BIN)/python:
 $(VENV)/.installed: requirements.txt | $(BIN)/python
 	$(BIN)/pip install $(TORCH_INSTALL)
 	$(BIN)/pip install -r requirements.txt
+	$(BIN)/python -m snncore.models.lif_fused      # compile the CPU kernels once (~10 s), cached after
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed

@@ -3,6 +3,20 @@ import streamlit as st
 
 st.set_page_config(page_title="Plasticity Lab", page_icon="⚡", layout="wide")
 
+
+@st.cache_resource(show_spinner=False)
+def _warm_kernels():
+    """Compile the CPU LIF kernels once per server, in the background (a no-op when cached)."""
+    import threading
+
+    from snncore.models import lif_fused
+    t = threading.Thread(target=lif_fused.warm_up, name="warm-lif-kernels", daemon=True)
+    t.start()
+    return t
+
+
+_warm_kernels()
+
 pages = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("app_pages/train.py", title="Train", icon=":material/rocket_launch:", url_path="train"),

@@ -206,6 +206,7 @@ def bench_mlp_epoch(steps: int, repeats: int, device, *, n_samples=60_000, T=25,
     (FLOPs / the GEMM rate measured in this run)."""
     from .data.encode import encode
     from .models.mlp import SpikingMLP
+    from .train import make_optimizer
     torch.manual_seed(0)
     X, Y = mnist_like(steps * B + B)
     nets = {}
@@ -215,7 +216,7 @@ def bench_mlp_epoch(steps: int, repeats: int, device, *, n_samples=60_000, T=25,
             net = SpikingMLP(n_in, [hidden], 10, fast_lif=side == "ours").to(device)
         else:
             net = TutorialMLP(n_in, hidden, 10).to(device)
-        nets[side] = (net, torch.optim.Adam(net.parameters(), lr=1e-3))
+        nets[side] = (net, make_optimizer("adam", net.parameters(), 1e-3))   # the trainer's Adam on both sides
     g = torch.Generator(device=device).manual_seed(0)
     Xd, Yd = X.to(device), Y.to(device)
 

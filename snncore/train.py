@@ -86,6 +86,20 @@ class Progress:
     test_accuracy: float | None = None
 
 
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """SGD (momentum 0.9), Adam or AdamW. Adam/AdamW use torch's fused kernel where every parameter
+    allows it (float, CPU or CUDA): one pass per tensor instead of ~10 ops (2.6 -> 0.35 ms per step
+    on the MNIST-size MLP, 2 CPU cores; same update up to float rounding)."""
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    groups = [dict(g, params=list(g["params"])) if isinstance(g, dict) else g for g in params]
+    tensors = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
+    fused = bool(tensors) and all(p.dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+                                  and p.device.type in ("cpu", "cuda") for p in tensors)
+    return cls(groups, lr=lr, weight_decay=weight_decay, fused=fused or None)
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, store: RunStore, run_id: str,
                  on_progress: Callable[[Progress], None] | None = None):
@@ -159,11 +173,7 @@ class Trainer:
             params = self.model.param_groups(c.lr, getattr(c.rule_object_params(), "lr_z", c.lr))
         else:
             params = [p for p in self.model.parameters() if p.requires_grad]
-        if c.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=c.lr, momentum=0.9, weight_decay=c.weight_decay)
-        if c.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
-        return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        return make_optimizer(c.optimizer, params, c.lr, c.weight_decay)
 
     # ---- logging ---------------------------------------------------------------------------
     def _tensorboard(self):

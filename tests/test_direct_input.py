@@ -60,3 +60,28 @@ def test_direct_batches_from_the_pipeline_stay_views_with_normalisation():
     assert x.shape == (5, 4, 18) and x.stride(0) == 0
     want = (tr[:4] - torch.tensor([0.5] * 9 + [0.25] * 9)) / torch.tensor([0.5] * 9 + [0.25] * 9)
     assert torch.allclose(x[2], want)
+
+
+def test_readout_over_time_matches_linear_for_time_invariant_and_general_gradients():
+    """The read-out's backward does the work once when dL/dy is the same at every step (a loss on
+    the mean over T); any other gradient takes the usual products. Both equal nn.Linear's."""
+    from snncore.models.mlp import readout_over_time
+    torch.manual_seed(3)
+    fc = torch.nn.Linear(7, 4)
+    s = (torch.rand(6, 5, 7) < 0.4).float()
+    for loss in (lambda y: (y.mean(0) * torch.arange(4.0)).sum(), lambda y: (y * torch.randn_like(y)).sum()):
+        grads = []
+        for f in (readout_over_time, lambda m, x: m(x)):
+            sa = s.clone().requires_grad_()
+            fc.zero_grad(set_to_none=True)
+            y = f(fc, sa)
+            torch.manual_seed(4)
+            loss(y).backward()
+            grads.append((y.detach(), sa.grad, fc.weight.grad.clone(), fc.bias.grad.clone()))
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+    sa = s.clone().requires_grad_()
+    seen = []
+    sa.register_hook(lambda g: seen.append(g.stride(0)))
+    readout_over_time(fc, sa).mean(0).sum().backward()
+    assert seen == [0]                            # one [B, N] product, viewed over T

@@ -1,5 +1,7 @@
 """Our whole-sequence LIF Function against SpikingJelly's multi-step LIFNode: same spikes, same
-gradients (1e-6), for each surrogate the config offers, several shapes and reset variants."""
+gradients (1e-6), for each surrogate the config offers, several shapes and reset variants. Every
+test runs twice: on the compiled fused kernels (Numba, the CPU default) and on the torch-op path
+(the fallback where Numba is missing)."""
 import warnings
 import zlib
 
@@ -11,6 +13,16 @@ from snncore.models import lif as L
 from snncore.models.lif import FastLIFNode, lif_multi_step
 
 warnings.filterwarnings("ignore")
+
+
+@pytest.fixture(autouse=True, params=["fused", "torch-ops"])
+def lif_path(request, monkeypatch):
+    if request.param == "fused":
+        assert L.lif_fused.available(), "Numba kernels did not compile: the CPU would run the slow path"
+        monkeypatch.setattr(L, "_use_fused", lambda x: x.device.type == "cpu")
+    else:
+        monkeypatch.setattr(L, "_use_fused", lambda x: False)
+    return request.param
 
 SURROGATES = {"sigmoid": lambda: sg.Sigmoid(alpha=4.0), "atan": lambda: sg.ATan(alpha=2.0),
               "piecewise": lambda: sg.PiecewiseQuadratic(alpha=1.0)}
@@ -152,3 +164,21 @@ def test_mlp_uses_fast_path_and_matches_spikingjelly_mlp():
         torch.testing.assert_close(pa.grad, pb.grad, atol=1e-6, rtol=1e-5)
     tr = a.layer_traces()
     assert list(tr) == ["fc1", "fc2", "out"] and tr["fc2"].post.shape == (9, 5, 8)
+
+
+def test_fused_path_is_the_cpu_default_and_reads_a_stride0_input_once(lif_path):
+    """Direct input (one tensor viewed over T) gives the same spikes and input gradient as its copy."""
+    if lif_path != "fused":
+        pytest.skip("fused path only")
+    assert L.FUSED_MIN_ELEMENTS == 0 or L._use_fused(torch.zeros(L.FUSED_MIN_ELEMENTS))
+    torch.manual_seed(7)
+    base = (torch.randn(3, 40) + 0.9)
+    a = base.clone().requires_grad_()
+    b = base.clone().requires_grad_()
+    sa, va = lif_multi_step(a.unsqueeze(0).expand(20, 3, 40), 0.0)
+    sb, vb = lif_multi_step(b.unsqueeze(0).repeat(20, 1, 1), 0.0)
+    assert torch.equal(sa, sb) and torch.equal(va, vb) and sa.sum() > 0
+    w = torch.randn_like(sa)
+    (sa * w).sum().backward()
+    (sb * w).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-6)

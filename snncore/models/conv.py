@@ -50,7 +50,7 @@ from spikingjelly.activation_based import layer
 
 from ..rules.base import LayerTrace
 from .lif import FastLIFNode
-from .mlp import TracedLayers, make_surrogate
+from .mlp import TracedLayers, make_surrogate, readout_over_time
 
 VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 RESNET19_STAGES = ((128, 3, 1), (256, 3, 2), (512, 2, 2))     # (channels, blocks, first stride)
@@ -122,7 +122,7 @@ class _SpikingConvNet(TracedLayers, nn.Module):
             post = getattr(self, name + "_lif")(fc(s))
             trace[name] = LayerTrace(fc.weight, s, post)
             s = post
-        logits = self.out(s)
+        logits = readout_over_time(self.out, s)
         if self.out_lif is not None:
             out = self.out_lif(logits)
             trace["out"] = LayerTrace(self.out.weight, s, out)

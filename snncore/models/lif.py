@@ -26,6 +26,8 @@ import math
 import torch
 from spikingjelly.activation_based import neuron
 
+from . import lif_fused
+
 SURROGATE_IDS = {"Sigmoid": 0, "ATan": 1, "PiecewiseQuadratic": 2}
 _FLOAT = (torch.float32, torch.float64, torch.bfloat16, torch.float16)   # half input: fp32 membrane
 
@@ -52,6 +54,13 @@ class LIFSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, v0, tau: float, decay_input: bool, v_threshold: float, v_reset,
                 detach_reset: bool, alpha: float, surrogate_id: int):
+        ctx.cfg = (tau, decay_input, v_threshold, v_reset, detach_reset, alpha, surrogate_id, x.dtype)
+        ctx.fused = _use_fused(x)
+        if ctx.fused:                   # compiled kernels: one pass over [T, ...] per direction
+            spikes, v_last, h, a = lif_fused.forward(x, v0.detach(), tau, decay_input, v_threshold, v_reset,
+                                                     alpha if surrogate_id == 0 else None)
+            ctx.save_for_backward(h, a)
+            return spikes, v_last
         T = x.shape[0]
         decay = 1.0 - 1.0 / tau
         r = 0.0 if v_reset is None else float(v_reset)
@@ -79,13 +88,17 @@ class LIFSequence(torch.autograd.Function):
             blk.neg_()
             spikes[c0:c1] = blk >= v_threshold
         ctx.save_for_backward(h)
-        ctx.cfg = (tau, decay_input, v_threshold, v_reset, detach_reset, alpha, surrogate_id, x.dtype)
         return spikes, -u
 
     @staticmethod
     def backward(ctx, gs, gv):
-        (h,) = ctx.saved_tensors
         tau, decay_input, thr, v_reset, detach_reset, alpha, sid, x_dtype = ctx.cfg
+        if ctx.fused:
+            h, a = ctx.saved_tensors
+            gx, gv0 = lif_fused.backward(h, gs, gv, tau, decay_input, thr, v_reset, detach_reset, alpha, sid, a)
+            return (gx.to(x_dtype), gv0 if ctx.needs_input_grad[1] else None,
+                    None, None, None, None, None, None, None)
+        (h,) = ctx.saved_tensors
         decay = 1.0 - 1.0 / tau
         T = h.shape[0]
         gx = torch.empty_like(h)
@@ -120,6 +133,13 @@ class LIFSequence(torch.autograd.Function):
                 gh.div_(tau)
         gv0 = nxt * decay if ctx.needs_input_grad[1] else None
         return gx.to(x_dtype), gv0, None, None, None, None, None, None, None
+
+
+FUSED_MIN_ELEMENTS = 0        # set by tests to force a path
+
+
+def _use_fused(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.numel() >= FUSED_MIN_ELEMENTS and lif_fused.available()
 
 
 CHUNK_ELEMENTS = 1 << 15      # 128 KB of fp32 per time block: cache-resident and below torch's parallel grain (no OpenMP barriers)

@@ -48,6 +48,52 @@ def linear_over_time(fc: nn.Linear, s: torch.Tensor) -> torch.Tensor:
     return fc(s)
 
 
+class _ReadoutOverTime(torch.autograd.Function):
+    """y[t] = s[t] W^T + b, with a backward that spots a time-invariant output gradient (the loss
+    on the mean over T of the logits: dL/dy[t] is the same at every t) and then does the work once:
+    dL/ds = (g W) viewed over T (stride 0), dL/dW = g^T sum_t s[t], dL/db = T sum g. Otherwise the
+    usual three products. Same values up to float summation order."""
+
+    @staticmethod
+    def forward(ctx, s, weight, bias):
+        ctx.save_for_backward(s, weight)
+        ctx.has_bias = bias is not None
+        return nn.functional.linear(s, weight, bias)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        s, w = ctx.saved_tensors
+        T, C, N = g.shape[0], g.shape[-1], s.shape[-1]
+        need_s, need_w, need_b = ctx.needs_input_grad
+        gs = gw = gb = None
+        if g.stride(0) == 0 or torch.equal(g[1:], g[:1].expand_as(g[1:])):
+            g0 = g[0]
+            if need_s:
+                gs = (g0 @ w).unsqueeze(0).expand(T, *g0.shape[:-1], N)
+            if need_w:
+                gw = g0.reshape(-1, C).t() @ s.sum(0).reshape(-1, N)
+            if need_b and ctx.has_bias:
+                gb = g0.reshape(-1, C).sum(0) * T
+        else:
+            if need_s:
+                gs = g @ w
+            if need_w:
+                gw = g.reshape(-1, C).t() @ s.reshape(-1, N)
+            if need_b and ctx.has_bias:
+                gb = g.reshape(-1, C).sum(0)
+        return gs, gw, gb
+
+
+def readout_over_time(fc: nn.Linear, s: torch.Tensor) -> torch.Tensor:
+    """fc on every step of s [T, B, N] (see :class:`_ReadoutOverTime`); plain fc under autocast or
+    mixed dtypes, where autograd's own casts are needed."""
+    if (s.dim() < 3 or s.shape[0] < 2 or s.dtype != fc.weight.dtype
+            or torch.is_autocast_enabled(s.device.type) or not torch.is_grad_enabled()):
+        return fc(s)
+    return _ReadoutOverTime.apply(s, fc.weight, fc.bias)
+
+
 class TracedLayers:
     """What rules and the recorder read from a model: ``self._trace`` (name -> LayerTrace, in input ->
     output order) and ``self.names`` (the weight layers), both set by the model."""
@@ -88,7 +134,7 @@ class SpikingMLP(TracedLayers, nn.Module):
             post = lif(linear_over_time(fc, s))                   # [T, B, N]
             trace[name] = LayerTrace(fc.weight, s, post)
             s = post
-        logits = self.out(s)                                      # [T, B, C]
+        logits = readout_over_time(self.out, s)                   # [T, B, C]
         if self.out_lif is not None:
             out = self.out_lif(logits)
             trace["out"] = LayerTrace(self.out.weight, s, out)
