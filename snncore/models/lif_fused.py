@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 
 import numpy as np
 import torch
@@ -32,6 +33,9 @@ try:
 except Exception:          # noqa: BLE001 - any import failure means: use the torch-op path
     numba = None
 
+# One kernel at a time per process: Numba's fallback threading layer (workqueue, where no OpenMP or
+# TBB runtime is found) aborts the process on concurrent launches from two threads (app sessions)
+_LAUNCH = threading.Lock()
 BLOCK = 2048               # neurons per parallel work item: 8 KB of fp32 per row, rows stream through cache
 _state = {"ok": None}
 
@@ -198,9 +202,10 @@ def forward(x: torch.Tensor, v0: torch.Tensor, tau: float, decay_input: bool, v_
     s = torch.empty((T, M), dtype=sd)
     vT = torch.empty(M, dtype=sd)
     a = torch.empty((T, M), dtype=sd) if alpha is not None else torch.empty((1, 1), dtype=sd)
-    _forward(xa, _np(v0.expand(x.shape[1:]).reshape(-1), sd), h.numpy(), s.numpy(), vT.numpy(),
-             a.numpy(), alpha is not None, nd(alpha or 0.0), nd(tau), bool(decay_input), nd(v_threshold), v_reset is not None,
-             nd(0.0 if v_reset is None else v_reset), _consts(nd))
+    with _LAUNCH:
+        _forward(xa, _np(v0.expand(x.shape[1:]).reshape(-1), sd), h.numpy(), s.numpy(), vT.numpy(),
+                 a.numpy(), alpha is not None, nd(alpha or 0.0), nd(tau), bool(decay_input), nd(v_threshold),
+                 v_reset is not None, nd(0.0 if v_reset is None else v_reset), _consts(nd))
     shape = x.shape
     return s.to(x.dtype).view(shape), vT.view(shape[1:]), h.view(shape), (a.view(shape) if alpha is not None else None)
 
@@ -234,9 +239,10 @@ def backward(h: torch.Tensor, gs: torch.Tensor | None, gv: torch.Tensor | None, 
     _threads()
     gx = torch.empty((T, M), dtype=sd)
     gv0 = torch.empty(M, dtype=sd)
-    _backward(ha, sig, gsa, gs is not None, gva, gx.numpy(), gv0.numpy(), nd(tau), bool(decay_input),
-              nd(v_threshold), v_reset is not None, nd(0.0 if v_reset is None else v_reset),
-              bool(detach_reset), nd(alpha), int(surrogate_id), _consts(nd, alpha))
+    with _LAUNCH:
+        _backward(ha, sig, gsa, gs is not None, gva, gx.numpy(), gv0.numpy(), nd(tau), bool(decay_input),
+                  nd(v_threshold), v_reset is not None, nd(0.0 if v_reset is None else v_reset),
+                  bool(detach_reset), nd(alpha), int(surrogate_id), _consts(nd, alpha))
     return gx.view(h.shape), gv0.view(h.shape[1:])
 
 
