@@ -45,6 +45,12 @@ def inspect_bytes(data: bytes, samples: int):
     return rec, A.analyse(rec), hists
 
 
+@st.cache_data(max_entries=4, show_spinner=False)
+def uploaded_config(data: bytes) -> dict:
+    """The run config inside an uploaded checkpoint (its model sets the default sample count)."""
+    return A.checkpoint_config(A.load_checkpoint(data)).to_dict()
+
+
 def pick_clicked_neuron(chart_key: str, picker_key: str) -> None:
     """on_select callback: a clicked spike sets the neuron picker. It runs before the script, so the
     picker widget may still be written to; every click wins, even one on the neuron clicked before."""
@@ -59,11 +65,41 @@ def run_hists(checkpoints: tuple):
 
 
 # ---- what to inspect --------------------------------------------------------------------------
+# conv models record slowly on a CPU: a smaller default, and a warning above SLOW_SAMPLES
+MLP_SAMPLES, CONV_SAMPLES, SLOW_SAMPLES = 64, 8, 16
+# seconds per sample and step of a bare forward pass at width 1 on 32x32 images, 2-core CPU
+# (measured; recording adds to it, so estimates from it are lower bounds)
+CONV_SECONDS = {"vgg11": 0.03, "resnet19": 0.17}
+
+
+def remember_samples() -> None:
+    """on_change: the user's own choice, kept over a change of run or model (and over reruns that
+    stop before the input is drawn, which drop the widget's state)."""
+    st.session_state["samples_choice"] = st.session_state["samples"]
+
+
+def samples_input(cfg: dict | None) -> int:
+    """The test-sample count, drawn in the top-right column once the model is known: conv models
+    default to CONV_SAMPLES, others to MLP_SAMPLES; an explicit choice is kept."""
+    model = (cfg or {}).get("model")
+    conv = model in A.CONV_MODELS
+    st.session_state["samples"] = int(st.session_state.get("samples_choice", CONV_SAMPLES if conv else MLP_SAMPLES))
+    n = int(c2.number_input("test samples", 1, 2000, step=8, key="samples", on_change=remember_samples,
+                            help=f"the first N samples of the test set, each encoded over T steps (default "
+                                 f"{MLP_SAMPLES}; conv models {CONV_SAMPLES}: their time grows with N × T × the "
+                                 f"network's size)"))
+    if conv and n > SLOW_SAMPLES:
+        T, width = int(cfg.get("timesteps") or 16), float(cfg.get("width") or 1.0)
+        secs = n * T * width ** 2 * CONV_SECONDS.get(model, max(CONV_SECONDS.values()))
+        est = f"{secs:.0f} s" if secs < 90 else f"{secs / 60:.0f} min"
+        st.warning(f"{n} test samples of a {model} (width {width:g}, {T} steps) will be slow: the network runs on "
+                   f"the CPU and its time grows with samples × steps × width². Rough lower bound for 32×32 images "
+                   f"on a 2-core CPU: {est}. {CONV_SAMPLES} samples give a first look much sooner.")
+    return n
+
+
 c1, c2 = st.columns([3, 1])
 source = c1.radio("source", ["a run", "a checkpoint file"], horizontal=True, key="source")
-samples = int(c2.number_input("test samples", 1, 2000, 64, step=16, key="samples",
-                              help="the first N samples of the test set, each encoded over T steps (conv models: time grows "
-                                   "with N × T × the network's size; a ResNet-19 at width 1 wants a few)"))
 hists: dict = {}
 try:
     if source == "a run":
@@ -84,6 +120,7 @@ try:
         if run_id != st.query_params.get("run"):
             st.query_params["run"] = run_id
         run = by_id[run_id]
+        samples = samples_input(run["config"])
         try:
             A.check_supported(RunConfig.from_dict(run["config"]))
         except A.InspectError:
@@ -108,9 +145,11 @@ try:
                               help="a checkpoint written by the Trainer (runs/<id>/checkpoints/epochNNNNN.pt); "
                                    "it is read with weights_only=True and never runs code")
         if up is None:
+            samples_input(None)
             st.info("Upload a checkpoint written by the Trainer: it carries the run config Inspect rebuilds "
                     "the network from.")
             st.stop()
+        samples = samples_input(uploaded_config(up.getvalue()))
         rec, stats, hists = inspect_bytes(up.getvalue(), samples)
         where = f"uploaded {up.name}"
 except A.InspectError as e:
@@ -137,16 +176,21 @@ NAMES = {"neurons": "neurons", "rate_mean": "rate (spk/step)", "cv_isi_mean": "C
 conv = any(s.get("map") for s in rep["layers"].values())
 if conv:      # conv layers: how many neurons the per-neuron statistics saw, and the map they come from
     NAMES = {"neurons": "neurons", "neurons_recorded": "recorded", "map": "map (C×H×W)", **NAMES}
-table = pd.DataFrame([{"layer": n, **{NAMES[k]: s[k] for k in NAMES}} for n, s in rep["layers"].items()])
+# a non-spiking read-out has no spike statistics: a note under the table rather than a row of empty
+# cells (Streamlit draws a null cell as "None" whatever a Styler says, and a text cell would sort as text)
+readout = {n: s for n, s in rep["layers"].items() if not s["spiking"]}
+table = pd.DataFrame([{"layer": n, **{NAMES[k]: s[k] for k in NAMES}} for n, s in rep["layers"].items()
+                      if n not in readout], columns=["layer", *NAMES.values()])
 if conv:
     table["map (C×H×W)"] = [" × ".join(map(str, m)) if m else "-" for m in table["map (C×H×W)"]]
-for n, s in rep["layers"].items():
-    if not s["spiking"]:
-        table.loc[table["layer"] == n, ["silent", "saturated"]] = None
 st.dataframe(table, hide_index=True, width="stretch", key="stats_table")
+for n, s in readout.items():
+    ops = "-" if s["synops_per_sample"] is None else f"{s['synops_per_sample']:,.0f}"
+    st.markdown(f"**{n}** ({s['neurons']:,} neurons) is the non-spiking read-out: it has no spikes, so no spike "
+                f"statistics; SynOps / sample {ops} (counted in the total above).")
 st.caption(f"CV of ISI and Fano factor: Elephant, per neuron (undefined for neurons with too few spikes); "
            f"correlation and spike-contrast: Elephant on up to {A.SYNC_NEURONS} neurons; chi: Golomb's population "
-           f"synchrony; saturated: firing on ≥ {A.SATURATED_AT:.0%} of steps. A non-spiking read-out only has SynOps.")
+           f"synchrony; saturated: firing on ≥ {A.SATURATED_AT:.0%} of steps.")
 if conv:
     st.caption(f"Conv layers: a neuron is one channel at one position (neurons = C × H × W). CV of ISI, Fano, "
                f"correlation, chi, spike-contrast, the histograms and the raster use a fixed random sample of up to "
@@ -156,11 +200,14 @@ if conv:
                f"included.")
 
 # ---- one layer ----------------------------------------------------------------------------------
+RADIO_LAYERS = 5
 spiking = [n for n, lr in rec.layers.items() if lr.spiking]
 if not spiking:
     st.warning("This network has no spiking layer to describe.")
     st.stop()
-layer = st.radio("layer", spiking, horizontal=True, key="layer")
+# a horizontal radio only while it fits on a line (a ResNet-19 has ~18 spiking layers)
+layer = (st.radio("layer", spiking, horizontal=True, key="layer") if len(spiking) <= RADIO_LAYERS
+         else st.selectbox("layer", spiking, index=0, key="layer"))
 lr, ls = rec.layers[layer], stats[layer]
 h1, h2, h3 = st.columns(3)
 h1.plotly_chart(vi.stat_histogram(ls.rates, title=f"{layer}: firing rate", xtitle="spikes / step"),

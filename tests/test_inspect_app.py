@@ -49,7 +49,7 @@ def test_run_from_url_shows_statistics_and_figures(page, runs):
     metrics = {m.label: m.value for m in at.metric}
     assert {"accuracy on these samples", "SynOps per sample", "vs a dense network", "activation sparsity"} <= set(metrics)
     table = at.dataframe[0].value
-    assert table["layer"].tolist() == ["fc1", "out"] and table.loc[0, "neurons"] == 32
+    assert table["layer"].tolist() == ["fc1"] and table.loc[0, "neurons"] == 32      # the read-out: a note
     t = " | ".join(titles(at))
     for want in ("fc1: firing rate", "fc1: CV of ISI", "fc1: Fano factor", "fc1 raster", "membrane and spikes",
                  "weight distribution at epoch 2", "fc1: weight histogram over training"):
