@@ -44,7 +44,8 @@ def test_quick_json_schema():
     assert epoch["mlp_epoch"]["gemm_floor_s"] < epoch["mlp_epoch_rate"]["gemm_floor_s"]
     rec = next(c for c in res["cases"] if c["name"] == "recorder")
     assert rec["memory_flat"] is True
-    assert next(c for c in res["cases"] if c["name"] == "rule/ip2").get("skipped")
+    ip2 = next(c for c in res["cases"] if c["name"] == "rule/ip2")     # vs the same RSNN, intrinsics frozen
+    assert not ip2.get("skipped") and ip2["reference_mask"] == "none" and "overhead" in ip2
 
 
 def test_bad_flag_one_line_exit_2():
