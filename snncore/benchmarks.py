@@ -250,7 +250,8 @@ def bench_mlp_epoch(steps: int, repeats: int, device, *, n_samples=60_000, T=25,
                  "floor_fraction": round(floor / ours_epoch, 3)}
     met = (ours_epoch <= target_s) if device.type == "cpu" and encoding == "direct" and reference == "sj" else None
     return _case(name, ours_epoch, ref_epoch,
-                 f"SpikingMLP {n_in}-{hidden}-10 (FastLIFNode), Adam, {encoding}-encoded", ref_what,
+                 f"SpikingMLP {n_in}-{hidden}-10 (FastLIFNode: fused kernels on CPU), the trainer's Adam (fused on "
+                 f"both sides), {encoding}-encoded", ref_what,
                  f"epoch <= {target_s:g} s on 2 CPU cores (direct input, as the anchor)" if met is not None else "-",
                  met, epoch_estimated_from_steps=steps, steps_per_epoch=per_epoch, samples=n_samples, T=T, B=B,
                  encoding=encoding, threads=torch.get_num_threads(), **extra)
