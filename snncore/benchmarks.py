@@ -17,7 +17,8 @@ Cases (PERFORMANCE.md, issue 6):
   rule/<name>    a Trainer step with the rule vs the same step with bptt (overhead target 3 %)
   rule/mps_vs_fixed_shares  MPS step (adaptive shares) vs the same mps_mlp with fixed equal shares
   rule/ip2       one IP2 update with learnable intrinsics vs the same RSNN with them frozen
-  recorder       a Trainer step plus SpikeRecorder.observe vs without (target 5 %, memory flat)
+  recorder       Trainer steps recording at the default schedule (observe + snapshot) vs recording
+                 off (target 5 %, memory flat); the observe-every-step worst case beside it
   raster_figure  the live raster (1000 neurons x 1000 steps) as one image vs a scattergl figure
 
 SNNCORE_BENCH_TINY=1 shrinks every size (for tests only: the numbers then mean nothing).
@@ -331,16 +332,41 @@ def bench_rules(rules, repeats: int, steps: int, device, *, hidden=(256,), T=16,
             def ref(t=ref_tr):
                 for _ in range(steps):
                     _train_step(t, x, y)
+            hooks = _time_hooks(tr.rule, device)
             ours_s, ref_s = compare(go, ref, repeats, device=device)
+            runs = repeats + 1                 # compare's warm-up run included in the hook clock
+            frac = hooks["s"] / (runs * steps) / (ref_s / steps)
+            same = ref_tr.cfg.model == tr.cfg.model
             out.append(_case(name, ours_s, ref_s, f"Trainer step with {rule}",
                              f"Trainer step with bptt (model {ref_tr.cfg.model}, T={T}, B={B})"
-                             + ("" if ref_tr.cfg.model == tr.cfg.model else
-                                f"; not like for like: {rule} runs its own {tr.cfg.model}"), "overhead <= 3 %",
-                             ours_s / ref_s <= 1.03, overhead=round(ours_s / ref_s - 1, 4),
-                             model=tr.cfg.model, targets=_rule_targets(tr)))
+                             + ("" if same else f"; not like for like: {rule} runs its own {tr.cfg.model}"),
+                             "overhead <= 3 % (the rule's hook time / the bptt step)",
+                             frac <= 0.03 if same else ours_s / ref_s <= 1.03, overhead=round(ours_s / ref_s - 1, 4),
+                             model=tr.cfg.model, targets=_rule_targets(tr),
+                             # the rule's own hooks timed inside its steps: not subject to the noise
+                             # between two separately timed step loops (a few % on a shared CPU)
+                             hook_s_per_step=float(f"{hooks['s'] / (runs * steps):.4g}"),
+                             hook_fraction=round(frac, 4)))
             if rule == "mps":         # the case above compares different networks; this one does not
                 out.append(bench_mps_overhead(tr, x, y, repeats, steps, device, hidden, T, B, tmp))
     return out
+
+
+def _time_hooks(rule, device) -> dict:
+    """Wrap the rule's after_forward / after_backward / after_step to add their time to a clock."""
+    clock = {"s": 0.0}
+    for hook in ("after_forward", "after_backward", "after_step"):
+        fn = getattr(rule, hook)
+
+        def timed(ctx, fn=fn):
+            _sync(device)
+            t = time.perf_counter()
+            r = fn(ctx)
+            _sync(device)
+            clock["s"] += time.perf_counter() - t
+            return r
+        setattr(rule, hook, timed)
+    return clock
 
 
 def bench_mps_overhead(tr, x, y, repeats: int, steps: int, device, hidden, T: int, B: int, tmp: str) -> dict:
@@ -422,28 +448,48 @@ def _rule_targets(tr) -> list[str]:
 
 
 def bench_recorder(repeats: int, steps: int, device, *, hidden=(256,), T=16, B=64) -> dict:
+    """The recorder's cost as a run pays it: Trainer steps at the default schedule (observe on
+    record_batches of every record_every steps, a snapshot to the store every record_every steps, as
+    Trainer.fit does) vs the same steps with recording off. Also the worst case, observe on every
+    step, as ``every_step_overhead``. Memory: the ring buffer's size stays flat."""
+    from .config import RunConfig
     from .record import SpikeRecorder
+    d = RunConfig()
+    every, kept = d.record_every, d.record_batches
+    n = max(steps, every)                     # at least one whole recording period per timing
     with tempfile.TemporaryDirectory() as tmp:
-        tr = _trainer("bptt", hidden, T, B, device, tmp)
+        tr = _trainer("bptt", hidden, T, B, device, tmp, record_every=every, record_batches=kept)
         x, y = next(tr.data.batches("train", B, T, shuffle=False))
-        rec = SpikeRecorder(["input", "fc1"], 256, 4)
 
-        def go():
-            for _ in range(steps):
+        def scheduled():
+            for i in range(1, n + 1):
+                tr.step = i                   # records on the last `kept` steps before each multiple of `every`
+                tr.train_step(x, y)
+                if i % every == 0:
+                    tr._snapshot()
+
+        def plain():
+            for _ in range(n):
+                _train_step(tr, x, y)
+        ours, refs = compare(scheduled, plain, repeats, device=device)
+
+        rec = SpikeRecorder(["input", "fc1"], d.record_neurons, kept)
+
+        def every_step():
+            for _ in range(n):
                 _train_step(tr, x, y)
                 with torch.no_grad():
                     rec.observe({"input": x, "fc1": tr.model.layer_traces()["fc1"].post})
-
-        def ref():
-            for _ in range(steps):
-                _train_step(tr, x, y)
-        ours, refs = compare(go, ref, repeats, device=device)
+        worst, refs2 = compare(every_step, plain, repeats, device=device)
         size_before = rec.nbytes()
-        go()
+        every_step()
         flat = rec.nbytes() == size_before
-    return _case("recorder", ours, refs, "Trainer step + SpikeRecorder.observe every step",
-                 "Trainer step", "overhead <= 5 %, memory flat", ours / refs <= 1.05 and flat,
-                 overhead=round(ours / refs - 1, 4), memory_flat=flat, recorder_bytes=size_before)
+    return _case("recorder", ours, refs,
+                 f"{n} Trainer steps recording at the default schedule (observe on {kept} of every {every} steps, "
+                 f"a snapshot to the store every {every})", f"the same {n} steps, recording off",
+                 "overhead <= 5 %, memory flat", ours / refs <= 1.05 and flat,
+                 overhead=round(ours / refs - 1, 4), memory_flat=flat, recorder_bytes=size_before,
+                 every_step_overhead=round(worst / refs2 - 1, 4))
 
 
 def bench_raster(repeats: int, neurons=1000, steps=1000) -> dict:
@@ -509,8 +555,9 @@ def run_all(quick: bool = False, device: str | None = None, progress: Callable[[
     from .config import CONV_RULES
     conv_rules = [r for r in rules if CONV_RULES.get(r) == "last two"]   # the papers' "deeper layers"
     say(f"rules {conv_rules} on {conv['model']} (the papers' setting)")
-    add(bench_rules(conv_rules, r_reps, max(2, r_steps // 3), dev, hidden=(16,) if small else (256,),
-                    conv=conv))
+    # a 3 % target on ~0.7 s steps: more repeats than the MLP cases (the median of 7 pairs)
+    add(bench_rules(conv_rules, r_reps if small or quick else 7, max(2, r_steps // 3), dev,
+                    hidden=(16,) if small else (256,), conv=conv))
     say("recorder")
     add(bench_recorder(r_reps, r_steps, dev, **rkw))
     say("raster_figure")

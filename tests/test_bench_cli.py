@@ -43,6 +43,7 @@ def test_quick_json_schema():
     # direct input runs fc1 once per sample, so its floor is far below the rate-encoded one
     assert epoch["mlp_epoch"]["gemm_floor_s"] < epoch["mlp_epoch_rate"]["gemm_floor_s"]
     rec = next(c for c in res["cases"] if c["name"] == "recorder")
+    assert "every_step_overhead" in rec and "default schedule" in rec["ours"]
     assert rec["memory_flat"] is True
     ip2 = next(c for c in res["cases"] if c["name"] == "rule/ip2")     # vs the same RSNN, intrinsics frozen
     assert not ip2.get("skipped") and ip2["reference_mask"] == "none" and "overhead" in ip2

@@ -66,3 +66,13 @@ def test_bench_steps_are_plain_steps(tmp_path):
         b._train_step(tr, x, y)
     assert not seen
     assert set(tr.train_step(x, y)) == {"train/loss"}           # step 1: the loss only
+
+
+def test_rule_hooks_timed_inside_the_step(monkeypatch):
+    """A rule's own hooks are clocked inside its timed steps; the 3 % verdict reads that fraction."""
+    monkeypatch.setenv("SNNCORE_BENCH_TINY", "1")
+    from snncore.benchmarks import bench_rules
+    (c,) = bench_rules(["ssdp"], 1, 2, torch.device("cpu"), hidden=(16,), T=4, B=16)
+    assert c["name"] == "rule/ssdp" and c["hook_s_per_step"] > 0
+    assert 0 < c["hook_fraction"] and c["met"] is (c["hook_fraction"] <= 0.03)
+    assert "hook time" in c["target"]
