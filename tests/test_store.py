@@ -88,3 +88,27 @@ def test_app_launched_runs_leave_a_core_to_the_app(tmp_path, monkeypatch):
     assert seen["env"]["OMP_NUM_THREADS"] == "1"          # torch must not fight the page for both cores
     assert seen["cmd"][-4:] == ["--run-id", rid, "--runs-dir", str(tmp_path.resolve())]
     assert (tmp_path / rid / "config.toml").exists()
+
+
+def test_snapshots_small_stored_plain_large_compressed_both_read_back(tmp_path, monkeypatch):
+    """Small snapshots skip zlib and fsync (their cost was ~5 % of a small run); large ones are
+    compressed; both read back exactly. Checkpoints still fsync."""
+    import zipfile
+    from snncore import store as S
+    s = RunStore(tmp_path)
+    rid = s.create_run({"x": 1})
+    syncs = []
+    monkeypatch.setattr(os, "fsync", lambda fd: syncs.append(fd))
+    small = {"raster/fc1": np.random.default_rng(0).random((256, 64)) < 0.1}
+    big = {"w": np.zeros((400, 400), dtype=np.float32)}            # 640 KB > SNAPSHOT_COMPRESS_ABOVE
+    for step, arrays in ((1, small), (2, big)):
+        p = s.save_snapshot(rid, step, 0, arrays)
+        kinds = {i.compress_type for i in zipfile.ZipFile(p).infolist()}
+        assert kinds == ({zipfile.ZIP_STORED} if step == 1 else {zipfile.ZIP_DEFLATED})
+        got = s.load_snapshot(rid, step)
+        for k, v in arrays.items():
+            assert np.array_equal(got[k], v)
+    assert not syncs
+    assert sum(a.nbytes for a in small.values()) < S.SNAPSHOT_COMPRESS_ABOVE < big["w"].nbytes
+    s.save_checkpoint(rid, 1, 2, {"step": 2})
+    assert syncs                                                      # checkpoints stay durable
