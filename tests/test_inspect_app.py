@@ -20,9 +20,8 @@ def runs(tmp_path_factory):
     return root, make_runs(root)
 
 
-@pytest.fixture
-def page(runs, monkeypatch):
-    root, r = runs
+def inspect_page_opener(root, monkeypatch):
+    """open_page(run_id=None) -> the app switched to the Inspect page, reading the runs in `root`."""
     monkeypatch.setenv("SNNCORE_RUNS", str(root))
 
     def open_page(run_id=None):
@@ -35,6 +34,11 @@ def page(runs, monkeypatch):
         assert not at.exception, at.exception
         return at
     return open_page
+
+
+@pytest.fixture
+def page(runs, monkeypatch):
+    return inspect_page_opener(runs[0], monkeypatch)
 
 
 def titles(at) -> list[str]:

@@ -5,12 +5,11 @@ import re
 
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from snncore.config import RunConfig
 from snncore.store import RunStore
 from snncore.train import Trainer
-from tests.test_inspect_app import titles
+from tests.test_inspect_app import inspect_page_opener, titles
 from tests.test_inspect_cli import INSPECT_TINY
 from tests.test_inspect_conv import VGG
 
@@ -30,19 +29,7 @@ def runs(tmp_path_factory):
 
 @pytest.fixture
 def page(runs, monkeypatch):
-    root, _, _ = runs
-    monkeypatch.setenv("SNNCORE_RUNS", str(root))
-
-    def open_page(run_id=None):
-        at = AppTest.from_file("../app.py", default_timeout=180)
-        if run_id:
-            at.query_params["run"] = run_id
-        at.run()
-        at.switch_page("app_pages/inspect_run.py")
-        at.run()
-        assert not at.exception, at.exception
-        return at
-    return open_page
+    return inspect_page_opener(runs[0], monkeypatch)
 
 
 def shown_samples(at) -> str:
