@@ -160,8 +160,8 @@ def test_disk_full_fails_the_run_with_a_clear_message(tmp_path, monkeypatch, cap
     assert not list(tmp_path.glob(".x.bin.*")) and not (tmp_path / "x.bin").exists()
     monkeypatch.undo()
 
-    monkeypatch.setattr(store_mod, "atomic_write_bytes", lambda p, d: (_ for _ in ()).throw(
-        OSError(errno.ENOSPC, "No space left on device")) if "checkpoints" in str(p) else real(p, d))
+    monkeypatch.setattr(store_mod, "atomic_write_bytes", lambda p, d, **kw: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, "No space left on device")) if "checkpoints" in str(p) else real(p, d, **kw))
     code, err = _cli(["train", "--runs-dir", str(runs), *ARGS, "--epochs", "1"], monkeypatch, capsys)
     assert code == 1
     line = err.strip().splitlines()[-1]
