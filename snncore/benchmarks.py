@@ -325,15 +325,8 @@ def bench_rules(rules, repeats: int, steps: int, device, *, hidden=(256,), T=16,
             tr = _trainer(rule, hidden, T, B, device, tmp, **extra)   # MPS brings its own network (mps_mlp)
             ref_tr = base
 
-            def go(t=tr):
-                for _ in range(steps):
-                    _train_step(t, x, y)
-
-            def ref(t=ref_tr):
-                for _ in range(steps):
-                    _train_step(t, x, y)
             hooks = _time_hooks(tr.rule, device)
-            ours_s, ref_s = compare(go, ref, repeats, device=device)
+            ours_s, ref_s = compare(_steps(tr, x, y, steps), _steps(ref_tr, x, y, steps), repeats, device=device)
             runs = repeats + 1                 # compare's warm-up run included in the hook clock
             frac = hooks["s"] / (runs * steps) / (ref_s / steps)
             same = ref_tr.cfg.model == tr.cfg.model
@@ -378,12 +371,7 @@ def bench_mps_overhead(tr, x, y, repeats: int, steps: int, device, hidden, T: in
     fixed = _trainer("mps", hidden, T, B, device, tmp,
                      rule_params={"mechanisms": list(p.mechanisms), "assign_mode": "fixed"})
 
-    def run(t):
-        def go():
-            for _ in range(steps):
-                _train_step(t, x, y)
-        return go
-    ours_s, ref_s = compare(run(tr), run(fixed), repeats, device=device)
+    ours_s, ref_s = compare(_steps(tr, x, y, steps), _steps(fixed, x, y, steps), repeats, device=device)
     mechs = "+".join(p.mechanisms)
     return _case("rule/mps_vs_fixed_shares", ours_s, ref_s,
                  f"Trainer step with mps ({mechs}, assign_mode {p.assign_mode}: shares learned)",
@@ -442,6 +430,14 @@ def _train_step(tr, x, y) -> None:
     tr.train_step(x, y)
 
 
+def _steps(tr, x, y, n: int) -> Callable[[], None]:
+    """A timing body: n plain Trainer steps on one batch."""
+    def go():
+        for _ in range(n):
+            _train_step(tr, x, y)
+    return go
+
+
 def _rule_targets(tr) -> list[str]:
     t = getattr(tr.rule, "_targets", None)
     return list(t) if t else []
@@ -468,9 +464,7 @@ def bench_recorder(repeats: int, steps: int, device, *, hidden=(256,), T=16, B=6
                 if i % every == 0:
                     tr._snapshot()
 
-        def plain():
-            for _ in range(n):
-                _train_step(tr, x, y)
+        plain = _steps(tr, x, y, n)
         ours, refs = compare(scheduled, plain, repeats, device=device)
 
         rec = SpikeRecorder(["input", "fc1"], d.record_neurons, kept)
