@@ -151,6 +151,9 @@ with st.sidebar:
             run_id = launch_run(form_cfg, store)
             st.query_params["run"] = run_id
             st.session_state["run"] = run_id
+            # the run picker below keeps its own state: without this a second Start in the same
+            # session went on showing the run picked before
+            st.session_state["run_select"] = run_id
             st.success(f"Started run {run_id}")
     if form_cfg is not None:
         st.download_button("config as TOML", form_cfg.to_toml(), file_name="config.toml", mime="application/toml",

@@ -54,6 +54,23 @@ def test_start_run_and_see_metrics(runs_dir):
     assert any("Finished: test accuracy" in s.value for s in at.success)
 
 
+def test_a_second_start_shows_the_new_run(runs_dir):
+    """The run picker follows Start: after a first run is shown, starting another switches the
+    main view to it (the picker's own state used to keep the old one)."""
+    at = app(runs_dir)
+    start(at, hidden="16", epochs=1, timesteps=4)
+    first = at.selectbox(key="run_select").value
+    store = RunStore(runs_dir)
+    assert wait_for(lambda: store.get_run(first)["status"] in ("finished", "failed"), 180)
+    at.run()
+    assert at.selectbox(key="run_select").value == first
+    start(at, hidden="16", epochs=1, timesteps=4)
+    second = at.sidebar.success[0].value.split()[-1]
+    assert second != first
+    assert at.selectbox(key="run_select").value == second
+    assert wait_for(lambda: store.get_run(second)["status"] in ("finished", "failed"), 180)
+
+
 def test_stop_button_stops_live_run(runs_dir):
     at = app(runs_dir)
     start(at, hidden="32", epochs=500, timesteps=4)
