@@ -65,11 +65,9 @@ def run_hists(checkpoints: tuple):
 
 
 # ---- what to inspect --------------------------------------------------------------------------
-# conv models record slowly on a CPU: a smaller default, and a warning above SLOW_SAMPLES
-MLP_SAMPLES, CONV_SAMPLES, SLOW_SAMPLES = 64, 8, 16
-# seconds per sample and step of a bare forward pass at width 1 on 32x32 images, 2-core CPU
-# (measured; recording adds to it, so estimates from it are lower bounds)
-CONV_SECONDS = {"vgg11": 0.03, "resnet19": 0.17}
+# conv models record slowly on a CPU: a smaller default, and a warning where many samples would
+# take SLOW_SECONDS or more (a tiny conv net on 8x8 digits is quick at any count)
+MLP_SAMPLES, CONV_SAMPLES, SLOW_SECONDS = 64, 8, 10.0
 
 
 def remember_samples() -> None:
@@ -88,13 +86,13 @@ def samples_input(cfg: dict | None) -> int:
                             help=f"the first N samples of the test set, each encoded over T steps (default "
                                  f"{MLP_SAMPLES}; conv models {CONV_SAMPLES}: their time grows with N × T × the "
                                  f"network's size)"))
-    if conv and n > SLOW_SAMPLES:
+    secs = A.conv_inspect_seconds(cfg, n) if conv else 0.0
+    if conv and n > CONV_SAMPLES and secs >= SLOW_SECONDS:
         T, width = int(cfg.get("timesteps") or 16), float(cfg.get("width") or 1.0)
-        secs = n * T * width ** 2 * CONV_SECONDS.get(model, max(CONV_SECONDS.values()))
         est = f"{secs:.0f} s" if secs < 90 else f"{secs / 60:.0f} min"
         st.warning(f"{n} test samples of a {model} (width {width:g}, {T} steps) will be slow: the network runs on "
-                   f"the CPU and its time grows with samples × steps × width². Rough lower bound for 32×32 images "
-                   f"on a 2-core CPU: {est}. {CONV_SAMPLES} samples give a first look much sooner.")
+                   f"the CPU and its time grows with samples × steps × width² × image size. Rough lower bound on "
+                   f"a 2-core CPU: {est}. {CONV_SAMPLES} samples give a first look much sooner.")
     return n
 
 

@@ -62,6 +62,18 @@ RECORD_ELEMENTS = 1 << 26   # conv models: traced activity values per forward ch
 CONV_DATA_BATCH = 16        # conv models: test samples encoded per batch (fixed, so chunking never
                             # changes the encoding noise)
 CONV_MODELS = ("vgg11", "resnet19")
+# seconds per sample and step of a bare forward pass at width 1 on 32x32 images, 2-core CPU
+# (measured; recording adds to it, so estimates from it are lower bounds)
+CONV_SECONDS = {"vgg11": 0.03, "resnet19": 0.17}
+_PIXELS = {"digits": 8 * 8, "mnist": 28 * 28, "fashion_mnist": 28 * 28}      # others: 32 x 32 or more
+
+
+def conv_inspect_seconds(cfg: dict, samples: int) -> float:
+    """Rough lower bound of Inspect's time for a conv run: samples x steps x width^2 x image area
+    (relative to 32 x 32) x the measured seconds per sample and step."""
+    T, width = int(cfg.get("timesteps") or 16), float(cfg.get("width") or 1.0)
+    area = _PIXELS.get(cfg.get("dataset"), 32 * 32) / (32 * 32)
+    return samples * T * width ** 2 * area * CONV_SECONDS.get(cfg.get("model"), max(CONV_SECONDS.values()))
 
 
 class InspectError(ValueError):

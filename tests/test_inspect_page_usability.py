@@ -6,6 +6,7 @@ import re
 import pandas as pd
 import pytest
 
+from snncore import analysis as A
 from snncore.config import RunConfig
 from snncore.store import RunStore
 from snncore.train import Trainer
@@ -40,7 +41,7 @@ def slow_warnings(at) -> list[str]:
     return [w.value for w in at.warning if "will be slow" in w.value]
 
 
-def test_sample_count_defaults_by_model_and_keeps_the_users_choice(page, runs):
+def test_sample_count_defaults_by_model_and_keeps_the_users_choice(page, runs, monkeypatch):
     _, _, r = runs
     at = page(r["mlp"])
     assert at.number_input(key="samples").value == 64 and "64 test samples" in shown_samples(at)
@@ -49,17 +50,31 @@ def test_sample_count_defaults_by_model_and_keeps_the_users_choice(page, runs):
     assert not at.exception and not at.error, (at.exception, at.error)
     assert at.number_input(key="samples").value == 8 and "8 test samples" in shown_samples(at)
     assert not slow_warnings(at)
-    # many samples of a conv model: a visible warning with an estimate, and the choice is honoured
+    # this tiny vgg on 8x8 digits is quick at 64 samples: no warning (it used to say "slow ... 0 s")
     at.number_input(key="samples").set_value(64).run()
     assert not at.exception and "64 test samples" in shown_samples(at)
+    assert not slow_warnings(at)
+    # as slow as a full-size net: a visible warning with an estimate, and the choice is honoured
+    monkeypatch.setattr(A, "CONV_SECONDS", {"vgg11": 100.0, "resnet19": 100.0})
+    at.number_input(key="samples").set_value(72).run()
+    assert not at.exception and "72 test samples" in shown_samples(at)
     (w,) = slow_warnings(at)
-    assert "64 test samples of a vgg11 (width 0.25, 4 steps)" in w and "lower bound" in w
+    assert "72 test samples of a vgg11 (width 0.25, 4 steps)" in w and "lower bound" in w
+    assert f"{A.conv_inspect_seconds(dict(VGG), 72) / 60:.0f} min" in w
     # the explicit choice survives a change of run, both ways
     at.selectbox(key="inspect_run").set_value(r["mlp"]).run()
-    assert at.number_input(key="samples").value == 64 and not slow_warnings(at)
+    assert at.number_input(key="samples").value == 72 and not slow_warnings(at)
     at.number_input(key="samples").set_value(16).run()
     at.selectbox(key="inspect_run").set_value(r["vgg"]).run()
-    assert at.number_input(key="samples").value == 16 and not slow_warnings(at)      # 16: not yet "many"
+    assert at.number_input(key="samples").value == 16 and slow_warnings(at)
+
+
+def test_slow_estimate_scales_with_samples_steps_width_and_image_area():
+    full = dict(model="resnet19", dataset="cifar10", timesteps=4, width=1.0)
+    assert A.conv_inspect_seconds(full, 64) == pytest.approx(64 * 4 * A.CONV_SECONDS["resnet19"])
+    assert A.conv_inspect_seconds(dict(full, width=0.5), 64) == pytest.approx(A.conv_inspect_seconds(full, 16))
+    assert A.conv_inspect_seconds(dict(full, dataset="digits"), 64) == pytest.approx(
+        A.conv_inspect_seconds(full, 64) / 16)
 
 
 def test_uploaded_conv_checkpoint_defaults_to_few_samples(page, runs):
