@@ -179,3 +179,15 @@ def test_stride0_input_equals_its_copy():
     (sa * w).sum().backward()
     (sb * w).sum().backward()
     torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-6)
+
+
+def test_small_layers_run_the_kernels_on_one_thread(lif_path):
+    """Spinning OpenMP workers collapse beside a busy process (the app): small calls use one thread."""
+    if lif_path != "fused":
+        pytest.skip("fused kernels only")
+    import numba
+    L.lif_fused.forward(torch.rand(4, 2, 8), torch.zeros(2, 8), 2.0, True, 1.0, 0.0)
+    assert numba.get_num_threads() == 1
+    big = torch.rand(2, L.lif_fused.PARALLEL_MIN // 2)
+    L.lif_fused.forward(big, torch.zeros(big.shape[1:]), 2.0, True, 1.0, 0.0)
+    assert numba.get_num_threads() == max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))

@@ -176,9 +176,17 @@ def _selftest() -> bool:
         return False
 
 
-def _threads() -> None:
-    # as many workers as torch uses (the app and the benchmarks set torch's count)
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+# Below this many values per call the kernels run on one thread. Small layers gain little from a
+# second thread, and OpenMP workers that wait by spinning collapse when another process wants the CPU:
+# the digits run took 108 s instead of ~5 s beside the app's live page (measured; one thread: 4.7 s
+# beside a busy core).
+PARALLEL_MIN = 1 << 20
+
+
+def _threads(values: int) -> None:
+    # otherwise as many workers as torch uses (the app and the benchmarks set torch's count)
+    n = 1 if values < PARALLEL_MIN else min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(max(1, n))
 
 
 def _np(t: torch.Tensor, dtype) -> np.ndarray:
@@ -197,7 +205,7 @@ def forward(x: torch.Tensor, v0: torch.Tensor, tau: float, decay_input: bool, v_
     else:
         xa = _np(x.reshape(T, -1), sd)
     M = xa.shape[1]
-    _threads()
+    _threads(T * M)
     h = torch.empty((T, M), dtype=sd)
     s = torch.empty((T, M), dtype=sd)
     vT = torch.empty(M, dtype=sd)
@@ -236,7 +244,7 @@ def backward(h: torch.Tensor, gs: torch.Tensor | None, gv: torch.Tensor | None, 
         sig = torch.sigmoid(a).reshape(T, -1).numpy()          # not in place: a backward may run twice
     else:
         sig = torch.sub(h, v_threshold).mul_(alpha).sigmoid_().reshape(T, -1).numpy()
-    _threads()
+    _threads(T * M)
     gx = torch.empty((T, M), dtype=sd)
     gv0 = torch.empty(M, dtype=sd)
     with _LAUNCH:
