@@ -34,17 +34,35 @@ def _rule_param_fields() -> dict[str, dict[str, type]]:
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _field_help(name: str) -> str:
+    """What a run config field or train option is, in a few words ('learning-rate schedule')."""
     from .config import RunConfig
+    f = RunConfig.fields().get(name)
+    return (f.metadata.get("help") if f is not None else "") or f"--{name.replace('_', '-')} option"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import RunConfig, rule_param_clashes
     p = _Parser(prog="python -m snncore", description="Plasticity Lab engine")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train one run (prints progress; --json: last line is a JSON summary)")
+    clashes = [(rule, name) for rule, fields in _rule_param_fields().items() for name in fields
+               if rule_param_clashes(name)]
+    t = sub.add_parser("train", help="train one run (prints progress; --json: last line is a JSON summary)",
+                       epilog="A rule hyperparameter named like a run setting has only its --RULE.NAME flag; "
+                              "the short flag is the run setting: "
+                              + "; ".join(f"--{n.replace('_', '-')} is the run's {_field_help(n)}, --{r}.{n.replace('_', '-')} "
+                                          f"rule {r}'s {n}" for r, n in clashes)
+                              + ". Given such a short flag with that rule, a note on stderr says so.")
     t.add_argument("--config", help="TOML or JSON file with config fields (flags override it)")
     t.add_argument("--runs-dir", help="runs folder (default: $SNNCORE_RUNS or ./runs)")
     t.add_argument("--run-id", help=argparse.SUPPRESS)  # set by the app, which creates the row first
     t.add_argument("--resume", metavar="RUN_ID",
-                   help="continue a stopped or failed run from its last checkpoint (its stored config)")
+                   help="continue a stopped, failed or finished run from its last checkpoint with its stored "
+                        "config; only --epochs N may go with it (the new total, above the epochs completed)")
+    t.add_argument("--dry-run", action="store_true",
+                   help="check the config and print it with its equivalent command; train nothing "
+                        "(--json: one JSON object {\"config\": ..., \"command\": ...})")
     t.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     cfg_fields = RunConfig.fields()
     for name, f in cfg_fields.items():
@@ -53,15 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument(f"--{name.replace('_', '-')}", dest=f"cfg:{name}", default=None, metavar="V",
                        help=f"{f.metadata.get('help', '')} (default {f.default if f.default is not dataclasses.MISSING else f.default_factory()})")
     seen = {}
+    g = t.add_argument_group("rule hyperparameters (apply to the chosen --rule; each also as --RULE.NAME)")
     for rule, fields in _rule_param_fields().items():
         for name in fields:
-            t.add_argument(f"--{rule}.{name.replace('_', '-')}", dest=f"rule:{rule}:{name}", default=None,
-                           metavar="V", help=argparse.SUPPRESS)
-            seen.setdefault(name, []).append(rule)
-    g = t.add_argument_group("rule hyperparameters (apply to the chosen --rule; also as --RULE.NAME)")
+            clash = rule_param_clashes(name)      # the --RULE.NAME form is its only flag: listed
+            g.add_argument(f"--{rule}.{name.replace('_', '-')}", dest=f"rule:{rule}:{name}", default=None,
+                           metavar="V", help=f"rule {rule}'s {name} (--{name.replace('_', '-')} is the run's "
+                           f"{_field_help(name)})" if clash else argparse.SUPPRESS)
+            if not clash:
+                seen.setdefault(name, []).append(rule)
     for name, rules in sorted(seen.items()):
-        if name in cfg_fields:
-            continue
         g.add_argument(f"--{name.replace('_', '-')}", dest=f"rp:{name}", default=None, metavar="V",
                        help=f"rules: {', '.join(rules)}")
 
@@ -76,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args) -> "RunConfig":
+def config_from_args(args, note: bool = True) -> "RunConfig":
     from .config import ConfigError, RunConfig
     values = RunConfig.load(args.config) if args.config else {}
     values.pop("lesson", None)          # a lesson preset file is a config plus its [lesson] text
@@ -108,7 +127,21 @@ def config_from_args(args) -> "RunConfig":
                 raise ConfigError(f"--{r}.{name.replace('_', '-')} given but the rule is {rule!r}")
             rule_params[name] = v
     values["rule_params"] = rule_params
-    return RunConfig.from_dict(values)
+    cfg = RunConfig.from_dict(values)
+    if note:
+        _note_clashing_flags(args, cfg, fields.get(rule, {}))
+    return cfg
+
+
+def _note_clashing_flags(args, cfg, rule_fields) -> None:
+    """`--schedule constant --rule ssdp` sets the learning-rate schedule, not SSDP's: say so (on
+    stderr, after validation, so a bad config still gets its one error line alone)."""
+    given = vars(args)
+    for name in rule_fields:
+        if given.get(f"cfg:{name}") is not None and given.get(f"rule:{cfg.rule}:{name}") is None:
+            flag = name.replace("_", "-")
+            print(f"note: --{flag} set the run's {_field_help(name)}; rule {cfg.rule}'s own {name} is "
+                  f"--{cfg.rule}.{flag}", file=sys.stderr)
 
 
 def _progress_line(p) -> str:
@@ -121,12 +154,16 @@ def _progress_line(p) -> str:
 
 
 def _resume_target(args):
-    """(store, run_id, cfg) for --resume, or exit 2 with the reason."""
+    """(store, run_id, cfg) for --resume, or exit 2 with the reason. With --epochs N the returned
+    cfg has the new total (stored by _setup_run once the run is reopened)."""
     from .config import ConfigError, RunConfig
+    from .rules import get_rule
     from .store import RunStore, StoreError, check_run_id
-    given = [k for k, v in vars(args).items() if v is not None and k.split(":")[0] in ("cfg", "rp", "rule")]
+    given = [k for k, v in vars(args).items()
+             if v is not None and k.split(":")[0] in ("cfg", "rp", "rule") and k != "cfg:epochs"]
     if given or args.config:
-        _fail("--resume continues a run with its stored config; give no other config flags")
+        _fail("--resume continues a run with its stored config; of the config flags only --epochs N "
+              "(the new total) goes with it")
     try:
         store = RunStore(args.runs_dir)
         run_id = check_run_id(args.resume)
@@ -138,14 +175,29 @@ def _resume_target(args):
     launched_for_me = run["status"] == "starting" and run["pid"] in (None, os.getpid())   # by launch_resume
     if run["status"] in ("starting", "running") and not launched_for_me:
         _fail(f"run {run_id} is still running (pid {run['pid']})")
-    if run["status"] == "finished":
-        _fail(f"run {run_id} already finished all its epochs")
+    epochs = vars(args).get("cfg:epochs")
+    if run["status"] == "finished" and epochs is None:
+        _fail(f"run {run_id} already finished all its epochs (to train it further: --resume {run_id} --epochs N)")
     try:
         cfg = RunConfig.from_dict(run["config"])
     except ConfigError as e:
         _fail(f"run {run_id}: its stored config is no longer valid: {e}")
-    if not store.checkpoints(run_id):
+    checkpoints = store.checkpoints(run_id)
+    if not checkpoints:
         _fail(f"run {run_id} has no checkpoint to resume from (it ended before its first epoch)")
+    if epochs is None:
+        return store, run_id, cfg
+    if getattr(get_rule(cfg.rule), "runs_own_loop", False):
+        _fail(f"--epochs: rule {cfg.rule!r} runs a task sequence (its length is {cfg.rule}.n_tasks), not epochs")
+    try:
+        cfg = RunConfig.from_dict({**cfg.to_dict(), "epochs": epochs})
+    except ConfigError as e:
+        _fail(str(e))
+    done, done_steps = checkpoints[-1][0], checkpoints[-1][1]
+    if cfg.epochs <= done:
+        _fail(f"--epochs {cfg.epochs}: run {run_id} has completed {done} epochs; give the new total, above {done}")
+    if cfg.max_steps and done_steps >= cfg.max_steps:
+        _fail(f"--epochs: run {run_id} ended at its max_steps ({cfg.max_steps}); more epochs would train nothing")
     return store, run_id, cfg
 
 
@@ -175,9 +227,30 @@ def _prepare_data(cfg, args) -> None:
 
 def cmd_train(args) -> int:
     from . import distributed
+    if args.dry_run:
+        return _dry_run(args)
     if distributed.env_world() > 1:        # launched by torchrun with several processes
         return _cmd_train_distributed(args)
     return _cmd_train(args)
+
+
+def _dry_run(args) -> int:
+    """--dry-run: the checks a run does before it starts (not the dataset files: nothing is fetched),
+    then the config and its equivalent command; no run is created, the runs folder is not touched."""
+    from .config import ConfigError
+    from .train import resolve_device
+    if args.resume:
+        _fail("--dry-run checks the config of a new run; it does not go with --resume")
+    try:
+        cfg = config_from_args(args)
+        resolve_device(cfg.device)
+    except (ConfigError, ValueError) as e:
+        _fail(str(e))
+    if args.json:
+        print(json.dumps({"config": _finite(cfg.to_dict()), "command": cfg.command_line()}))
+    else:
+        print(cfg.to_toml() + "\n# the equivalent command:\n" + cfg.command_line())
+    return 0
 
 
 def _cmd_train(args) -> int:
@@ -197,7 +270,7 @@ def _cmd_train_distributed(args) -> int:
         device_name = _stored_device(args)   # rank 0 checks the run itself below
     else:
         try:
-            cfg = config_from_args(args)
+            cfg = config_from_args(args, note=False)     # rank 0 checks it again in _setup_run
             resolve_device(cfg.device)
         except (ConfigError, ValueError) as e:
             _fail(str(e))
@@ -261,6 +334,8 @@ def _setup_run(args, several: bool = False):
         if several and getattr(get_rule(cfg.rule), "runs_own_loop", False):
             _fail(f"rule {cfg.rule!r} runs its own task loop in one process; resume it without torchrun")
         store.reopen(run_id)
+        if vars(args).get("cfg:epochs") is not None:      # --epochs N: the run's new plan
+            store.set_config(run_id, cfg.to_dict())
         store.set_pid(run_id, os.getpid())
         return store, cfg, run_id, True
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,11 @@ class RunConfig:
         errors = cfg.errors()
         if errors:
             raise ConfigError(errors[0])
+        # the given hyperparameters typed and in the rule's order ("1e-3" from a flag and 0.001 from
+        # a file are the same run); the ones not given stay out: they keep meaning "the default"
+        typed = cfg.rule_object_params()
+        cfg.rule_params = {f.name: getattr(typed, f.name) for f in dataclasses.fields(typed)
+                           if f.name in cfg.rule_params}
         return cfg
 
     @classmethod
@@ -165,15 +171,15 @@ class RunConfig:
         return "\n".join(lines) + "\n"
 
     def command_line(self) -> str:
-        """The equivalent `python -m snncore train` command (non-default fields only)."""
+        """The equivalent `python -m snncore train` command (non-default fields only): every value
+        shell-quoted, so `shlex.split` + the parser give this config back (the round-trip tests)."""
         default = RunConfig()
         parts = ["python -m snncore train"]
         for k, v in self.to_dict().items():
             if k == "rule_params":
-                for kk, vv in v.items():
-                    parts.append(f"--{kk.replace('_', '-')} {_cli_value(vv)}")
+                parts += [_cli_flag(rule_param_flag(self.rule, kk), vv) for kk, vv in v.items()]
             elif v != getattr(default, k) or k in ("dataset", "model", "rule", "epochs", "seed"):
-                parts.append(f"--{k.replace('_', '-')} {_cli_value(v)}")
+                parts.append(_cli_flag(f"--{k.replace('_', '-')}", v))
         return " ".join(parts)
 
     # ---- validation ---------------------------------------------------------------------
@@ -289,10 +295,29 @@ def _toml_value(v) -> str:
     return repr(v)
 
 
-def _cli_value(v) -> str:
-    if isinstance(v, list):
-        return ",".join(str(x) for x in v)
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    s = str(v)
-    return s if re.fullmatch(r"[\w.\-+,]+", s) else "'" + s.replace("'", "'\\''") + "'"
+# `train`'s own options besides the config fields: no rule hyperparameter may take these flags
+CLI_OPTIONS = ("config", "runs_dir", "run_id", "resume", "json", "dry_run", "help")
+
+
+def rule_param_clashes(name: str) -> bool:
+    """True where a rule hyperparameter's name is also a run config field or a `train` option:
+    its short flag means that (`--schedule` is the learning-rate schedule), it has `--RULE.NAME` only."""
+    return name in RunConfig.fields() or name in CLI_OPTIONS
+
+
+def rule_param_flag(rule: str, name: str) -> str:
+    """The command-line flag of one rule hyperparameter: `--a-plus`, or `--ssdp.schedule` where the
+    short form means something else (see rule_param_clashes)."""
+    flag = name.replace("_", "-")
+    return f"--{rule}.{flag}" if rule_param_clashes(name) else f"--{flag}"
+
+
+def _cli_flag(flag: str, v) -> str:
+    if isinstance(v, list):                    # the parser splits lists at commas; [] is ''
+        raw = ",".join(str(x) for x in v)
+    elif isinstance(v, bool):
+        raw = "true" if v else "false"
+    else:
+        raw = str(v)
+    # argparse reads a value starting with '-' (e.g. -1e-05) as the next flag; with '=' it cannot
+    return f"{flag}={shlex.quote(raw)}" if raw.startswith("-") else f"{flag} {shlex.quote(raw)}"

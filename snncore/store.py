@@ -228,6 +228,10 @@ class RunStore:
                          "WHERE id=? AND status='queued' AND stop_requested=0", (time.time(), run_id))
         return cur.rowcount == 1
 
+    def set_config(self, run_id: str, config: dict) -> None:
+        """A resumed run's new plan (`train --resume ID --epochs N`)."""
+        self._exec("UPDATE runs SET config=? WHERE id=?", (json.dumps(config), run_id))
+
     def request_stop(self, run_id: str) -> None:
         self._exec("UPDATE runs SET stop_requested=1 WHERE id=?", (run_id,))
 

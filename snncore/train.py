@@ -435,10 +435,22 @@ class Trainer:
             self.total_steps = self.step + max(0, self.cfg.epochs - self.epochs_done) * self.steps_per_epoch
             if self.cfg.max_steps:
                 self.total_steps = min(self.total_steps, self.cfg.max_steps)
-            if self.scheduler is not None:
-                self.scheduler.T_max = max(1, self.total_steps)
+        if self.scheduler is not None and self.scheduler.T_max != max(1, self.total_steps):
+            self._replan_schedule()      # the run got longer or shorter (--epochs N, other processes)
         self.store.truncate_after(self.run_id, self.step, self.epochs_done)
         return epoch
+
+    def _replan_schedule(self) -> None:
+        """The cosine schedule stretched over the new total steps, the rate set to its value at this
+        step: the scheduler's own update is a ratio to the current rate, which would keep a finished
+        run's (zero) rate at zero."""
+        s = self.scheduler
+        s.T_max = max(1, self.total_steps)
+        at = min(s.last_epoch, s.T_max)
+        lrs = [s.eta_min + (base - s.eta_min) * (1 + math.cos(math.pi * at / s.T_max)) / 2 for base in s.base_lrs]
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = lr
+        s._last_lr = lrs
 
     def run(self) -> dict:
         if self.own_loop:

@@ -105,9 +105,10 @@ def test_resume_from_the_command_line(tmp_path, capsys):
         return e.value.code, capsys.readouterr().err.strip().splitlines()[-1]
 
     assert run("--resume", "nope") == (2, f"error: run 'nope' is not in {runs}")
-    code, err = run("--resume", rid, "--epochs", "5")
-    assert code == 2 and "give no other config flags" in err
+    code, err = run("--resume", rid, "--lr", "0.1")
+    assert code == 2 and "only --epochs N (the new total) goes with it" in err
     assert main(["train", "--resume", rid, "--runs-dir", str(runs), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["status"] == "finished" and summary["epochs"] == 3 and summary["run_id"] == rid
-    assert run("--resume", rid) == (2, f"error: run {rid} already finished all its epochs")
+    assert run("--resume", rid) == (2, f"error: run {rid} already finished all its epochs "
+                                       f"(to train it further: --resume {rid} --epochs N)")
