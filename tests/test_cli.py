@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import subprocess
 import sys
@@ -112,3 +113,82 @@ def test_resume_from_the_command_line(tmp_path, capsys):
     assert summary["status"] == "finished" and summary["epochs"] == 3 and summary["run_id"] == rid
     assert run("--resume", rid) == (2, f"error: run {rid} already finished all its epochs "
                                        f"(to train it further: --resume {rid} --epochs N)")
+
+
+def _main(*argv):
+    """(exit code, stdout, stderr) of the CLI's main in this process."""
+    import contextlib
+    import io
+    from snncore.__main__ import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(argv))
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_resume_with_epochs_extends_a_finished_run(tmp_path):
+    from snncore.store import RunStore
+    runs = str(tmp_path / "runs")
+    code, out, err = _main("train", "--epochs", "1", "--hidden", "16", "--timesteps", "4", "--n-train", "128",
+                           "--log-every", "1", "--json", "--runs-dir", runs)
+    assert code == 0, err
+    rid = json.loads(out.strip().splitlines()[-1])["run_id"]
+    code, out, err = _main("train", "--resume", rid, "--epochs", "2", "--json", "--runs-dir", runs)
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["status"] == "finished" and summary["epochs"] == 2 and summary["steps"] == 4
+    store = RunStore(runs)
+    run = store.get_run(rid)
+    assert run["status"] == "finished" and run["config"]["epochs"] == 2 and run["epoch"] == 2
+    m = store.metrics_frame(rid)
+    assert sorted(m["epoch"].dropna().tolist()) == [1, 2]
+    assert m["test/accuracy"].notna().sum() == 2 and m["train/loss"].notna().sum() == 4   # none twice
+    # the cosine schedule re-planned over 4 steps: the rate after step 2 is the new plan's, not the
+    # finished run's zero (the scheduler's ratio update alone keeps it there)
+    lr = m["lr"].dropna()
+    assert lr.loc[2] == pytest.approx(5e-3 * (1 + math.cos(math.pi * 3 / 4)) / 2)
+    # shortening below what was trained, or anything else with --resume: one line, exit 2
+    for argv, words in ((["--epochs", "2"], f"run {rid} has completed 2 epochs; give the new total, above 2"),
+                        (["--epochs", "1"], "has completed 2 epochs"),
+                        (["--epochs", "0"], "epochs: 0 is out of range"),
+                        (["--epochs", "3", "--lr", "0.1"], "only --epochs N (the new total) goes with it"),
+                        (["--epochs", "3", "--a-plus", "0.1"], "only --epochs N"),
+                        (["--epochs", "3", "--config", "x.toml"], "only --epochs N")):
+        code, out, err = _main("train", "--resume", rid, *argv, "--runs-dir", runs)
+        assert code == 2 and err.count("\n") == 1 and words in err, (argv, err)
+    assert store.get_run(rid)["config"]["epochs"] == 2 and store.get_run(rid)["status"] == "finished"
+
+
+def test_resume_with_fewer_epochs_ends_a_stopped_run_sooner(tmp_path):
+    from snncore.config import RunConfig
+    from snncore.store import RunStore
+    from snncore.train import Trainer
+    runs = tmp_path / "runs"
+    store = RunStore(runs)
+    cfg = RunConfig.from_dict({"epochs": 5, "hidden": [16], "timesteps": 4, "n_train": 128})
+    rid = store.create_run(cfg.to_dict())
+    tr = Trainer(cfg, store, rid)
+    tr.on_progress = lambda p: p.test_accuracy is not None and store.request_stop(rid)
+    tr.run()
+    assert store.get_run(rid)["status"] == "stopped" and store.get_run(rid)["epoch"] == 1
+    code, out, err = _main("train", "--resume", rid, "--epochs", "2", "--json", "--runs-dir", str(runs))
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["epochs"] == 2
+    run = store.get_run(rid)
+    assert run["status"] == "finished" and run["config"]["epochs"] == 2
+
+
+def test_resume_epochs_is_refused_for_a_task_sequence(tmp_path):
+    from snncore.config import RunConfig
+    from snncore.store import RunStore
+    store = RunStore(tmp_path / "runs")
+    cfg = RunConfig.from_dict({"rule": "ip2", "rule_params": {"n_tasks": 1, "max_updates": 2, "N": 8,
+                                                              "meta_mode": "fixed"}})
+    rid = store.create_run(cfg.to_dict())
+    store.save_checkpoint(rid, 1, 2, {"x": 1})
+    store.end_run(rid, "stopped")
+    code, out, err = _main("train", "--resume", rid, "--epochs", "3", "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2 and err == "error: --epochs: rule 'ip2' runs a task sequence (its length is ip2.n_tasks), not epochs\n"
