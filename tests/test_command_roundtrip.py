@@ -180,3 +180,29 @@ def test_train_help_from_a_real_process():
     assert r.returncode == 0, r.stderr
     for w in ("--dry-run", "--resume RUN_ID", "--ssdp.schedule", "--a-plus", "learning-rate schedule"):
         assert w in r.stdout
+
+
+def test_the_train_page_exports_the_command_of_a_finished_run(runs_dir, tmp_path):
+    """The page's "export" shows the command that gives the run's config back (an SSDP run as the
+    form stores it: every hyperparameter, the empty targets list, its own schedule beside the
+    learning-rate schedule: the cases that failed)."""
+    from streamlit.testing.v1 import AppTest
+    from snncore.store import RunStore
+    rp = dataclasses.asdict(get_rule("ssdp").Params())            # targets [], schedule 'constant'
+    cfg = RunConfig.from_dict({"rule": "ssdp", "dataset": "synthetic", "hidden": [32], "epochs": 1,
+                               "schedule": "cosine", "name": "export check", "rule_params": rp})
+    store = RunStore(runs_dir)
+    rid = store.create_run(cfg.to_dict())
+    store.log_metrics(rid, [(0, 0, "train/loss", 1.0), (1, 0, "test/accuracy", 0.5), (1, 0, "epoch", 1)])
+    store.end_run(rid, "finished", summary={"test_accuracy": 0.5, "seconds": 1.0, "device": "cpu"})
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/train.py")
+    at.query_params["run"] = rid
+    at.run()
+    assert not at.exception
+    shown = [c.value for c in at.code if c.value.startswith("python -m snncore train")]
+    cmd = next(c for c in shown if "--rule ssdp" in c and "export check" in c)
+    assert "--targets ''" in cmd and "--ssdp.schedule constant" in cmd and " --schedule " not in cmd
+    (tmp_path / "replay").mkdir()
+    assert replay(cmd, tmp_path / "replay")["config"] == cfg.to_dict()
