@@ -159,7 +159,7 @@ with st.sidebar:
         st.download_button("config as TOML", form_cfg.to_toml(), file_name="config.toml", mime="application/toml",
                            key="form_toml", width="stretch")
         with st.expander("as a command line"):
-            st.code(form_cfg.command_line(), language="bash")
+            st.code(form_cfg.command_line(), language="bash", wrap_lines=True)
 fs.sync_url(form_cfg)
 
 if form_cfg is not None and form_cfg.dataset != "l2l_tasks":
@@ -320,7 +320,7 @@ def detail_panel(run_id: str) -> None:
     with st.expander("export: config, command line, metrics"):
         st.caption("Every figure has a camera button (top right of the chart) that saves it as PNG.")
         run_cfg = RunConfig.from_dict(cfg)
-        st.code(run_cfg.command_line(), language="bash")
+        st.code(run_cfg.command_line(), language="bash", wrap_lines=True)
         st.code(run_cfg.to_toml(), language="toml")
         c1, c2, c3 = st.columns(3)
         c1.download_button("config (TOML)", run_cfg.to_toml(), file_name=f"{run_id}.toml",
