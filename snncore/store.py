@@ -185,8 +185,9 @@ class RunStore:
 
     def start_run(self, run_id: str, *, pid: int, device: str, total_steps: int) -> None:
         now = time.time()
-        self._exec("UPDATE runs SET status='running', started=?, heartbeat=?, pid=?, host=?, device=?, "
-                   "total_steps=? WHERE id=?",
+        # a resumed run keeps its start (reopen moved it past the pause): elapsed counts every session
+        self._exec("UPDATE runs SET status='running', started=COALESCE(started, ?), heartbeat=?, pid=?, host=?, "
+                   "device=?, total_steps=? WHERE id=?",
                    (now, now, pid, socket.gethostname(), device, total_steps, run_id))
 
     def set_pid(self, run_id: str, pid: int) -> None:
@@ -218,8 +219,11 @@ class RunStore:
             pid = tmp.name.rsplit(".", 2)[-2]
             if not pid.isdigit() or not pid_alive(int(pid)):
                 tmp.unlink(missing_ok=True)
-        self._exec("UPDATE runs SET status='starting', ended=NULL, error=NULL, stop_requested=0, pid=NULL, "
-                   "heartbeat=? WHERE id=?", (time.time(), run_id))
+        now = time.time()
+        # shift the start by the pause, so ended - started stays the time spent running
+        self._exec("UPDATE runs SET status='starting', started=CASE WHEN started IS NOT NULL AND ended IS NOT NULL "
+                   "THEN started + (? - ended) END, ended=NULL, error=NULL, stop_requested=0, pid=NULL, "
+                   "heartbeat=? WHERE id=?", (now, now, run_id))
 
     def claim_queued(self, run_id: str) -> bool:
         """queued -> starting in one statement, unless a cancel (stop request) came first: the
