@@ -47,6 +47,6 @@ def chance_warning(run: dict) -> str | None:
     when = f"after {epochs} epoch{'s' if epochs != 1 else ''}" if epochs else "so far"
     rule = cfg.get("rule", "the rule")
     return (f"Accuracy stayed at chance level: best test accuracy {best:.1%} {when}, chance is {chance:.1%} "
-            f"({round(1 / chance)} classes). The network is not learning; a hyperparameter may be extreme. "
-            f"Check {rule}'s amplitudes and rates (its hyperparameters) and the learning rate "
-            f"(now {cfg.get('lr', '?')}), or compare with the rule's defaults.")
+            f"({round(1 / chance)} classes): the network is not learning. Check {rule}'s hyperparameters "
+            f"(amplitudes, rates) and the learning rate (now {cfg.get('lr', '?')}): one may be extreme; "
+            f"compare with the rule's defaults. A very small network or very few timesteps can do this too.")
