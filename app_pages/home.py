@@ -14,7 +14,8 @@ st.markdown(
 st.page_link("app_pages/train.py", label="Open the Train page", icon=":material/rocket_launch:")
 
 SHOWN = 30          # newest runs listed with their links; the table below has them all
-STATUS_ICON = {"finished": "🟢", "running": "🔵", "starting": "🔵", "queued": "⚪", "stopped": "🟠", "failed": "🔴"}
+STATUS_COLOUR = {"finished": "green", "running": "blue", "starting": "blue", "queued": "gray", "stopped": "orange",
+                 "failed": "red"}
 
 
 def _result(run: dict) -> str:
@@ -42,13 +43,13 @@ def _row(r: dict) -> None:
     result = _result(r)
     chance = at_chance(r)
     if chance:
-        result += f" · ⚠️ at chance ({chance[1]:.0%})"
-    cols[1].markdown(f"{STATUS_ICON.get(r['status'], '')} {r['status']}" + (f"  \n{result}" if result else "")
+        result += f" · :orange[at chance ({chance[1]:.0%})]"
+    cols[1].markdown(f":{STATUS_COLOUR.get(r['status'], 'gray')}[**{r['status']}**]" + (f"  \n{result}" if result else "")
                      + (f"  \n:red[{r['error'][:80]}]" if r["error"] else ""))
     cols[2].page_link("app_pages/train.py", label="Train", icon=":material/rocket_launch:",
-                      query_params={"run": r["id"]}, help="watch or resume this run")
+                      query_params={"run": r["id"]})
     cols[3].page_link("app_pages/inspect_run.py", label="Inspect", icon=":material/query_stats:",
-                      query_params={"run": r["id"]}, help="weights, spikes and checkpoints of this run")
+                      query_params={"run": r["id"]})
 
 
 store = get_store()

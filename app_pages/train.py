@@ -301,7 +301,7 @@ def live_panel(run_id: str) -> None:
 
 
 DETAIL_EVERY = 4.0    # s between redraws of the heavy views while live (the curves above: every 1 s)
-FIRST_DETAIL_EVERY = 0.5   # until the first spike snapshot is drawn: it shows within ~1 s of being written
+FIRST_DETAIL_EVERY = 0.25  # until the first spike snapshot is drawn: it shows within ~1 s of being written
 # the trainer writes a snapshot at step 0; with the 4 s cadence a user read "Waiting for the
 # first spike snapshot" for seconds after training had started
 had_snapshot = bool(store.snapshot_steps(run_id))
@@ -343,7 +343,11 @@ def detail_panel(run_id: str) -> None:
     elif status in LIVE:
         c1.caption("Waiting for the first spike snapshot…")
     if snap is not None and live_now and not had_snapshot:
-        st.rerun()   # the first snapshot is drawn: the whole page once more, at the slow cadence
+        # the first snapshot is drawn: on the next tick (once the browser has it) the whole page
+        # once more, registering this fragment at the slow cadence
+        if st.session_state.get("_first_snap_drawn") == run_id:
+            st.rerun()
+        st.session_state["_first_snap_drawn"] = run_id
     rate_cols = [c for c in m.columns if str(c).startswith("rate/")]
     if "sync/chi" in m:
         c2.plotly_chart(viz.lines_figure(m, ["sync/chi"], title="synchrony chi (Golomb)",
