@@ -115,7 +115,8 @@ def results() -> None:
     st.subheader("Seed groups: mean ± 95 % confidence interval")
     st.caption("Runs whose configs differ only by the seed. The interval uses the Student t distribution "
                "with n − 1 degrees of freedom over the finished runs; with one run it is undefined, and with two "
-               "(t = 12.7) it is wide: add seeds below.")
+               "(t = 12.7) it is wide: add seeds below. Accuracy intervals are drawn clipped to 0–1; the "
+               "tables and the CSV keep their bounds as computed.")
     gtable = [{"group": g.label, "runs": len(g.run_ids), "seeds": ", ".join(map(str, g.seeds)),
                "finished": int((table[table["group"] == g.label]["status"] == "finished").sum())}
               for g in groups]
