@@ -190,6 +190,13 @@ class RunStore:
                    "device=?, total_steps=? WHERE id=?",
                    (now, now, pid, socket.gethostname(), device, total_steps, run_id))
 
+    def elapsed(self, run_id: str) -> float:
+        """Seconds the run has spent running, over every session of a resumed run (0 if not started)."""
+        r = self._query("SELECT started, ended FROM runs WHERE id=?", (run_id,))
+        if not r or r[0][0] is None:
+            return 0.0
+        return max(0.0, (r[0][1] or time.time()) - r[0][0])
+
     def set_pid(self, run_id: str, pid: int) -> None:
         self._exec("UPDATE runs SET pid=?, host=? WHERE id=?", (pid, socket.gethostname(), run_id))
 
