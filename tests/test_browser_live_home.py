@@ -78,3 +78,32 @@ def test_first_raster_soon_and_home_opens_the_run(server):
         page.get_by_text("Finished: test accuracy").wait_for(timeout=60_000)
         assert page.locator('[data-testid="stException"]').count() == 0
         browser.close()
+
+
+def test_compare_chips_follow_the_runs_status(server):
+    """Selection chips said "queued" after the runs had finished: the page redraws on a change."""
+    from playwright.sync_api import sync_playwright
+
+    from snncore.config import RunConfig
+    from snncore.store import RunStore
+    url, runs = server
+    store = RunStore(runs)
+    ids = [store.create_run(RunConfig.from_dict({"dataset": "digits", "seed": s}).to_dict(), status="queued")
+           for s in (0, 1)]
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url + f"/compare?runs={','.join(ids)}", wait_until="networkidle")
+        page.get_by_role("heading", name="Compare").first.wait_for(timeout=120_000)
+        page.get_by_text("0 running, 2 queued").wait_for(timeout=60_000)
+        chips = page.locator('[data-testid="stMultiSelect"]').first
+        assert "seed 0 · queued" in chips.text_content() and "seed 1 · queued" in chips.text_content()
+        for rid in ids:
+            store.end_run(rid, "finished", summary={"seconds": 1.0})
+        # the chips change without a reload (the results fragment polls every 2 s)
+        page.wait_for_function("() => { const t = document.querySelector('[data-testid=\"stMultiSelect\"]')"
+                               ".textContent; return t.includes('seed 0 · finished') && "
+                               "t.includes('seed 1 · finished') && !t.includes('queued'); }", timeout=20_000)
+        page.screenshot(path=str(ARTIFACTS / "compare_chips_finished.png"))
+        assert page.locator('[data-testid="stException"]').count() == 0
+        browser.close()
