@@ -16,8 +16,8 @@ from app_pages import rule_panels
 from app_pages.common import get_store
 from app_pages.dataset_panel import dataset_fields, missing_files, render_dataset_info
 from snncore import viz
-from snncore.health import chance_warning
 from snncore.config import CONV_MODELS, DATASETS, MODELS, OWNED, SURROGATES, ConfigError, RunConfig
+from snncore.health import chance_warning
 from snncore.launch import launch_resume, launch_run
 from snncore.presets import scan_presets
 from snncore.train import resolve_device
@@ -53,6 +53,40 @@ def more_settings(model: str, own_loop: bool) -> dict:
             continue
         values[name] = fs.field_widget(st, name.replace("_", " "), name, getattr(D, name), f.metadata)
     return values
+
+
+def _elapsed(run: dict) -> float:
+    """Seconds the run has spent running (the store moves a resumed run's start past its pause)."""
+    if not run["started"]:
+        return 0.0
+    return max(0.0, (run["ended"] or time.time()) - run["started"])
+
+
+def progress_line(run: dict, own_loop_run: bool) -> tuple[float, str]:
+    """(fraction, text) of the progress bar. No ETA until there is progress to extrapolate from
+    (it read 'ETA 0s' while starting and through IP2's first task), and the task in progress is
+    named (1-based), not the count of tasks done ('task 0/6' while task 1 ran)."""
+    status, cfg = run["status"], run["config"]
+    total, step = run["total_steps"] or 0, run["step"] or 0
+    frac = min(step / total, 1.0) if total else 0.0
+    elapsed = _elapsed(run)
+    if status == "queued":
+        return 0.0, "**queued**"
+    if status == "starting" or (status in LIVE and not total):
+        return 0.0, f"**{status}** · loading the data and building the model …"
+    if own_loop_run:
+        where = (f"task {min(step + 1, total)} of {total} running" if status in LIVE
+                 else f"{step}/{total} tasks done") + " (slow-level pilots included)"
+    else:
+        epoch_shown = min(run["epoch"] + 1, cfg["epochs"]) if status in LIVE else run["epoch"]
+        where = f"epoch {epoch_shown}/{cfg['epochs']} · step {step}/{total}"
+    text = f"**{status}** · {where} · {elapsed:.0f}s elapsed"
+    if status in LIVE:
+        if 0 < frac < 1:
+            text += f" · ETA {elapsed / frac - elapsed:.0f}s"
+        else:
+            text += " · estimating the time left" if frac == 0 else " · finishing"
+    return frac, text
 
 
 # ---- the form ---------------------------------------------------------------------------------
@@ -193,40 +227,6 @@ run_id = st.selectbox("run", ids, index=ids.index(wanted), format_func=labels.ge
 if run_id != st.query_params.get("run"):
     st.query_params["run"] = run_id
 st.session_state["run"] = run_id
-def _elapsed(run: dict) -> float:
-    """Seconds the run has spent running (the store moves a resumed run's start past its pause)."""
-    if not run["started"]:
-        return 0.0
-    return max(0.0, (run["ended"] or time.time()) - run["started"])
-
-
-def progress_line(run: dict, own_loop_run: bool) -> tuple[float, str]:
-    """(fraction, text) of the progress bar. No ETA until there is progress to extrapolate from
-    (it read 'ETA 0s' while starting and through IP2's first task), and the task in progress is
-    named (1-based), not the count of tasks done ('task 0/6' while task 1 ran)."""
-    status, cfg = run["status"], run["config"]
-    total, step = run["total_steps"] or 0, run["step"] or 0
-    frac = min(step / total, 1.0) if total else 0.0
-    elapsed = _elapsed(run)
-    if status == "queued":
-        return 0.0, "**queued**"
-    if status == "starting" or (status in LIVE and not total):
-        return 0.0, f"**{status}** · loading the data and building the model …"
-    if own_loop_run:
-        where = (f"task {min(step + 1, total)} of {total} running" if status in LIVE
-                 else f"{step}/{total} tasks done") + " (slow-level pilots included)"
-    else:
-        epoch_shown = min(run["epoch"] + 1, cfg["epochs"]) if status in LIVE else run["epoch"]
-        where = f"epoch {epoch_shown}/{cfg['epochs']} · step {step}/{total}"
-    text = f"**{status}** · {where} · {elapsed:.0f}s elapsed"
-    if status in LIVE:
-        if 0 < frac < 1:
-            text += f" · ETA {elapsed / frac - elapsed:.0f}s"
-        else:
-            text += " · estimating the time left" if frac == 0 else " · finishing"
-    return frac, text
-
-
 POLLED = (*LIVE, "queued")          # redrawn every second: live, or waiting in the queue
 live_now = (store.get_run(run_id) or {}).get("status") in POLLED
 
