@@ -76,6 +76,8 @@ pending = [r for r in sel_runs if r["status"] in LIVE or r["status"] == QUEUED]
 def results() -> None:
     rows = [store.get_run(r) for r in selected]
     rows = [r for r in rows if r is not None]
+    if any(r["id"] in by_id and r["status"] != by_id[r["id"]]["status"] for r in rows):
+        st.rerun()   # a run changed status: the whole page, so the selection chips stop saying "queued"
     n_live = sum(r["status"] in LIVE for r in rows)
     n_q = sum(r["status"] == QUEUED for r in rows)
     if n_live or n_q:
@@ -96,7 +98,8 @@ def results() -> None:
         smooth = st.slider("smoothing of the training loss (steps)", 0, 50, 0, key="cmp_smooth")
         cols = st.columns(2)
         for i, k in enumerate(keys):
-            fig = compare.overlay_figure(frame, k, labels=short, x=x, smooth=smooth if k == "train/loss" else 0)
+            fig = compare.overlay_figure(frame, k, labels=short, x=x, smooth=smooth if k == "train/loss" else 0,
+                                         groups=group_of)
             cols[i % 2].plotly_chart(fig, config=PLOT_CONFIG, key=f"cmp_curve_{k}")
 
     # ---- final metrics
@@ -112,7 +115,8 @@ def results() -> None:
     st.subheader("Seed groups: mean ± 95 % confidence interval")
     st.caption("Runs whose configs differ only by the seed. The interval uses the Student t distribution "
                "with n − 1 degrees of freedom over the finished runs; with one run it is undefined, and with two "
-               "(t = 12.7) it is wide: add seeds below.")
+               "(t = 12.7) it is wide: add seeds below. Accuracy intervals are drawn clipped to 0–1; the "
+               "tables and the CSV keep their bounds as computed.")
     gtable = [{"group": g.label, "runs": len(g.run_ids), "seeds": ", ".join(map(str, g.seeds)),
                "finished": int((table[table["group"] == g.label]["status"] == "finished").sum())}
               for g in groups]

@@ -56,6 +56,21 @@ def dataset_fields(dataset: str) -> dict:
     return values
 
 
+def missing_files(cfg) -> tuple[str, str] | None:
+    """(short message, details with the fix) when files the config's dataset needs are not in its
+    data folder, else None. A cheap existence check (no reading), so Start can be blocked up front
+    instead of the run failing seconds after Start."""
+    if cfg is None or cfg.dataset not in FILE_SETS:
+        return None
+    from snncore.data.download import how_to_get, missing
+    root = data_root(cfg.data_dir)
+    gone = missing(cfg.dataset, root)
+    if not gone:
+        return None
+    return (f"{cfg.dataset} files are missing ({len(gone)} of them)",
+            how_to_get(cfg.dataset, root, gone) + ". The dataset panel on the page has a Download button.")
+
+
 _DATA_FIELDS = ("dataset", "data_dir", "augment", "frames", "frame_mode", "encoding", "timesteps",
                 "syn_classes", "syn_channels", "syn_group", "syn_samples", "syn_sync", "syn_jitter",
                 "syn_noise", "seed")

@@ -14,9 +14,10 @@ import streamlit as st
 from app_pages import form_state as fs
 from app_pages import rule_panels
 from app_pages.common import get_store
-from app_pages.dataset_panel import dataset_fields, render_dataset_info
+from app_pages.dataset_panel import dataset_fields, missing_files, render_dataset_info
 from snncore import viz
 from snncore.config import CONV_MODELS, DATASETS, MODELS, OWNED, SURROGATES, ConfigError, RunConfig
+from snncore.health import chance_warning
 from snncore.launch import launch_resume, launch_run
 from snncore.presets import scan_presets
 from snncore.train import resolve_device
@@ -52,6 +53,40 @@ def more_settings(model: str, own_loop: bool) -> dict:
             continue
         values[name] = fs.field_widget(st, name.replace("_", " "), name, getattr(D, name), f.metadata)
     return values
+
+
+def _elapsed(run: dict) -> float:
+    """Seconds the run has spent running (the store moves a resumed run's start past its pause)."""
+    if not run["started"]:
+        return 0.0
+    return max(0.0, (run["ended"] or time.time()) - run["started"])
+
+
+def progress_line(run: dict, own_loop_run: bool) -> tuple[float, str]:
+    """(fraction, text) of the progress bar. No ETA until there is progress to extrapolate from
+    (it read 'ETA 0s' while starting and through IP2's first task), and the task in progress is
+    named (1-based), not the count of tasks done ('task 0/6' while task 1 ran)."""
+    status, cfg = run["status"], run["config"]
+    total, step = run["total_steps"] or 0, run["step"] or 0
+    frac = min(step / total, 1.0) if total else 0.0
+    elapsed = _elapsed(run)
+    if status == "queued":
+        return 0.0, "**queued**"
+    if status == "starting" or (status in LIVE and not total):
+        return 0.0, f"**{status}** · loading the data and building the model …"
+    if own_loop_run:
+        where = (f"task {min(step + 1, total)} of {total} running" if status in LIVE
+                 else f"{step}/{total} tasks done") + " (slow-level pilots included)"
+    else:
+        epoch_shown = min(run["epoch"] + 1, cfg["epochs"]) if status in LIVE else run["epoch"]
+        where = f"epoch {epoch_shown}/{cfg['epochs']} · step {step}/{total}"
+    text = f"**{status}** · {where} · {elapsed:.0f}s elapsed"
+    if status in LIVE:
+        if 0 < frac < 1:
+            text += f" · ETA {elapsed / frac - elapsed:.0f}s"
+        else:
+            text += " · estimating the time left" if frac == 0 else " · finishing"
+    return frac, text
 
 
 # ---- the form ---------------------------------------------------------------------------------
@@ -139,9 +174,14 @@ with st.sidebar:
         form_error = data_error
     except ConfigError as e:
         form_error = data_error or str(e)
-    start = st.button("Start", type="primary", width="stretch")
+    data_missing = None if form_error else missing_files(form_cfg)
+    start = st.button("Start", type="primary", width="stretch", disabled=data_missing is not None)
     if form_error:
         st.error(f"Cannot start: {form_error}")
+    elif data_missing:
+        st.error(f"Cannot start: {data_missing[0]}.")
+        with st.expander("details"):
+            st.code(data_missing[1], language=None, wrap_lines=True)
     elif start:
         try:
             resolve_device(form_cfg.device)
@@ -174,6 +214,10 @@ if not runs:
     st.stop()
 ids = [r["id"] for r in runs]
 wanted = st.query_params.get("run") or st.session_state.get("run")
+if wanted in ids and wanted != st.session_state.get("run"):
+    # arrived by a link (Home's "Train" of a run): the picker follows the URL, not the run it
+    # showed on an earlier visit (its state was set by Start and outlives the page)
+    st.session_state["run_select"] = wanted
 if wanted not in ids:
     live = [r["id"] for r in runs if r["status"] in LIVE]
     wanted = live[0] if live else ids[0]
@@ -199,15 +243,7 @@ def live_panel(run_id: str) -> None:
     own_loop_run = cfg.get("rule") in rule_names() and get_rule(cfg["rule"]).runs_own_loop
     # progress + stop
     c1, c2 = st.columns([5, 1])
-    total = max(run["total_steps"] or 0, 1)
-    frac = min(run["step"] / total, 1.0) if run["total_steps"] else 0.0
-    elapsed = ((run["ended"] or time.time()) - (run["started"] or run["created"] or time.time()))
-    eta = elapsed / frac - elapsed if 0 < frac < 1 and status in LIVE else 0.0
-    epoch_shown = min(run["epoch"] + 1, cfg["epochs"]) if status in LIVE else run["epoch"]
-    where = (f"task {run['step']}/{run['total_steps']} (slow-level pilots included)" if own_loop_run
-             else f"epoch {epoch_shown}/{cfg['epochs']} · step {run['step']}/{run['total_steps']}")
-    c1.progress(frac, text=f"**{status}** · {where} · "
-                           f"{elapsed:.0f}s elapsed" + (f" · ETA {eta:.0f}s" if status in LIVE else ""))
+    c1.progress(*progress_line(run, own_loop_run))
     if status in LIVE:
         if c2.button("Stop", key=f"stop_{run_id}", width="stretch"):
             store.request_stop(run_id)
@@ -225,16 +261,18 @@ def live_panel(run_id: str) -> None:
     if status in ("failed", "stopped"):
         cks = store.checkpoints(run_id)
         unit = "task" if own_loop_run else "epoch"
-        if cks and c2.button(f"Resume from {unit} {cks[-1][0]}", key=f"resume_{run_id}", width="stretch"):
+        # its own row: in the narrow column beside the bar the label was cut to "Resume from epoc..."
+        if cks and st.button(f"Resume from {unit} {cks[-1][0]}", key=f"resume_{run_id}"):
             launch_resume(store, run_id)
             st.rerun()       # the run is live again: redraw with the timer on
     elif status == "finished" and run["summary"]:
         s = run["summary"]
+        took = f"in {_elapsed(run):.1f}s on {s.get('device')}"    # every session of a resumed run
         if s.get("test_accuracy") is not None:
-            st.success(f"Finished: test accuracy {s['test_accuracy']:.4f} in {s.get('seconds', 0):.1f}s on {s.get('device')}")
+            st.success(f"Finished: test accuracy {s['test_accuracy']:.4f} {took}")
         else:
             st.success(f"Finished: {s.get('tasks')} tasks, {s.get('failures')} failed, learnable {s.get('mask')}, "
-                       f"in {s.get('seconds', 0):.1f}s on {s.get('device')}")
+                       f"{took}")
 
     m = store.metrics_frame(run_id)
     if m.empty:
@@ -245,6 +283,9 @@ def live_panel(run_id: str) -> None:
             if live_now:
                 st.rerun()  # it just ended: redraw once without the timer
         return
+    if "test/accuracy" in m and m["test/accuracy"].notna().any():
+        if warning := chance_warning({**run, "best_accuracy": float(m["test/accuracy"].max())}):
+            st.warning(warning, icon=":material/warning:")
     c1, c2 = st.columns(2)
     c1.plotly_chart(viz.lines_figure(m, ["train/loss", "test/loss"], title="loss", ytitle="loss", smooth=5),
                     width="stretch", key="loss")
@@ -260,9 +301,13 @@ def live_panel(run_id: str) -> None:
 
 
 DETAIL_EVERY = 4.0    # s between redraws of the heavy views while live (the curves above: every 1 s)
+FIRST_DETAIL_EVERY = 0.25  # until the first spike snapshot is drawn: it shows within ~1 s of being written
+# the trainer writes a snapshot at step 0; with the 4 s cadence a user read "Waiting for the
+# first spike snapshot" for seconds after training had started
+had_snapshot = bool(store.snapshot_steps(run_id))
 
 
-@st.fragment(run_every=DETAIL_EVERY if live_now else None)
+@st.fragment(run_every=(DETAIL_EVERY if had_snapshot else FIRST_DETAIL_EVERY) if live_now else None)
 def detail_panel(run_id: str) -> None:
     """Rasters, rule panels, telemetry and exports: a dozen or more charts, redrawn every few
     seconds while the run is live. Redrawing them every second with the curves kept a 2-core box
@@ -297,6 +342,12 @@ def detail_panel(run_id: str) -> None:
         c2.plotly_chart(viz.rate_figure(rate, T=T, title=f"{layer} population rate"), width="stretch", key="rate")
     elif status in LIVE:
         c1.caption("Waiting for the first spike snapshot…")
+    if snap is not None and live_now and not had_snapshot:
+        # the first snapshot is drawn: on the next tick (once the browser has it) the whole page
+        # once more, registering this fragment at the slow cadence
+        if st.session_state.get("_first_snap_drawn") == run_id:
+            st.rerun()
+        st.session_state["_first_snap_drawn"] = run_id
     rate_cols = [c for c in m.columns if str(c).startswith("rate/")]
     if "sync/chi" in m:
         c2.plotly_chart(viz.lines_figure(m, ["sync/chi"], title="synchrony chi (Golomb)",

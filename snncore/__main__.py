@@ -448,6 +448,7 @@ def _finite(obj):
 
 
 def cmd_runs(args) -> int:
+    from .health import chance_warning
     from .store import RunStore, StoreError
     try:
         store = RunStore(args.runs_dir)
@@ -457,7 +458,8 @@ def cmd_runs(args) -> int:
     rows = [{"run_id": r["id"], "status": r["status"], "rule": r["config"].get("rule"),
              "dataset": r["config"].get("dataset"), "model": r["config"].get("model"),
              "best_accuracy": r.get("best_accuracy"), "epoch": r["epoch"], "step": r["step"],
-             "created": r["created"], "error": r["error"], "name": r["name"]} for r in runs]
+             "created": r["created"], "error": r["error"], "name": r["name"],
+             "warning": chance_warning(r)} for r in runs]
     if args.json:
         print(json.dumps(_finite(rows)))
         return 0
@@ -469,7 +471,8 @@ def cmd_runs(args) -> int:
         acc = "-" if r["best_accuracy"] is None else f"{r['best_accuracy']:.4f}"
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"] or 0))
         print(f"{r['run_id']:24} {r['status']:9} {r['rule']:8} {r['dataset']:10} {acc:>8}  {when}"
-              + (f"  ({r['error']})" if r["error"] else ""))
+              + (f"  ({r['error']})" if r["error"] else "")
+              + ("  (warning: accuracy at chance level; --json has the details)" if r["warning"] else ""))
     return 0
 
 

@@ -286,45 +286,76 @@ def metrics_csv(table: pd.DataFrame, summary: pd.DataFrame | None = None) -> byt
 
 
 # ---- figures (house style from snncore.viz) -----------------------------------------------------
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf"]
+DASHES = ["solid", "dot", "dash", "dashdot", "longdash", "longdashdot"]
+
+
 def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str) -> go.Figure:
+    """House style, with the legend under the plot: above it (the house default) a legend of a
+    few long run labels wrapped upward onto the title. The figure grows by a row per entry."""
     from .viz import LAYOUT
+    n = sum(1 for t in fig.data if t.showlegend is not False)
     fig.update_layout(**LAYOUT, title=title)
+    if n:
+        rows = 20 * n + 10      # the space the legend takes at the bottom (an entry per row at worst)
+        fig.update_layout(height=LAYOUT["height"] + rows,
+                          legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, x=0,
+                                      font=dict(size=11)),
+                          margin={**LAYOUT["margin"], "t": 50, "b": LAYOUT["margin"]["b"] + rows})
     fig.update_xaxes(title_text=xtitle)
     fig.update_yaxes(title_text=ytitle)
     return fig
 
 
+def is_fraction(key: str) -> bool:
+    """Metrics that live in [0, 1] (accuracies): their displayed intervals are clipped to it."""
+    return "accuracy" in key
+
+
 def overlay_figure(frame: pd.DataFrame, key: str, *, labels: dict | None = None, x: str = "step",
-                   smooth: int = 0) -> go.Figure:
-    """One line per run of one metric; x 'step' or 'epoch'."""
+                   smooth: int = 0, groups: dict | None = None) -> go.Figure:
+    """One line per run of one metric; x 'step' or 'epoch'. groups (run -> seed group label): a
+    colour per group and a dash per run inside it, so a group's seeds read as one family."""
     title, ytitle = CURVES.get(key, (key, key))
     fig = go.Figure()
     sub = frame[frame["key"] == key]
+    order = list(dict.fromkeys((groups or {}).get(r, r) for r in frame["run"].drop_duplicates()))
+    seen: dict = {}
     for rid, g in sub.groupby("run", sort=False):
         g = g.sort_values("step")
         y = g["value"]
         if smooth and len(y) > smooth:
             y = y.rolling(smooth, min_periods=1).mean()
-        fig.add_trace(go.Scatter(x=g[x], y=y, name=(labels or {}).get(rid, rid),
+        grp = (groups or {}).get(rid, rid)
+        k = seen[grp] = seen.get(grp, -1) + 1
+        fig.add_trace(go.Scatter(x=g[x], y=y, name=(labels or {}).get(rid, rid), legendgroup=str(grp),
+                                 line=dict(color=PALETTE[order.index(grp) % len(PALETTE)],
+                                           dash=DASHES[k % len(DASHES)]),
                                  mode="lines" if len(g) > 1 else "markers"))
     return _layout(fig, title + (f" (mean of {smooth})" if smooth else ""),
                    "epoch" if x == "epoch" else "optimizer step", ytitle)
 
 
 def group_curve_figure(curves: dict[str, pd.DataFrame], key: str, x: str = "step") -> go.Figure:
-    """Mean curve per seed group with its 95 % CI as a band (where a group has >= 2 runs)."""
+    """Mean curve per seed group with its 95 % CI as a band (where a group has >= 2 runs).
+    Accuracy bands are drawn clipped to [0, 1] (a t interval over few seeds can pass 100 %)."""
     title, ytitle = CURVES.get(key, (key, key))
     fig = go.Figure()
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+    lo_cap, hi_cap = (0.0, 1.0) if is_fraction(key) else (-np.inf, np.inf)
     for i, (label, c) in enumerate(curves.items()):
-        color = palette[i % len(palette)]
+        color = PALETTE[i % len(PALETTE)]
         band = c.dropna(subset=["lo", "hi"])
         if len(band) >= 1:
             fig.add_trace(go.Scatter(x=list(band[x]) + list(band[x])[::-1],
-                                     y=list(band["hi"]) + list(band["lo"])[::-1], fill="toself",
+                                     y=list(band["hi"].clip(lo_cap, hi_cap))
+                                     + list(band["lo"].clip(lo_cap, hi_cap))[::-1], fill="toself",
                                      line=dict(width=0), fillcolor=color, opacity=0.2,
                                      hoverinfo="skip", showlegend=False, name=f"{label} 95% CI"))
         fig.add_trace(go.Scatter(x=c[x], y=c["mean"], name=label, line=dict(color=color),
+                                 customdata=np.stack([c["lo"], c["hi"]], axis=-1) if len(c) else None,
+                                 hovertemplate="%{y:.4g} (95 % CI %{customdata[0]:.4g} to %{customdata[1]:.4g})"
+                                               "<extra>%{fullData.name}</extra>",
                                  mode="lines" if len(c) > 1 else "markers"))
     return _layout(fig, f"{title}: mean and 95 % CI per group", "epoch" if x == "epoch" else "optimizer step",
                    ytitle)
@@ -334,10 +365,19 @@ def ci_figure(summary: pd.DataFrame, metric: str) -> go.Figure:
     """Mean ± 95 % CI of one final metric per group (points with error bars; n next to each)."""
     sub = summary[summary["metric"] == metric]
     half = sub["half"].fillna(0.0)
+    mean = sub["mean"]
+    # an accuracy's bar is drawn clipped to [0, 1]; the hover and the tables keep the real bounds
+    hi, lo = mean + half, mean - half
+    if is_fraction(metric):
+        hi, lo = hi.clip(upper=1.0), lo.clip(lower=0.0)
     fig = go.Figure(go.Scatter(
-        x=sub["group"], y=sub["mean"], mode="markers+text", marker=dict(size=10),
-        error_y=dict(type="data", array=half, visible=True, thickness=1.5, width=8),
+        x=sub["group"], y=mean, mode="markers+text", marker=dict(size=10),
+        error_y=dict(type="data", symmetric=False, array=(hi - mean).clip(lower=0.0),
+                     arrayminus=(mean - lo).clip(lower=0.0), visible=True, thickness=1.5, width=8),
         text=[f"n={n}" for n in sub["n"]], textposition="middle right",
-        hovertemplate="%{x}<br>mean %{y:.4g} ± %{error_y.array:.3g}<extra></extra>", name=metric))
+        customdata=np.stack([half.to_numpy(float), (mean - half).to_numpy(float), (mean + half).to_numpy(float)],
+                            axis=-1) if len(sub) else None,
+        hovertemplate="%{x}<br>mean %{y:.4g} ± %{customdata[0]:.3g}"
+                      "<br>95 % CI %{customdata[1]:.4g} to %{customdata[2]:.4g}<extra></extra>", name=metric))
     fig.update_layout(showlegend=False)
     return _layout(fig, f"{FINAL_METRICS.get(metric, metric)}: mean ± 95 % CI", "group", metric)

@@ -185,9 +185,17 @@ class RunStore:
 
     def start_run(self, run_id: str, *, pid: int, device: str, total_steps: int) -> None:
         now = time.time()
-        self._exec("UPDATE runs SET status='running', started=?, heartbeat=?, pid=?, host=?, device=?, "
-                   "total_steps=? WHERE id=?",
+        # a resumed run keeps its start (reopen moved it past the pause): elapsed counts every session
+        self._exec("UPDATE runs SET status='running', started=COALESCE(started, ?), heartbeat=?, pid=?, host=?, "
+                   "device=?, total_steps=? WHERE id=?",
                    (now, now, pid, socket.gethostname(), device, total_steps, run_id))
+
+    def elapsed(self, run_id: str) -> float:
+        """Seconds the run has spent running, over every session of a resumed run (0 if not started)."""
+        r = self._query("SELECT started, ended FROM runs WHERE id=?", (run_id,))
+        if not r or r[0][0] is None:
+            return 0.0
+        return max(0.0, (r[0][1] or time.time()) - r[0][0])
 
     def set_pid(self, run_id: str, pid: int) -> None:
         self._exec("UPDATE runs SET pid=?, host=? WHERE id=?", (pid, socket.gethostname(), run_id))
@@ -218,8 +226,11 @@ class RunStore:
             pid = tmp.name.rsplit(".", 2)[-2]
             if not pid.isdigit() or not pid_alive(int(pid)):
                 tmp.unlink(missing_ok=True)
-        self._exec("UPDATE runs SET status='starting', ended=NULL, error=NULL, stop_requested=0, pid=NULL, "
-                   "heartbeat=? WHERE id=?", (time.time(), run_id))
+        now = time.time()
+        # shift the start by the pause, so ended - started stays the time spent running
+        self._exec("UPDATE runs SET status='starting', started=CASE WHEN started IS NOT NULL AND ended IS NOT NULL "
+                   "THEN started + (? - ended) END, ended=NULL, error=NULL, stop_requested=0, pid=NULL, "
+                   "heartbeat=? WHERE id=?", (now, now, run_id))
 
     def claim_queued(self, run_id: str) -> bool:
         """queued -> starting in one statement, unless a cancel (stop request) came first: the

@@ -126,9 +126,32 @@ def test_overlay_frame_and_group_curve(tmp_path):
     assert len(fig.data) == 2 and "test accuracy" in fig.layout.title.text
     summary = compare.group_summary(compare.final_metrics_table(store, [store.get_run(i) for i in ids]))
     ci_fig = compare.ci_figure(summary, "final_test_accuracy")
-    assert list(ci_fig.data[0].error_y.array) == pytest.approx([12.706204736174707 * 0.05])
+    half = 12.706204736174707 * 0.05          # mean 0.85 ± 0.635: the upper bound is 148 %
+    # the bar is drawn clipped at 100 % accuracy; the hover (customdata) and the table keep the number
+    assert list(ci_fig.data[0].error_y.array) == pytest.approx([1.0 - 0.85])
+    assert list(ci_fig.data[0].error_y.arrayminus) == pytest.approx([half])
+    assert ci_fig.data[0].customdata[0][0] == pytest.approx(half)
+    assert summary[summary["metric"] == "final_test_accuracy"]["hi"].iloc[0] == pytest.approx(0.85 + half)
     band = compare.group_curve_figure({"bptt": c}, "test/accuracy", x="epoch")
     assert band.data[0].fill == "toself"
+    assert max(band.data[0].y) == pytest.approx(1.0) and min(band.data[0].y) >= 0.0     # was 1.61
+    assert band.data[1].customdata[1][1] == pytest.approx(c["hi"].iloc[1])               # hover: the real bound
+
+
+def test_overlay_colours_per_seed_group_and_legend_below_the_title(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    ids = [_fake_run(store, s, [0.5, 0.8]) for s in range(3)]
+    f = compare.overlay_frame(store, ids)
+    groups = {ids[0]: "A", ids[1]: "A", ids[2]: "B"}
+    fig = compare.overlay_figure(f, "test/accuracy", groups=groups)
+    col = {t.name: t.line.color for t in fig.data}
+    dash = {t.name: t.line.dash for t in fig.data}
+    assert col[ids[0]] == col[ids[1]] != col[ids[2]]          # one colour per seed group ...
+    assert dash[ids[0]] != dash[ids[1]]                       # ... the seeds told apart by the dash
+    # the legend sits at the bottom of the figure, with its own room: not above the plot on the title
+    assert fig.layout.legend.yref == "container" and fig.layout.legend.y == 0
+    assert fig.layout.legend.yanchor == "bottom"
+    assert fig.layout.margin.b >= 20 * len(fig.data) and fig.layout.height > 300
 
 
 # ---- the queue -------------------------------------------------------------------------------------
