@@ -144,7 +144,7 @@ def _resume_target(args):
         cfg = RunConfig.from_dict(run["config"])
     except ConfigError as e:
         _fail(f"run {run_id}: its stored config is no longer valid: {e}")
-    if not store.checkpoints(run_id):
+    if not store.checkpoints(run_id, full=True):
         _fail(f"run {run_id} has no checkpoint to resume from (it ended before its first epoch)")
     return store, run_id, cfg
 

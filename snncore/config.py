@@ -86,6 +86,10 @@ class RunConfig:
     record_batches: int = param(4, 1, 1000, help="recent batches kept in the ring buffer")
     record_every: int = param(10, 1, 10**6, help="steps between spike snapshots")
     snapshots_kept: int = param(50, 1, 100_000, help="snapshot files kept on disk per run")
+    keep_checkpoints: int = param(2, 1, 10_000, help="full checkpoints (with optimizer state, for resuming) kept "
+                                  "per run: the newest N, plus the best by test accuracy")
+    weight_history: int = param(50, 0, 100_000, help="weights-only checkpoints kept for Inspect's weight history, "
+                                "spread evenly over the run (0: none)")
     log_every: int = param(5, 1, 10**6, help="steps between rows of accuracy, rates, synchrony and rule telemetry (the loss is kept every step)")
 
     # ---- construction -------------------------------------------------------------------
