@@ -58,7 +58,7 @@ class RunConfig:
     max_steps: int = param(0, 0, 10**9, help="stop after this many optimizer steps (0: no limit)")
     # model
     hidden: list = param([256], help="hidden layer sizes, 1 to 3 layers")
-    tau: float = param(2.0, 1.0, 1e4, help="membrane time constant (steps)")
+    tau: float = param(2.0, 1.0, 1e4, lo_open=True, help="membrane time constant (steps; > 1, SpikingJelly's LIF needs it)")
     v_threshold: float = param(1.0, 0.0, 100.0, lo_open=True, help="firing threshold")
     v_reset: float = param(0.0, -100.0, 100.0, help="reset potential (hard reset)")
     surrogate: str = param("sigmoid", choices=SURROGATES, help="surrogate gradient")
