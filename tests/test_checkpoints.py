@@ -306,3 +306,21 @@ def test_300_epoch_resnet19_run_stays_under_3_5_gb(tmp_path, monkeypatch):
     assert steady < peak["bytes"] <= bound < BUDGET, (peak, sizes)
     print(f"ResNet-19: full {sizes['full'] / 1e6:.1f} MB, weights-only {sizes['weights'] / 1e6:.1f} MB; "
           f"300 epochs: at the end {steady / 1e9:.2f} GB, peak {peak['bytes'] / 1e9:.2f} GB (budget 3.5 GB)")
+
+
+def test_inspect_page_survives_its_epoch_being_retired_by_the_live_run(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    rid = train(runs, "--epochs", "6", "--weight-history", "2")
+    store = RunStore(runs)
+    from tests.test_inspect_app import inspect_page_opener
+    at = inspect_page_opener(runs, monkeypatch)(rid)
+    at.select_slider(key=f"ck_{rid}").set_value(5).run()
+    assert not at.exception
+    state = torch.load(store.checkpoints(rid, full=True)[-1][2], weights_only=True)
+    state["epochs_done"] = 7                       # the run goes on: epoch 7 retires epoch 5's checkpoint
+    store.save_checkpoint(rid, 7, 7, state, score=0.0, weights=weights_only_state(state), history=2)
+    at.run()
+    assert not at.exception and not at.error
+    ck = at.select_slider(key=f"ck_{rid}")
+    want = sorted({best_epoch(accuracies(store, rid)), 4, 6, 7})       # history point 4, newest 6 and 7, best
+    assert list(map(int, ck.options)) == want and int(ck.value) == 7
