@@ -182,7 +182,7 @@ def _resume_target(args):
         cfg = RunConfig.from_dict(run["config"])
     except ConfigError as e:
         _fail(f"run {run_id}: its stored config is no longer valid: {e}")
-    checkpoints = store.checkpoints(run_id)
+    checkpoints = store.checkpoints(run_id, full=True)
     if not checkpoints:
         _fail(f"run {run_id} has no checkpoint to resume from (it ended before its first epoch)")
     if epochs is None:

@@ -28,7 +28,7 @@ from .store import RunStore
 
 # fields that do not change what a run learns: a seed group ignores them
 NOT_EXPERIMENT = ("seed", "name", "device", "record_layer", "record_neurons", "record_batches",
-                  "record_every", "snapshots_kept", "log_every")
+                  "record_every", "snapshots_kept", "log_every", "keep_checkpoints", "weight_history")
 # curves offered for overlay: key -> (title, y axis title)
 CURVES = {
     "train/loss": ("training loss", "loss"),

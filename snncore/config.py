@@ -59,7 +59,7 @@ class RunConfig:
     max_steps: int = param(0, 0, 10**9, help="stop after this many optimizer steps (0: no limit)")
     # model
     hidden: list = param([256], help="hidden layer sizes, 1 to 3 layers")
-    tau: float = param(2.0, 1.0, 1e4, help="membrane time constant (steps)")
+    tau: float = param(2.0, 1.0, 1e4, lo_open=True, help="membrane time constant (steps; > 1, SpikingJelly's LIF needs it)")
     v_threshold: float = param(1.0, 0.0, 100.0, lo_open=True, help="firing threshold")
     v_reset: float = param(0.0, -100.0, 100.0, help="reset potential (hard reset)")
     surrogate: str = param("sigmoid", choices=SURROGATES, help="surrogate gradient")
@@ -87,6 +87,10 @@ class RunConfig:
     record_batches: int = param(4, 1, 1000, help="recent batches kept in the ring buffer")
     record_every: int = param(10, 1, 10**6, help="steps between spike snapshots")
     snapshots_kept: int = param(50, 1, 100_000, help="snapshot files kept on disk per run")
+    keep_checkpoints: int = param(2, 1, 10_000, help="full checkpoints (with optimizer state, for resuming) kept "
+                                  "per run: the newest N, plus the best by test accuracy")
+    weight_history: int = param(50, 0, 100_000, help="weights-only checkpoints kept for Inspect's weight history, "
+                                "spread evenly over the run (0: none)")
     log_every: int = param(5, 1, 10**6, help="steps between rows of accuracy, rates, synchrony and rule telemetry (the loss is kept every step)")
 
     # ---- construction -------------------------------------------------------------------

@@ -3,7 +3,9 @@
 Layout under the runs folder (default ./runs, or SNNCORE_RUNS, or --runs-dir):
     runs.sqlite            SQLite in WAL mode: runs, metrics, telemetry, snapshots, checkpoints
     <run_id>/snapshots/    spike snapshots, compressed .npz (bool rasters), bounded in number
-    <run_id>/checkpoints/  model + optimizer + rule state per epoch
+    <run_id>/checkpoints/  bounded: full checkpoints (model + optimizer + rule state) of the newest
+                           epochs and the best one (epochNNNNN.pt), and weights-only points spread
+                           over the run for Inspect's weight history (epochNNNNN.weights.pt)
     <run_id>/tb/           TensorBoard scalars
 The trainer (its own process) writes; the app and `python -m snncore runs` read. Files are written
 to a temporary name and renamed, so a reader never sees half a file.
@@ -44,6 +46,10 @@ CREATE TABLE IF NOT EXISTS snapshots (run_id TEXT, step INTEGER, epoch INTEGER, 
 CREATE INDEX IF NOT EXISTS snapshots_idx ON snapshots (run_id, step);
 CREATE TABLE IF NOT EXISTS checkpoints (run_id TEXT, epoch INTEGER, step INTEGER, path TEXT, created REAL);
 """
+# columns added after the first release (ALTER TABLE on older databases): kind 'full' (NULL in old
+# rows) or 'weights'; score = the run's metric at that epoch (test accuracy) for keeping the best
+CHECKPOINT_COLUMNS = (("kind", "TEXT"), ("score", "REAL"))
+CHECKPOINT_NAME = re.compile(r"^epoch\d{5,}(\.weights)?\.pt$")
 
 
 class StoreError(RuntimeError):
@@ -131,8 +137,19 @@ class RunStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=30000")
             self._retry(lambda: self._db.executescript(SCHEMA))
+            self._retry(self._add_columns)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"run database {str(self.db_path)!r} cannot be opened: {e}") from None
+
+    def _add_columns(self) -> None:
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(checkpoints)")}
+        for name, typ in CHECKPOINT_COLUMNS:
+            if name not in have:
+                try:
+                    self._db.execute(f"ALTER TABLE checkpoints ADD COLUMN {name} {typ}")
+                except sqlite3.OperationalError as e:      # another process added it first
+                    if "duplicate column" not in str(e):
+                        raise
 
     # ---- low level ---------------------------------------------------------------------
     def _retry(self, fn, tries: int = 20):
@@ -226,6 +243,7 @@ class RunStore:
             pid = tmp.name.rsplit(".", 2)[-2]
             if not pid.isdigit() or not pid_alive(int(pid)):
                 tmp.unlink(missing_ok=True)
+        self._sweep_checkpoints(run_id)
         now = time.time()
         # shift the start by the pause, so ended - started stays the time spent running
         self._exec("UPDATE runs SET status='starting', started=CASE WHEN started IS NOT NULL AND ended IS NOT NULL "
@@ -365,19 +383,108 @@ class RunStore:
         out["step"] = np.array(rows[0][0])
         return out
 
-    def save_checkpoint(self, run_id: str, epoch: int, step: int, state: dict[str, Any]) -> Path:
-        import torch
+    def save_checkpoint(self, run_id: str, epoch: int, step: int, state: dict[str, Any], *,
+                        score: float | None = None, weights: dict[str, Any] | None = None,
+                        keep: int = 2, history: int = 50) -> Path:
+        """Write epoch's full checkpoint and, where the epoch is a weight-history point, its
+        weights-only state `weights`; then retire what the bounds no longer keep:
+        full checkpoints: the newest `keep` and the best by `score` (earliest on a tie);
+        weights-only: at most `history` points, the epochs that are multiples of
+        history_stride(epoch, history) (spread evenly, however long the run becomes).
+        Crash-safe: new files are durable before anything goes, and a row leaves the database
+        before its file, so every row names a file (a file left without a row is swept by reopen)."""
         d = self.run_dir(run_id) / "checkpoints"
         d.mkdir(parents=True, exist_ok=True)
-        path = d / f"epoch{epoch:05d}.pt"
+        path = self._write_checkpoint(run_id, d, epoch, step, state, "full", score)
+        stride = history_stride(epoch, history)
+        if weights is not None and stride and epoch % stride == 0:
+            self._write_checkpoint(run_id, d, epoch, step, weights, "weights", score)
+        self._retire(run_id, d, epoch, max(1, int(keep)), stride)
+        return path
+
+    def _write_checkpoint(self, run_id: str, d: Path, epoch: int, step: int, state: dict, kind: str,
+                          score: float | None) -> Path:
+        import torch
+        path = d / (f"epoch{epoch:05d}.pt" if kind == "full" else f"epoch{epoch:05d}.weights.pt")
         buf = io.BytesIO()
         torch.save(state, buf)
         atomic_write_bytes(path, buf.getvalue())
-        self._exec("INSERT INTO checkpoints (run_id, epoch, step, path, created) VALUES (?,?,?,?,?)",
-                   (run_id, epoch, step, path.name, time.time()))
+        kind_is = "(kind IS NULL OR kind='full')" if kind == "full" else "kind='weights'"
+        self._exec(f"DELETE FROM checkpoints WHERE run_id=? AND epoch=? AND {kind_is}", (run_id, epoch))
+        self._exec("INSERT INTO checkpoints (run_id, epoch, step, path, created, kind, score) VALUES (?,?,?,?,?,?,?)",
+                   (run_id, epoch, step, path.name, time.time(), kind, score))
         return path
 
-    def checkpoints(self, run_id: str) -> list[tuple[int, int, Path]]:
+    def _retire(self, run_id: str, d: Path, epoch: int, keep: int, stride: int) -> None:
+        rows = self._query("SELECT epoch, step, path, kind, score FROM checkpoints WHERE run_id=? ORDER BY epoch",
+                           (run_id,))
+        full = [r for r in rows if r[3] in (None, "full")]
+        weights = {r[0] for r in rows if r[3] == "weights"}
+        kept = {r[0] for r in full[-keep:]}
+        scored = [r for r in full if r[4] is not None]
+        if scored:
+            kept.add(max(scored, key=lambda r: (r[4], -r[0]))[0])
+        for e, s, p, kind, score in rows:
+            if kind in (None, "full"):
+                if e in kept:
+                    continue
+                if stride and e % stride == 0 and e not in weights:
+                    self._to_weights_only(run_id, d, e, s, p, score)   # e.g. written before history existed
+            elif not stride or e % stride == 0:
+                continue
+            self._exec("DELETE FROM checkpoints WHERE run_id=? AND epoch=? AND path=?", (run_id, e, p))
+            (d / Path(p).name).unlink(missing_ok=True)
+
+    def _to_weights_only(self, run_id: str, d: Path, epoch: int, step: int, name: str, score) -> None:
+        import torch
+        try:
+            state = torch.load(d / Path(name).name, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 -- unreadable: nothing to keep of it
+            return
+        if isinstance(state, dict):
+            self._write_checkpoint(run_id, d, epoch, step, weights_only_state(state), "weights", score)
+
+    def _sweep_checkpoints(self, run_id: str) -> None:
+        """Delete checkpoint files no row names (a process killed between a row's removal and its
+        file's)."""
         d = self.run_dir(run_id) / "checkpoints"
-        return [(e, s, d / Path(p).name) for e, s, p in
-                self._query("SELECT epoch, step, path FROM checkpoints WHERE run_id=? ORDER BY epoch", (run_id,))]
+        if not d.is_dir():
+            return
+        named = {Path(p).name for (p,) in self._query("SELECT path FROM checkpoints WHERE run_id=?", (run_id,))}
+        for f in d.iterdir():
+            if CHECKPOINT_NAME.match(f.name) and f.name not in named:
+                f.unlink(missing_ok=True)
+
+    def checkpoints(self, run_id: str, full: bool = False) -> list[tuple[int, int, Path]]:
+        """(epoch, step, path) by epoch: every retained point, the full checkpoint where an epoch has
+        both (Inspect's epochs); full=True: only full checkpoints (what a resume can continue from)."""
+        d = self.run_dir(run_id) / "checkpoints"
+        rows = self._query("SELECT epoch, step, path, kind FROM checkpoints WHERE run_id=? "
+                           "ORDER BY epoch, kind='weights'", (run_id,))
+        out: dict[int, tuple[int, int, Path]] = {}
+        for e, s, p, kind in rows:
+            if (kind == "weights" and full) or e in out:
+                continue
+            out[e] = (e, s, d / Path(p).name)
+        return list(out.values())
+
+
+def history_stride(epoch: int, history: int) -> int:
+    """The spacing of the weight history after `epoch` epochs: the smallest power of two k with
+    epoch // k <= history (0: no history). Doubling k only drops points (the odd multiples), so the
+    kept points stay evenly spread and the newest point is never further than k epochs back."""
+    if history <= 0:
+        return 0
+    k = 1
+    while epoch // k > history:
+        k *= 2
+    return k
+
+
+WEIGHTS_ONLY_KEYS = ("model", "ip2", "config", "epochs_done", "tasks_done", "step", "best", "world")
+
+
+def weights_only_state(state: dict[str, Any]) -> dict[str, Any]:
+    """What Inspect reads of a checkpoint (network weights, config, position), without the
+    optimizer, schedule, rule and RNG state a resume needs."""
+    return {k: state[k] for k in WEIGHTS_ONLY_KEYS if k in state}

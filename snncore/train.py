@@ -7,7 +7,7 @@
         loss.backward();  rule.after_backward(ctx)
         optimizer.step(); rule.after_step(ctx)  # local (e.g. SSDP) updates land here
         metrics + rule.telemetry() -> RunStore (buffered, flushed ~4x per second)
-    evaluate; checkpoint; rule.on_epoch_end(epoch)
+    evaluate; checkpoint (bounded on disk: see RunStore.save_checkpoint); rule.on_epoch_end(epoch)
 
 Metric values stay tensors on the device until a flush, so a GPU run syncs a few times per second,
 not every step.
@@ -41,7 +41,7 @@ from .models import build_model
 from .record import SpikeRecorder
 from .rules import get_rule
 from .rules.base import StepContext
-from .store import RunStore
+from .store import RunStore, weights_only_state
 
 
 class Diverged(RuntimeError):
@@ -395,7 +395,7 @@ class Trainer:
         return self._read_newest_checkpoint(self.device)
 
     def _read_newest_checkpoint(self, map_location) -> tuple[int, dict]:
-        cks = self.store.checkpoints(self.run_id)
+        cks = self.store.checkpoints(self.run_id, full=True)
         if not cks:
             raise ValueError(f"run {self.run_id} has no checkpoint to resume from")
         problems = []
@@ -495,7 +495,10 @@ class Trainer:
                 self.rule.on_epoch_end(self.epoch)
                 self.epochs_done = self.epoch + 1
                 if self.is_main:
-                    self.store.save_checkpoint(self.run_id, self.epochs_done, self.step, self.checkpoint_state())
+                    state = self.checkpoint_state()
+                    self.store.save_checkpoint(self.run_id, self.epochs_done, self.step, state,
+                                               score=last_eval["test/accuracy"], weights=weights_only_state(state),
+                                               keep=cfg.keep_checkpoints, history=cfg.weight_history)
                 if self.on_progress:
                     self.on_progress(Progress(self.epoch + 1, cfg.epochs, self.step, self.total_steps,
                                               time.monotonic() - t0, test_accuracy=last_eval["test/accuracy"]))
@@ -618,9 +621,11 @@ class Trainer:
                 arrays["rule/pilot_scores"] = np.array(list(self.rule.scores.values()), dtype=np.float64)
             self.store.save_snapshot(self.run_id, at, 0, arrays, keep=self.cfg.snapshots_kept)
             # a checkpoint per task boundary: `--resume` continues from the last one
-            self.store.save_checkpoint(self.run_id, self.tasks_done, self.step,
-                                       {"ip2": info["checkpoint"](), "step": self.step, "tasks_done": self.tasks_done,
-                                        "config": self.cfg.to_dict()})
+            # (small: the recurrent net without an optimizer, so a history point is the whole state)
+            state = {"ip2": info["checkpoint"](), "step": self.step, "tasks_done": self.tasks_done,
+                     "config": self.cfg.to_dict()}
+            self.store.save_checkpoint(self.run_id, self.tasks_done, self.step, state, weights=state,
+                                       keep=self.cfg.keep_checkpoints, history=self.cfg.weight_history)
             self.store.heartbeat(self.run_id, epoch=0, step=self.tasks_done)
 
         try:

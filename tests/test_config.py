@@ -7,7 +7,8 @@ from snncore.config import ConfigError, RunConfig
 
 @pytest.mark.parametrize("field,value,words", [
     ("timesteps", 0, ["timesteps", "1 <= value <= 10000"]),
-    ("tau", -2.0, ["tau", "1.0 <= value"]),
+    ("tau", -2.0, ["tau", "1.0 < value"]),
+    ("tau", 1.0, ["tau", "1.0 < value"]),          # SpikingJelly's LIF asserts tau > 1
     ("lr", float("nan"), ["lr", "finite"]),
     ("lr", 0.0, ["lr", "0.0 < value"]),
     ("rule", "hebbo", ["rule", "unknown rule 'hebbo'", "bptt"]),

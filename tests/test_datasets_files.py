@@ -141,6 +141,83 @@ def test_missing_files_offline_message_lists_files_and_folder(tmp_path):
     assert not list((tmp_path / "empty").rglob("*.part"))       # no half-written download left
 
 
+# MNIST / Fashion-MNIST folders as users keep them: the four files directly in --data-dir (as
+# downloaded, .gz or not), torchvision's MNIST/raw under it, or torchvision's MNIST/ folder itself
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+@pytest.mark.parametrize("layout", ["flat-gz", "flat-plain", "torchvision", "torchvision-inner"])
+def test_idx_folder_layouts(tmp_path, name, layout):
+    sub = "MNIST" if name == "mnist" else "FashionMNIST"
+    folder = {"flat-gz": "", "flat-plain": "", "torchvision": f"{sub}/raw", "torchvision-inner": f"{sub}/raw"}[layout]
+    data = make_mnist(tmp_path / "given", folder=folder or ".", gz=layout != "flat-plain")
+    if layout == "flat-gz":                                  # every file gzipped, as published
+        for f in (tmp_path / "given").glob("*-ubyte"):
+            write_idx(f.with_name(f.name + ".gz"), read_idx(f))
+            f.unlink()
+    given = tmp_path / "given" / (sub if layout == "torchvision-inner" else "")
+    b = load_dataset(cfg(dataset=name, data_dir=str(given)), allow_download=False)
+    assert torch.equal(b.test_y, torch.from_numpy(data["t10k"][1].astype(np.int64)))
+    assert torch.equal(b.train_x, torch.from_numpy(data["train"][0].reshape(40, -1)))
+    assert str(given) in b.description
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
+        p.name for p in (tmp_path / "given").rglob("*") if p.is_file())        # nothing fetched or moved
+
+
+def test_flat_folder_given_by_the_cli_trains(tmp_path):
+    make_mnist(tmp_path, folder="dl", n_train=64, n_test=16)
+    r = _cli("train", "--dataset", "fashion_mnist", "--data-dir", str(tmp_path / "dl"), "--epochs", "1",
+             "--timesteps", "2", "--hidden", "8", "--runs-dir", str(tmp_path / "runs"), "--json")
+    assert r.returncode == 0, r.stderr
+    assert '"status": "finished"' in r.stdout.strip().splitlines()[-1]
+
+
+def test_flat_files_in_the_shared_data_folder_are_ambiguous(tmp_path, monkeypatch):
+    """$SNNCORE_DATA (or ./data) is shared by every dataset: four IDX files directly in it could be
+    either set, so the message says how to use them instead of guessing (or downloading)."""
+    make_mnist(tmp_path, folder=".")
+    monkeypatch.setenv("SNNCORE_DATA", str(tmp_path))
+    with pytest.raises(DatasetError) as e:
+        load_dataset(cfg(dataset="fashion_mnist"))
+    msg = str(e.value)
+    assert f"--data-dir {tmp_path}" in msg and str(tmp_path / "FashionMNIST" / "raw") in msg and "\n" not in msg
+    assert not (tmp_path / "FashionMNIST").exists()
+    # the torchvision layout beside them is unambiguous and wins
+    make_mnist(tmp_path, folder="FashionMNIST/raw", seed=3)
+    assert load_dataset(cfg(dataset="fashion_mnist")).train_y.numel() == 40
+
+
+def test_flat_folder_missing_a_file_names_it_and_where(tmp_path):
+    make_mnist(tmp_path, folder="dl")
+    (tmp_path / "dl" / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DatasetError) as e:
+        load_dataset(cfg(dataset="mnist", data_dir=str(tmp_path / "dl")))
+    msg = str(e.value)
+    assert "but not t10k-labels-idx1-ubyte(.gz)" in msg and f"into {tmp_path / 'dl'}" in msg
+    assert "t10k-labels-idx1-ubyte.gz" in msg and "http" in msg and "\n" not in msg
+
+
+def test_offline_message_names_both_layouts(tmp_path):
+    with pytest.raises(OfflineError) as e:
+        load_dataset(cfg(dataset="fashion_mnist", data_dir=str(tmp_path / "empty")))
+    msg = str(e.value)
+    assert str(tmp_path / "empty" / "FashionMNIST" / "raw") in msg and "train-images-idx3-ubyte.gz from http" in msg
+    assert "may also hold the four files directly" in msg and "\n" not in msg
+
+
+def test_the_other_sets_published_files_are_refused(tmp_path, monkeypatch):
+    """Fashion-MNIST's files carry MNIST's names; the published .gz files are known by checksum."""
+    from snncore.data import download as D
+    from snncore.data.download import file_digest
+    make_mnist(tmp_path, folder=".")
+    for f in list(tmp_path.glob("*-ubyte")):
+        write_idx(f.with_name(f.name + ".gz"), read_idx(f))
+        f.unlink()
+    sums = tuple(file_digest(tmp_path / f"{n}.gz") for n in D._IDX)
+    monkeypatch.setattr(D, "_MNIST_MD5", sums)               # pretend these are the published MNIST files
+    with pytest.raises(DatasetError, match="is mnist's file .* not fashion_mnist's"):
+        load_dataset(cfg(dataset="fashion_mnist", data_dir=str(tmp_path)))
+    assert load_dataset(cfg(dataset="mnist", data_dir=str(tmp_path))).train_y.numel() == 40
+
+
 def test_cifar10_bundle_and_augmentation(tmp_path):
     make_cifar10(tmp_path)
     b = load_dataset(cfg(dataset="cifar10", data_dir=str(tmp_path), augment=True))

@@ -19,8 +19,8 @@ def _cut_after(store, rid, n_tasks_done):
     """Kill the run right after its n-th task checkpoint is written."""
     orig = store.save_checkpoint
 
-    def save(run_id, epoch, step, state):
-        path = orig(run_id, epoch, step, state)
+    def save(run_id, epoch, step, state, **kw):
+        path = orig(run_id, epoch, step, state, **kw)
         if epoch >= n_tasks_done:
             raise Killed
         return path

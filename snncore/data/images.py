@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .download import DatasetError, data_root, ensure
+from .download import _IDX, DatasetError, OfflineError, data_root, ensure, file_digest, spec
 
 # per-channel mean / std of the training pixels in [0, 1] (used by the direct-current encoding)
 NORM = {"mnist": ((0.1307,), (0.3081,)),
@@ -61,6 +61,52 @@ def _idx_file(folder: Path, stem: str) -> Path:
         if p.exists():
             return p
     raise DatasetError(f"{folder / stem}(.gz) is missing")
+
+
+def _idx_present(folder: Path) -> list[str]:
+    """Which of the four IDX files (each plain or .gz) are directly in folder."""
+    return [n for n in _IDX if (folder / n).is_file() or (folder / f"{n}.gz").is_file()]
+
+
+def _not_the_other_set(folder: Path, name: str) -> None:
+    """Fashion-MNIST's files carry MNIST's names: a flat folder of the published .gz files of the
+    other set (known by their checksums) is refused rather than trained on as `name`."""
+    other = "fashion_mnist" if name == "mnist" else "mnist"
+    for r in spec(other).resources:
+        f = folder / r.filename
+        if "labels" in r.filename and f.is_file() and file_digest(f) == r.md5:
+            raise DatasetError(f"{f} is {other}'s file (its published checksum), not {name}'s: give --data-dir a "
+                               f"folder with the {name} files, or use --dataset {other}")
+
+
+def idx_folder(name: str, root: Path, explicit: bool, *, allow_download: bool = True, progress=None) -> Path:
+    """The folder holding the four IDX files of `name`. A folder given explicitly (--data-dir, the
+    data_dir field) may hold them directly, as users download them, or be torchvision's MNIST/
+    with raw/ in it, and is then taken as the dataset asked for (both sets use the same names).
+    Otherwise (and in the shared data folder, $SNNCORE_DATA or ./data, where a flat set would be
+    ambiguous) torchvision's layout: <root>/MNIST/raw or <root>/FashionMNIST/raw, fetched if missing."""
+    sub = Path(spec(name).folder)                        # MNIST/raw, FashionMNIST/raw
+    nested = not [p for p in _IDX if not any((root / sub / a).exists() for a in (p, p + ".gz"))]
+    if explicit and not nested:
+        for folder in (root, root / "raw"):
+            have = _idx_present(folder)
+            if len(have) == len(_IDX):
+                _not_the_other_set(folder, name)
+                return folder
+            if have and folder == root:
+                gone = [n for n in _IDX if n not in have]
+                urls = ", ".join(r.url for r in spec(name).resources if r.filename[:-3] in gone)
+                raise DatasetError(f"{name}: {root} holds {', '.join(have)} but not {', '.join(gone)}(.gz): put "
+                                   f"{urls} into {root} too (or point --data-dir at a folder with all four)")
+    if not explicit and not nested and len(_idx_present(root)) == len(_IDX):
+        raise DatasetError(f"{name}: {root} is the shared data folder and holds the four IDX files directly; "
+                           f"MNIST and Fashion-MNIST use the same names, so give --data-dir {root} to use them as "
+                           f"{name}, or move them into {root / sub}")
+    try:
+        return ensure(name, root, allow_download=allow_download, progress=progress)
+    except OfflineError as e:
+        raise OfflineError(f"{e}; a folder given as --data-dir may also hold the four files directly, as "
+                           f"downloaded") from None
 
 
 def load_idx_set(folder: Path, name: str):
@@ -161,11 +207,12 @@ def load_images(name: str, *, encoding: str, data_dir: str = "", augment: bool =
     """MNIST / Fashion-MNIST / CIFAR-10 / CIFAR-100 as a DataBundle (uint8 storage)."""
     from . import DataBundle
     root = data_root(data_dir)
-    base = ensure(name, root, allow_download=allow_download, progress=progress)
     if name in ("mnist", "fashion_mnist"):
+        base = idx_folder(name, root, bool(data_dir), allow_download=allow_download, progress=progress)
         xtr, ytr, xte, yte = load_idx_set(base, name)
         shape, n_classes = (1, 28, 28), 10
     else:
+        base = ensure(name, root, allow_download=allow_download, progress=progress)
         xtr, ytr, xte, yte = load_cifar_set(root, name)
         shape, n_classes = (3, 32, 32), (10 if name == "cifar10" else 100)
     C, H, W = shape
