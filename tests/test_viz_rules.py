@@ -67,6 +67,8 @@ def test_ssdp_kernel_and_latency_figures():
     np.testing.assert_allclose(fig.data[0].y, [1 / 6, 1 / 6, 1 / 6, 0, 3 / 6])
     np.testing.assert_allclose(fig.data[1].y, [0, 2 / 4, 0, 1 / 4, 1 / 4])
     assert titles(fig)[0] == "first-spike latency · out" and "latency" in titles(fig)[1]
+    # lat is [samples, neurons]: the legend says neurons x samples, not "pairs"
+    assert fig.data[0].name == "pre (3 neurons × 2 samples)" and fig.data[1].name == "post (2 neurons × 2 samples)"
 
 
 def test_sync_loss_scatter_fitted_and_running():
@@ -92,10 +94,30 @@ def test_sync_loss_scatter_fitted_and_running():
 def test_gate_hist_shows_clipped_share():
     g = np.array([0.0, 0.5, 1.0, 1.0, 2.0, 1.5, 2.0, 0.9])
     fig = vr.gate_hist_figure(g, layer="fc2")
-    assert len(fig.data) == 1 and fig.data[0].type == "histogram"
+    assert len(fig.data) == 1 and fig.data[0].type == "bar"
+    assert sum(fig.data[0].y) == g.size                          # every gate in a bar, 0 and 2 included
     t, x, y = titles(fig)
     assert "clipped at 0 or 2: 38%" in t and t.startswith("dopamine gate g · fc2") and x.startswith("gate g")
+    assert not fig.layout.annotations or "saturated" not in str(fig.layout.annotations)
     assert "0%" in titles(vr.gate_hist_figure(np.ones(3)))[0]
+
+
+def test_gate_hist_all_at_clip_two_is_drawn_inside_the_axis_and_said_in_words():
+    """The DA-SSDP lesson: every gate sits at 2. The bar must lie inside the axis (it used to fall
+    into a bin past the range and the panel was empty), and the panel says it is saturated."""
+    fig = vr.gate_hist_figure(np.full(64, 2.0), layer="fc1")
+    bar = fig.data[0]
+    lo, hi = fig.layout.xaxis.range
+    assert lo <= 0 and hi >= 2                                   # the full clip range [0, 2]
+    full = [(x, y) for x, y in zip(bar.x, bar.y) if y]
+    assert len(full) == 1 and full[0][1] == 64
+    x, w = full[0][0], bar.width
+    assert lo <= x - w / 2 and x + w / 2 <= hi and x + w / 2 == pytest.approx(2.0)
+    notes = " ".join(a.text for a in fig.layout.annotations)
+    assert "saturated: 100% of the gates sit at the clip 2" in notes
+    assert "clipped at 0 or 2: 100%" in fig.layout.title.text
+    low = vr.gate_hist_figure(np.zeros(10))
+    assert low.data[0].y[0] == 10 and "clip 0" in " ".join(a.text for a in low.layout.annotations)
 
 
 def test_assignment_heatmap_sorted_by_dominant_mechanism():

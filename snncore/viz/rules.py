@@ -120,15 +120,19 @@ def ssdp_kernel_figure(dt: np.ndarray, g: np.ndarray, *, sigma: float | None = N
 
 
 def latency_figure(lat_pre: np.ndarray, lat_post: np.ndarray, T: int, *, layer: str = "") -> go.Figure:
-    """Share of (sample, neuron) pairs per spike latency 0..T-1 (T = silent), pre and post side by
+    """Share of (sample, neuron) entries of lat [samples, neurons] per spike latency 0..T-1 (T = silent), pre and post side by
     side: where in the window the layer's inputs and outputs fire."""
     T = int(T)
     labels = [str(t) for t in range(T)] + ["silent"]
     fig = go.Figure()
     for name, lat in (("pre", lat_pre), ("post", lat_post)):
-        lat = np.asarray(lat).reshape(-1)
+        lat = np.asarray(lat)
+        # [samples, neurons] as the rules save it: say both counts, not a bare product
+        size = (f"{lat.shape[1]} neurons × {lat.shape[0]} samples" if lat.ndim == 2
+                else f"{lat.size} neurons × samples")
+        lat = lat.reshape(-1)
         n = np.bincount(np.clip(lat, 0, T).astype(np.int64), minlength=T + 1)[:T + 1]
-        fig.add_trace(go.Bar(x=labels, y=n / max(lat.size, 1), name=f"{name} ({lat.size} pairs)"))
+        fig.add_trace(go.Bar(x=labels, y=n / max(lat.size, 1), name=f"{name} ({size})"))
     title = "first-spike latency" + (f" · {layer}" if layer else "")
     fig = _finish(fig, title, "spike latency (time step; 'silent' = no spike)", "share of neurons × samples",
                   barmode="group")
@@ -235,18 +239,35 @@ def sync_loss_figure(S: np.ndarray, L: np.ndarray, *, k: float | None = None, mu
     return _finish(fig, title, "synchrony S (co-firing share)", "training loss L")
 
 
+GATE_MAX = 2.0          # the gate's clip range is [0, GATE_MAX] (ALGORITHMS_SSDP.md)
+
+
 def gate_hist_figure(g: np.ndarray, *, layer: str = "", bins: int = 40) -> go.Figure:
-    """Histogram of the gate values g in [0, 2] of the last batch, with the share clipped at 0 or 2
-    (where the gate saturates) in the title."""
+    """Histogram of the gate values g in [0, 2] of the last batch over the full clip range; the
+    share at each clip value is in the title and, where most gates sit at a clip, said in words
+    inside the panel. Binned here (np.histogram closes its last bin on the right), so a gate at
+    exactly 2 falls in the last bar and not past the axis."""
     g = np.asarray(g, dtype=float).reshape(-1)
-    clipped = float(np.mean((g <= 0) | (g >= 2))) if g.size else 0.0
-    fig = go.Figure(go.Histogram(x=g, xbins=dict(start=0.0, end=2.0 + 1e-9, size=2.0 / bins),
-                                 name="gate", marker_color="#9467bd"))
+    g = g[np.isfinite(g)]
+    counts, edges = np.histogram(np.clip(g, 0.0, GATE_MAX), bins=bins, range=(0.0, GATE_MAX))
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig = go.Figure(go.Bar(x=centres, y=counts, width=float(edges[1] - edges[0]), name="gate",
+                           marker_color="#9467bd", marker_line_width=0,
+                           hovertemplate="g in [%{customdata[0]:.2f}, %{customdata[1]:.2f}]: %{y}<extra></extra>",
+                           customdata=np.stack([edges[:-1], edges[1:]], 1)))
     fig.add_vline(x=1.0, line_width=1, line_dash="dot", line_color="#888")
+    n = g.size
+    at_lo = float(np.mean(g <= 0)) if n else 0.0
+    at_hi = float(np.mean(g >= GATE_MAX)) if n else 0.0
     title = (f"dopamine gate g" + (f" · {layer}" if layer else "")
-             + f" · clipped at 0 or 2: {clipped:.0%}")
-    fig = _finish(fig, title, "gate g (1 = plain SSDP)", "samples (last batch)", showlegend=False)
-    fig.update_xaxes(range=[-0.05, 2.05])
+             + f" · clipped at 0 or 2: {at_lo + at_hi:.0%}")
+    fig = _finish(fig, title, "gate g (1 = plain SSDP; clipped to [0, 2])", "samples (last batch)",
+                  showlegend=False, bargap=0)
+    fig.update_xaxes(range=[-0.05, GATE_MAX + 0.05])
+    if n and at_hi >= 0.5:
+        _note(fig, f"saturated: {at_hi:.0%} of the gates sit at the clip 2 (update at double strength)")
+    elif n and at_lo >= 0.5:
+        _note(fig, f"saturated: {at_lo:.0%} of the gates sit at the clip 0 (update switched off)")
     return fig
 
 
