@@ -283,3 +283,51 @@ def test_ip2_trial_figures():
     assert fig.layout.title.text.startswith("one trial: read-out softmax(y) (solid) vs target (dashed)")
     assert [t.name for t in fig.data if t.showlegend is not False] == ["p(fixation)", "p(response 1)",
                                                                        "p(response 2)"]
+
+
+# ------------------------------------------------------------------------------- ip2 learning-to-learn fit
+def _legend_and_notes(fig):
+    names = " ".join(str(t.name) for t in fig.data)
+    notes = " ".join(a.text for a in (fig.layout.annotations or ()))
+    return names, notes
+
+
+@pytest.mark.parametrize("its, why", [
+    ([647, 81, 117, 11, 56, 11], "beyond the 6 tasks seen"),       # the lesson's run: tau 5501.7, c -110528
+    ([742, 160, 78, 66, 25, 10], "negative asymptote"),
+    ([100, 10, 20, 30, 40, 50], "does not fall"),                    # slower and slower
+    ([100, 20, 30, 20, 30, 20, 30, 20], "does not fall"),             # noise, no decay
+    ([100, 50], "no fit"),
+])
+def test_l2l_fit_not_meaningful_is_labelled_not_printed(its, why):
+    from snncore.rules.ip2 import l2l_fit
+    from snncore.viz import l2l_figure, l2l_fit_verdict
+    fit = l2l_fit(its) if len(its) >= 3 else (0.0, float("nan"), 50.0)
+    _check_labelled(its, fit, why)
+
+
+def test_l2l_fit_with_low_r2_is_labelled():
+    its = [100, 60, 20, 50, 30, 55, 25, 45]          # a decaying curve explains little of this
+    _check_labelled(its, (60.0, 2.0, 30.0), "poor fit (R²")
+
+
+def _check_labelled(its, fit, why):
+    from snncore.viz import l2l_figure, l2l_fit_verdict
+    assert why in l2l_fit_verdict(its, fit)
+    names, notes = _legend_and_notes(l2l_figure(its, fit=fit))
+    assert "tau" not in names and "fit:" not in names               # no numbers of a bad fit
+    assert "exponential fit not meaningful" in notes and why in notes
+    assert len(l2l_figure(its, fit=fit).data) == 2                   # dots and moving mean, no fit line
+
+
+def test_l2l_good_fit_is_drawn_with_its_numbers():
+    from snncore.rules.ip2 import l2l_fit
+    from snncore.viz import l2l_figure, l2l_fit_verdict
+    its = [500, 400, 300, 200, 100, 50, 40, 35, 33, 32]
+    fit = l2l_fit(its)
+    assert l2l_fit_verdict(its, fit) is None
+    fig = l2l_figure(its, fit=fit)
+    names, notes = _legend_and_notes(fig)
+    assert f"fit: tau {fit[1]:.1f} tasks" in names and "not meaningful" not in notes
+    line = fig.data[-1]
+    assert line.x[0] == 2 and line.x[-1] == len(its)

@@ -101,10 +101,44 @@ def telemetry_figure(df: pd.DataFrame, group: str, columns: list[str]) -> go.Fig
     return fig
 
 
+L2L_MIN_R2 = 0.5        # below this the exponential explains too little of the spread to quote tau
+
+
+def l2l_fit_verdict(iterations, fit) -> str | None:
+    """Why the fit a exp(-k/tau) + c (over tasks k = 2..n, as ip2.l2l_fit fits it) is not meaningful,
+    or None when it is. Not meaningful: no fit (too few tasks after the first, or a flat curve), a
+    fit that does not fall (a <= 0), a time constant past the tasks seen (tau > n: the curve is
+    then a straight line extrapolated, its c far off), a negative asymptote c (updates cannot
+    be negative), or R^2 below L2L_MIN_R2 on the tasks fitted."""
+    it = np.asarray(iterations, dtype=float).reshape(-1)
+    if fit is None or len(fit) != 3 or not all(np.isfinite(v) for v in fit):
+        return "no fit: too few tasks after the first, or all equal"
+    a, tau, c = (float(v) for v in fit)
+    k = np.arange(1, it.size + 1, dtype=float)[1:]
+    y = it[1:]
+    ok = np.isfinite(y)
+    k, y = k[ok], y[ok]
+    if y.size < 3:
+        return "no fit: too few tasks after the first"
+    if a <= 0:
+        return "no speed-up to fit (the fitted curve does not fall)"
+    if tau > it.size:
+        return f"tau {tau:.0f} is beyond the {it.size} tasks seen"
+    if c < 0:
+        return f"negative asymptote c = {c:.0f} (updates cannot be negative)"
+    resid = y - (a * np.exp(-k / tau) + c)
+    sst = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(resid ** 2)) / sst if sst > 0 else 0.0
+    if r2 < L2L_MIN_R2:
+        return f"poor fit (R² = {r2:.2f})"
+    return None
+
+
 def l2l_figure(iterations: list[float], failed: list[bool] | None = None, fit: tuple | None = None,
                title: str = "learning to learn: updates to criterion per task") -> go.Figure:
     """Iterations-to-criterion per task (dots), a 5-task moving mean, failures as red x marks,
-    and the fit a exp(-k/tau) + c over tasks 2..end when given."""
+    and the fit a exp(-k/tau) + c over tasks 2..end when given and meaningful
+    (l2l_fit_verdict); a fit that is not is named so in the panel, its numbers not printed."""
     it = np.asarray(iterations, dtype=float)
     k = np.arange(1, it.size + 1)
     fig = go.Figure(go.Scatter(x=k, y=it, mode="markers", name="per task"))
@@ -115,11 +149,17 @@ def l2l_figure(iterations: list[float], failed: list[bool] | None = None, fit: t
         f = np.asarray(failed, dtype=bool)
         fig.add_trace(go.Scatter(x=k[f], y=it[f], mode="markers", name="failed",
                                  marker=dict(color="#d62728", symbol="x", size=10)))
-    if fit is not None and all(v == v for v in fit):
-        a, tau, c = fit
-        kk = np.linspace(2, max(2, it.size), 100)
-        fig.add_trace(go.Scatter(x=kk, y=a * np.exp(-kk / tau) + c, mode="lines", line_dash="dash",
-                                 name=f"fit: tau {tau:.1f} tasks, c {c:.0f}"))
+    if fit is not None:
+        why = l2l_fit_verdict(it, fit)
+        if why is None:
+            a, tau, c = fit
+            kk = np.linspace(2, max(2, it.size), 100)
+            fig.add_trace(go.Scatter(x=kk, y=a * np.exp(-kk / tau) + c, mode="lines", line_dash="dash",
+                                     name=f"fit: tau {tau:.1f} tasks, c {c:.0f}"))
+        elif it.size >= 2:
+            fig.add_annotation(text=f"exponential fit not meaningful: {why}", xref="paper", yref="paper",
+                               x=0.99, y=0.98, xanchor="right", yanchor="top", showarrow=False,
+                               font=dict(size=11), bgcolor="rgba(255,255,255,0.75)")
     fig.update_layout(**LAYOUT, title=title)
     fig.update_xaxes(title_text="task")
     fig.update_yaxes(title_text="updates to criterion", rangemode="tozero")
