@@ -331,3 +331,17 @@ def test_l2l_good_fit_is_drawn_with_its_numbers():
     assert f"fit: tau {fit[1]:.1f} tasks" in names and "not meaningful" not in notes
     line = fig.data[-1]
     assert line.x[0] == 2 and line.x[-1] == len(its)
+
+
+def test_log_axis_of_dw_telemetry_has_full_labels():
+    """A narrow log range used to be labelled by plotly '2, 0.001, 5 ...' (bare mantissas)."""
+    from snncore.viz import log_ticks, telemetry_figure
+    df = pd.DataFrame({"dw/fc1": [0.0021, 0.004, 0.0093], "dw/out": [np.nan, 0.003, 0.005]})
+    fig = telemetry_figure(df, "dw", ["dw/fc1", "dw/out"])
+    ax = fig.layout.yaxis
+    assert ax.type == "log" and ax.tickmode == "array"
+    vals, text = list(ax.tickvals), list(ax.ticktext)
+    assert [float(t) for t in text] == pytest.approx(vals)           # each label is its own value
+    assert "2e-3" in text and "5e-3" in text and "2" not in text and "5" not in text
+    assert log_ticks([1e-6, 0.5])[1] == ["1e-6", "1e-5", "1e-4", "1e-3", "0.01", "0.1", "1"]
+    assert log_ticks([0.0, np.nan]) == ([], [])

@@ -97,8 +97,32 @@ def telemetry_figure(df: pd.DataFrame, group: str, columns: list[str]) -> go.Fig
     title, ytitle = TELEMETRY_TITLES.get(group, (group, group))
     fig = lines_figure(df, columns, title=title, ytitle=ytitle)
     if group in ("dw", "dw_ratio") and (df[columns].dropna(how="all") > 0).any().any():
-        fig.update_yaxes(type="log")
+        vals, text = log_ticks(df[columns].to_numpy(dtype=float))
+        fig.update_yaxes(type="log", tickmode="array", tickvals=vals, ticktext=text)
     return fig
+
+
+def _tick_label(v: float) -> str:
+    """2e-3 style for small and large values, plain otherwise: every label a whole number."""
+    m, e = f"{v:.0e}".split("e")
+    e = int(e)
+    return f"{m}e{e}" if abs(e) >= 3 else f"{v:g}"
+
+
+def log_ticks(values) -> tuple[list[float], list[str]]:
+    """Tick positions and full labels for a log axis over the positive values: 1-2-5 per decade
+    when the data span at most two decades, else one per decade. plotly's own labels on a narrow
+    log range are bare mantissas ('2', '5') between decades ('0.001'), read as '2, 0.001, 5'."""
+    v = np.asarray(values, dtype=float).reshape(-1)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not v.size:
+        return [], []
+    lo, hi = np.floor(np.log10(v.min())), np.ceil(np.log10(v.max()))
+    hi = max(hi, lo + 1)
+    mant = (1, 2, 5) if hi - lo <= 2 else (1,)
+    ticks = [m * 10.0 ** e for e in range(int(lo), int(hi) + 1) for m in mant]
+    ticks = [t for t in ticks if t <= 10.0 ** hi]
+    return ticks, [_tick_label(t) for t in ticks]
 
 
 L2L_MIN_R2 = 0.5        # below this the exponential explains too little of the spread to quote tau
