@@ -109,6 +109,31 @@ def _stdp(rule, snaps, cfg, tel, run_id):
         else:
             fig = vr.stdp_window_figure(latest["window_dt"], latest["window_dw"])
         _chart(c2, fig, f"rp_{run_id}_window")
+    for layer in layers:
+        pattern = pattern_channels(cfg, latest.get(f"w/{layer}"))
+        if pattern is None:
+            continue
+        hist = [(s, a[f"w/{layer}"]) for s, a in snaps if np.shape(a.get(f"w/{layer}"))[-1:] == pattern.shape]
+        _chart(st, vr.pattern_weights_figure([s for s, _ in hist], [w for _, w in hist], pattern, layer=layer,
+                                             pattern_name=f"pattern channels ({pattern.sum()})",
+                                             noise_name=f"noise channels ({(~pattern).sum()})"),
+               f"rp_{run_id}_pattern_{layer}")
+
+
+def pattern_channels(cfg: dict, W) -> np.ndarray | None:
+    """Bool mask [channels] of the synthetic dataset's class-group (pattern) channels, when W
+    [post, pre] reads those channels directly (its pre size is syn_channels); else None. Class c
+    fires channels (c * syn_group + i) % syn_channels, i < syn_group (snncore.data.synthetic)."""
+    if W is None or np.ndim(W) != 2 or cfg.get("dataset") != "synthetic":
+        return None
+    from snncore.config import RunConfig
+    d = RunConfig()
+    ch, group, classes = (int(cfg.get(k, getattr(d, k))) for k in ("syn_channels", "syn_group", "syn_classes"))
+    if np.shape(W)[1] != ch:
+        return None
+    mask = np.zeros(ch, dtype=bool)
+    mask[(np.arange(classes)[:, None] * group + np.arange(group)[None, :]).reshape(-1) % ch] = True
+    return mask if 0 < mask.sum() < ch else None
 
 
 def _ssdp_common(rule, snaps, cfg, tel, run_id):

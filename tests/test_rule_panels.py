@@ -286,3 +286,33 @@ def _values(v):
     if isinstance(v, dict) and "bdata" in v:
         return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
     return list(v)
+
+
+def test_stdp_lesson_shows_pattern_vs_noise_weights(tmp_path, monkeypatch):
+    """The STDP lesson quotes the mean fc1 weight from pattern vs noise channels and how many
+    hidden neurons prefer the pattern: the Train page shows both, from the run's own weights."""
+    import numpy as np
+
+    from app_pages.rule_panels import pattern_channels
+    from snncore.viz.rules import pattern_preference
+    d = tmp_path / "runs"
+    monkeypatch.setenv("SNNCORE_RUNS", str(d))
+    assert main(["train", "--config", "assets/presets/stdp_repeated_pattern.toml", "--epochs", "1",
+                 "--syn-samples", "96", "--runs-dir", str(d)]) == 0
+    store = RunStore(d)
+    rid = store.list_runs()[0]["id"]
+    cfg = store.get_run(rid)["config"]
+    last = store.load_snapshot(rid, store.snapshot_steps(rid)[-1])
+    W = last["rule/w/fc1"]
+    mask = pattern_channels(cfg, W)
+    assert mask.sum() == 32 and mask[:32].all()                  # 2 classes x 16 channels: 0-31
+    mp, mn, pref, n = pattern_preference(W, mask)
+    at = open_train_page(rid)
+    assert not at.exception, at.exception
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if "pattern vs noise channels" in c.proto.spec)
+    note = spec["layout"]["annotations"][0]["text"]
+    assert f"mean w {mp:.3f} (pattern channels (32)) vs {mn:.3f} (noise channels (32))" in note
+    assert f"{pref} of {n} neurons prefer the pattern" in note and n == 32
+    assert pattern_channels({"dataset": "digits"}, np.zeros((32, 64))) is None
+    assert pattern_channels(cfg, np.zeros((2, 32))) is None       # a layer that does not read the channels

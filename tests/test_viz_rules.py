@@ -345,3 +345,23 @@ def test_log_axis_of_dw_telemetry_has_full_labels():
     assert "2e-3" in text and "5e-3" in text and "2" not in text and "5" not in text
     assert log_ticks([1e-6, 0.5])[1] == ["1e-6", "1e-5", "1e-4", "1e-3", "0.01", "0.1", "1"]
     assert log_ticks([0.0, np.nan]) == ([], [])
+
+
+def test_pattern_weights_figure_shows_the_lessons_numbers():
+    """STDP lesson: mean weight from pattern vs noise channels and neurons preferring the pattern."""
+    pattern = np.array([True, True, False, False])
+    W0 = np.zeros((3, 4))
+    W1 = np.array([[0.4, 0.2, 0.1, 0.1],       # prefers the pattern (0.3 > 0.1)
+                   [0.3, 0.3, 0.2, 0.2],       # prefers (0.3 > 0.2)
+                   [0.3, 0.3, 0.5, 0.5]])      # prefers noise
+    assert vr.pattern_preference(W1, pattern) == pytest.approx((0.3, 1.6 / 6, 2, 3))
+    fig = vr.pattern_weights_figure([0, 10], [W0, W1], pattern, layer="fc1")
+    p, n, pref = fig.data
+    assert list(p.x) == [0, 10] and p.y[-1] == pytest.approx(0.3) and n.y[-1] == pytest.approx(1.6 / 6)
+    assert list(pref.y) == [0, 2] and pref.yaxis == "y2"
+    note = fig.layout.annotations[0].text
+    assert "mean w 0.300 (pattern channels) vs 0.267 (noise channels)" in note and "2 of 3 neurons prefer" in note
+    assert fig.layout.title.text == "pattern vs noise channels · fc1"
+    assert fig.layout.yaxis.title.text == "mean weight" and fig.layout.yaxis2.title.text == "neurons preferring"
+    with pytest.raises(ValueError, match="both groups"):
+        vr.pattern_preference(W1, np.ones(4, dtype=bool))

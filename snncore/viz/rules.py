@@ -4,6 +4,7 @@ store, so the app, notebooks and tests call the same code.
 
     weight_hist_figure      weight histogram over time (snapshot step x weight bin)    stdp, rstdp
     stdp_window_figure      the STDP learning window dW(dt)                            stdp, rstdp
+    pattern_weights_figure  mean weight from pattern vs noise channels, neurons preferring  stdp, rstdp
     ssdp_kernel_figure      the SSDP kernel G(dt)                                      ssdp, da_ssdp
     latency_figure          first-spike latencies of a layer's pre and post neurons    ssdp, da_ssdp
     ssdp_raster_figure      one sample's pre and post raster with first-spike markers  ssdp, da_ssdp
@@ -31,7 +32,7 @@ from . import LAYOUT
 
 __all__ = ["weight_hist_figure", "stdp_window_figure", "ssdp_kernel_figure", "latency_figure",
            "ssdp_raster_figure", "spike_markers", "sync_loss_figure", "gate_hist_figure",
-           "assignment_figure", "shares_area_figure", "simplex_figure", "simplex_points",
+           "assignment_figure", "pattern_weights_figure", "pattern_preference", "shares_area_figure", "simplex_figure", "simplex_points",
            "currents_figure", "intrinsic_hist_figure", "pilot_scores_figure", "trial_traces_figure",
            "trial_readout_figure", "share_columns", "fit_line", "rebin"]
 
@@ -105,6 +106,45 @@ def stdp_window_figure(dt: np.ndarray, dw: np.ndarray, *, title: str = "STDP lea
     fig.add_hline(y=0, line_width=1, line_color="#888")
     fig.add_vline(x=0, line_width=1, line_dash="dot", line_color="#888")
     return _finish(fig, title, "dt = t_post − t_pre (steps)", ytitle)
+
+
+def pattern_preference(W: np.ndarray, pattern: np.ndarray) -> tuple[float, float, int, int]:
+    """(mean weight from pattern channels, mean from the others, neurons whose mean weight from
+    pattern channels exceeds their mean from the others, neurons) of W [post, pre] and the
+    bool mask ``pattern`` [pre]."""
+    W = np.asarray(W, dtype=float)
+    m = np.asarray(pattern, dtype=bool).reshape(-1)
+    if W.ndim != 2 or W.shape[1] != m.size or not m.any() or m.all():
+        raise ValueError(f"W [post, pre] {W.shape} needs a mask of {W.shape[-1]} channels with both groups")
+    wp, wn = W[:, m].mean(1), W[:, ~m].mean(1)
+    return float(W[:, m].mean()), float(W[:, ~m].mean()), int((wp > wn).sum()), int(W.shape[0])
+
+
+def pattern_weights_figure(steps: Sequence[int], weights: Sequence[np.ndarray], pattern: np.ndarray, *,
+                           layer: str = "", pattern_name: str = "pattern channels",
+                           noise_name: str = "noise channels") -> go.Figure:
+    """Mean weight from the pattern channels and from the noise channels over the snapshots
+    (weights [post, pre] each), and, for the newest, how many post neurons prefer the pattern
+    (their mean weight from pattern channels above that from noise channels)."""
+    steps = [int(s) for s in steps]
+    rows = [pattern_preference(W, pattern) for W in weights]
+    fig = go.Figure()
+    if rows:
+        P, N, pref, n = zip(*rows)
+        fig.add_trace(go.Scatter(x=steps, y=P, mode="lines+markers", name=pattern_name,
+                                 line=dict(color="#2ca02c")))
+        fig.add_trace(go.Scatter(x=steps, y=N, mode="lines+markers", name=noise_name,
+                                 line=dict(color="#7f7f7f")))
+        fig.add_trace(go.Scatter(x=steps, y=pref, mode="lines+markers", name="neurons preferring the pattern",
+                                 yaxis="y2", line=dict(color="#9467bd", dash="dot")))
+        _note(fig, f"step {steps[-1]}: mean w {P[-1]:.3f} ({pattern_name}) vs {N[-1]:.3f} ({noise_name}); "
+                   f"{pref[-1]} of {n[-1]} neurons prefer the pattern")
+    title = "pattern vs noise channels" + (f" · {layer}" if layer else "")
+    fig = _finish(fig, title, "optimizer step (snapshot)", "mean weight", margin=dict(l=60, r=60, t=70, b=45))
+    if rows:       # after _finish: its update_yaxes would retitle this axis too
+        fig.update_layout(yaxis2=dict(title=dict(text="neurons preferring"), overlaying="y", side="right",
+                                      range=[0, n[-1] * 1.05], showgrid=False))
+    return fig
 
 
 # ------------------------------------------------------------------------------- ssdp / da_ssdp
