@@ -15,6 +15,11 @@ import plotly.io as pio
 # the house template is the default once, not a key of every layout: naming it per figure deep-copies
 # it (~30 ms a figure, most of a live redraw's time)
 pio.templates.default = "plotly_white"
+# MPS shares 0..1, light to dark, spelt out: a bare "Blues" is light-to-dark in plotly (Python) but
+# dark-to-light in plotly.js, which gets the name as is from a figure dict built without validation
+# (the Rule Lab's): the two pages showed the same share in opposite shades
+SHARE_COLORSCALE = [[i / (len(px.colors.sequential.Blues) - 1), c]
+                    for i, c in enumerate(px.colors.sequential.Blues)]
 LAYOUT = dict(margin=dict(l=60, r=15, t=70, b=45), height=300,
               title_y=0.97, title_yanchor="top",
               legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=11)))

@@ -28,7 +28,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import LAYOUT
+from . import LAYOUT, SHARE_COLORSCALE
 
 __all__ = ["weight_hist_figure", "stdp_window_figure", "ssdp_kernel_figure", "latency_figure",
            "ssdp_raster_figure", "spike_markers", "sync_loss_figure", "gate_hist_figure",
@@ -327,7 +327,7 @@ def assignment_figure(A: np.ndarray, mechanisms: Sequence[str], *, layer: str = 
         counts = np.bincount(dom, minlength=A.shape[0])
     else:
         counts = np.zeros(A.shape[0], dtype=int)
-    fig = go.Figure(go.Heatmap(z=A, y=mech, x=np.arange(A.shape[1]), zmin=0, zmax=1, colorscale="Blues",
+    fig = go.Figure(go.Heatmap(z=A, y=mech, x=np.arange(A.shape[1]), zmin=0, zmax=1, colorscale=SHARE_COLORSCALE,
                                colorbar=dict(title="share", thickness=12),
                                hovertemplate="%{y}<br>neuron rank %{x}<br>share %{z:.3f}<extra></extra>"))
     title = "mechanism assignment" + (f" · {layer}" if layer else "")
