@@ -146,6 +146,8 @@ def test_shares_area_from_telemetry_columns():
     assert [t.name for t in fig.data] == ["sbp", "bp", "hebb"]
     assert all(t.stackgroup == "shares" for t in fig.data)
     assert titles(fig) == ("layer-mean shares over time · fc1", "optimizer step", "layer-mean share")
+    # the first and last share of each mechanism in words (the MPS lesson quotes them)
+    assert fig.layout.annotations[0].text == "step 0: sbp 0.30 · bp 0.40 · hebb 0.30<br>step 5: sbp 0.20 · bp 0.50 · hebb 0.30"
     assert len(vr.shares_area_figure(pd.DataFrame(), "fc1").data) == 0
 
 
@@ -331,6 +333,7 @@ def test_l2l_good_fit_is_drawn_with_its_numbers():
     assert f"fit: tau {fit[1]:.1f} tasks" in names and "not meaningful" not in notes
     line = fig.data[-1]
     assert line.x[0] == 2 and line.x[-1] == len(its)
+    assert list(fig.data[0].text) == [str(v) for v in its]        # each task's count at its dot
 
 
 def test_log_axis_of_dw_telemetry_has_full_labels():

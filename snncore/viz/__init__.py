@@ -130,6 +130,7 @@ def log_ticks(values) -> tuple[list[float], list[str]]:
     return ticks, [_tick_label(t) for t in ticks]
 
 
+L2L_LABELLED = 30       # tasks up to which each dot carries its count
 L2L_MIN_R2 = 0.5        # below this the exponential explains too little of the spread to quote tau
 
 
@@ -170,7 +171,10 @@ def l2l_figure(iterations: list[float], failed: list[bool] | None = None, fit: t
     (l2l_fit_verdict); a fit that is not is named so in the panel, its numbers not printed."""
     it = np.asarray(iterations, dtype=float)
     k = np.arange(1, it.size + 1)
-    fig = go.Figure(go.Scatter(x=k, y=it, mode="markers", name="per task"))
+    # a few tasks: each count written at its dot (the numbers the IP2 lessons quote)
+    fig = go.Figure(go.Scatter(x=k, y=it, mode="markers+text" if it.size <= L2L_LABELLED else "markers",
+                               name="per task", text=[f"{v:.0f}" if v == v else "" for v in it],
+                               textposition="top center", textfont=dict(size=10)))
     if it.size >= 2:
         mm = pd.Series(it).rolling(5, min_periods=1).mean()
         fig.add_trace(go.Scatter(x=k, y=mm, mode="lines", name="moving mean (5)"))

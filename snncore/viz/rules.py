@@ -360,6 +360,14 @@ def shares_area_figure(tel: pd.DataFrame, layer: str,
     title = "layer-mean shares over time" + (f" · {layer}" if layer else "")
     fig = _finish(fig, title, "optimizer step", "layer-mean share")
     fig.update_yaxes(range=[0, 1.0])
+    ends = {m: tel[cols[m]].dropna() for m in order}
+    ends = {m: s for m, s in ends.items() if len(s)}
+    if ends:     # the numbers a lesson quotes: a stacked area shows them only as differences
+        first = " · ".join(f"{m} {s.iloc[0]:.2f}" for m, s in ends.items())
+        last = " · ".join(f"{m} {s.iloc[-1]:.2f}" for m, s in ends.items())
+        step0 = min(int(s.index[0]) for s in ends.values())
+        step1 = max(int(s.index[-1]) for s in ends.values())
+        _note(fig, f"step {step0}: {first}<br>step {step1}: {last}")
     return fig
 
 
