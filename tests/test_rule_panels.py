@@ -312,7 +312,7 @@ def test_stdp_lesson_shows_pattern_vs_noise_weights(tmp_path, monkeypatch):
     spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
                 if "pattern vs noise channels" in c.proto.spec)
     note = spec["layout"]["annotations"][0]["text"]
-    assert f"mean w {mp:.3f} (pattern channels (32)) vs {mn:.3f} (noise channels (32))" in note
+    assert f"mean w {mp:.3f} from pattern vs {mn:.3f} from noise channels" in note
     assert f"{pref} of {n} neurons prefer the pattern" in note and n == 32
     assert pattern_channels({"dataset": "digits"}, np.zeros((32, 64))) is None
     assert pattern_channels(cfg, np.zeros((2, 32))) is None       # a layer that does not read the channels

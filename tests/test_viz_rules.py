@@ -363,7 +363,8 @@ def test_pattern_weights_figure_shows_the_lessons_numbers():
     assert list(p.x) == [0, 10] and p.y[-1] == pytest.approx(0.3) and n.y[-1] == pytest.approx(1.6 / 6)
     assert list(pref.y) == [0, 2] and pref.yaxis == "y2"
     note = fig.layout.annotations[0].text
-    assert "mean w 0.300 (pattern channels) vs 0.267 (noise channels)" in note and "2 of 3 neurons prefer" in note
+    assert "mean w 0.300 from pattern vs 0.267 from noise channels" in note and "2 of 3 neurons prefer" in note
+    assert list(fig.layout.yaxis2.tickvals) == [0, 1, 2, 3]           # whole neurons, not 0.8, 1.5 ...
     assert fig.layout.title.text == "pattern vs noise channels · fc1"
     assert fig.layout.yaxis.title.text == "mean weight" and fig.layout.yaxis2.title.text == "neurons preferring"
     with pytest.raises(ValueError, match="both groups"):

@@ -137,13 +137,17 @@ def pattern_weights_figure(steps: Sequence[int], weights: Sequence[np.ndarray], 
                                  line=dict(color="#7f7f7f")))
         fig.add_trace(go.Scatter(x=steps, y=pref, mode="lines+markers", name="neurons preferring the pattern",
                                  yaxis="y2", line=dict(color="#9467bd", dash="dot")))
-        _note(fig, f"step {steps[-1]}: mean w {P[-1]:.3f} ({pattern_name}) vs {N[-1]:.3f} ({noise_name}); "
-                   f"{pref[-1]} of {n[-1]} neurons prefer the pattern")
+        # bottom right: the weights grow from the bottom left, so the note covers no data there
+        fig.add_annotation(text=f"step {steps[-1]}: mean w {P[-1]:.3f} from pattern vs {N[-1]:.3f} from noise "
+                                f"channels<br>{pref[-1]} of {n[-1]} neurons prefer the pattern",
+                           xref="paper", yref="paper", x=0.99, y=0.03, xanchor="right", yanchor="bottom",
+                           align="right", showarrow=False, font=dict(size=11), bgcolor="rgba(255,255,255,0.8)")
     title = "pattern vs noise channels" + (f" · {layer}" if layer else "")
     fig = _finish(fig, title, "optimizer step (snapshot)", "mean weight", margin=dict(l=60, r=60, t=70, b=45))
     if rows:       # after _finish: its update_yaxes would retitle this axis too
+        ticks = sorted({int(round(n[-1] * q)) for q in (0, 0.25, 0.5, 0.75, 1)})
         fig.update_layout(yaxis2=dict(title=dict(text="neurons preferring"), overlaying="y", side="right",
-                                      range=[0, n[-1] * 1.05], showgrid=False))
+                                      range=[0, n[-1] * 1.05], showgrid=False, tickmode="array", tickvals=ticks))
     return fig
 
 
