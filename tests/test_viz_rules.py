@@ -334,6 +334,7 @@ def test_l2l_good_fit_is_drawn_with_its_numbers():
     line = fig.data[-1]
     assert line.x[0] == 2 and line.x[-1] == len(its)
     assert list(fig.data[0].text) == [str(v) for v in its]        # each task's count at its dot
+    assert fig.layout.yaxis.range[1] >= 1.1 * max(its)               # ... with room above the top one
 
 
 def test_log_axis_of_dw_telemetry_has_full_labels():

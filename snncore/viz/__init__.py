@@ -196,4 +196,7 @@ def l2l_figure(iterations: list[float], failed: list[bool] | None = None, fit: t
     fig.update_layout(**LAYOUT, title=title)
     fig.update_xaxes(title_text="task")
     fig.update_yaxes(title_text="updates to criterion", rangemode="tozero")
+    top = float(np.nanmax(it)) if it.size and np.isfinite(it).any() else 0.0
+    if 0 < it.size <= L2L_LABELLED and top > 0:      # head room for the count written above the top dot
+        fig.update_yaxes(range=[0, top * 1.15])
     return fig
