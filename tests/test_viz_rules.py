@@ -370,3 +370,14 @@ def test_pattern_weights_figure_shows_the_lessons_numbers():
     assert fig.layout.yaxis.title.text == "mean weight" and fig.layout.yaxis2.title.text == "neurons preferring"
     with pytest.raises(ValueError, match="both groups"):
         vr.pattern_preference(W1, np.ones(4, dtype=bool))
+
+
+def test_ip2_telemetry_joins_task_loss_with_loss_and_target_with_mean_u2():
+    from snncore.viz import telemetry_figure, telemetry_groups
+    tel = pd.DataFrame({"loss": [1.0, 0.5], "l_task": [0.99, 0.49], "mean_u2": [0.2, 0.9], "sigma_h": [1.0, 1.0],
+                        "sync/fc1": [0.1, 0.2]})
+    g = telemetry_groups(tel)
+    assert g == {"loss": ["loss", "l_task"], "mean_u2": ["mean_u2", "sigma_h"], "sync": ["sync/fc1"]}
+    fig = telemetry_figure(tel, "loss", g["loss"])
+    assert [t.name for t in fig.data] == ["loss", "l_task"] and "task loss" in fig.layout.title.text
+    assert telemetry_groups(tel[["l_task"]]) == {"l_task": ["l_task"]}     # alone: its own chart

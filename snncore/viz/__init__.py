@@ -77,11 +77,20 @@ def rate_figure(rate: np.ndarray, *, T: int | None = None, title: str = "populat
     return fig
 
 
+# series drawn in another group's chart: IP2's task loss differs from its total loss by small
+# regularisers (two charts showed the same curve), and sigma_h is the target of mean u²
+TELEMETRY_JOIN = {"l_task": "loss", "sigma_h": "mean_u2"}
+
+
 def telemetry_groups(df: pd.DataFrame) -> dict[str, list[str]]:
-    """Group telemetry columns by the part before '/': {'sync': ['sync/fc1', 'sync/out'], ...}."""
+    """Group telemetry columns by the part before '/': {'sync': ['sync/fc1', 'sync/out'], ...};
+    a group of TELEMETRY_JOIN goes into its partner's chart when the partner is there."""
     groups: dict[str, list[str]] = {}
     for c in df.columns:
         groups.setdefault(str(c).split("/")[0], []).append(c)
+    for g, into in TELEMETRY_JOIN.items():
+        if g in groups and into in groups:
+            groups[into] += groups.pop(g)
     return groups
 
 
@@ -95,6 +104,8 @@ TELEMETRY_TITLES = {
     "rate": ("firing rate", "spikes / neuron / step"),
     "gate_mean": ("dopamine gate (mean over batch)", "g"),
     "k": ("gate slope k (frozen after warm-up)", "k"),
+    "loss": ("loss per update (total L and task loss L_task)", "loss"),
+    "mean_u2": ("homeostasis: mean u² vs its target sigma_h", "u²"),
 }
 
 
