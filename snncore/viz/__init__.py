@@ -105,7 +105,7 @@ TELEMETRY_TITLES = {
     "gate_mean": ("dopamine gate (mean over batch)", "g"),
     "k": ("gate slope k (frozen after warm-up)", "k"),
     "loss": ("loss per update (total L and task loss L_task)", "loss"),
-    "mean_u2": ("homeostasis: mean u² vs its target sigma_h", "u²"),
+    "mean_u2": ("mean u² with its target sigma_h (rule telemetry)", "u²"),
 }
 
 
