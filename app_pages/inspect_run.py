@@ -129,15 +129,16 @@ try:
         if not cks:
             raise A.InspectError(f"run {run_id} has no checkpoint yet (one is written at the end of each epoch; "
                                  f"status: {run['status']})")
+        unit = A.checkpoint_unit(run["config"])     # IP2 writes one checkpoint per task
         epochs = [e for e, _, _ in cks]
-        epoch = (st.select_slider("checkpoint (epoch)", options=epochs, value=epochs[-1], key=f"ck_{run_id}")
+        epoch = (st.select_slider(f"checkpoint ({unit})", options=epochs, value=epochs[-1], key=f"ck_{run_id}")
                  if len(epochs) > 1 else epochs[0])
         _, step, path = cks[epochs.index(epoch)]
         if run["status"] in ("starting", "running"):
-            st.caption(f"Run is {run['status']}: showing its checkpoint of epoch {epoch}; rerun the page for newer ones.")
+            st.caption(f"Run is {run['status']}: showing its checkpoint of {unit} {epoch}; rerun the page for newer ones.")
         rec, stats = inspect_file(str(path), path.stat().st_mtime, samples)
         hists = run_hists(tuple((e, s, str(p)) for e, s, p in cks))
-        where = f"run {run_id}, epoch {epoch}"
+        where = f"run {run_id}, {unit} {epoch}"
     else:
         up = st.file_uploader("checkpoint file (.pt)", type=["pt", "pth", "ckpt"], key="upload",
                               help="a checkpoint written by the Trainer (runs/<id>/checkpoints/epochNNNNN.pt); "
@@ -158,7 +159,9 @@ except A.InspectError as e:
 cfg = rec.cfg
 rep = A.report(rec, stats, where)
 st.markdown(f"**{where}** · rule **{cfg.rule}** · model **{cfg.model}** · dataset **{cfg.dataset}** · "
-            f"{rep['samples']} test samples × {cfg.timesteps} steps")
+            f"{rep['samples']} test samples × {rep['timesteps']} steps")
+if rec.extra.get("note"):      # IP2: what its samples are and what the accuracy counts
+    st.caption(rec.extra["note"])
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("accuracy on these samples", f"{rec.accuracy:.1%}")
 m2.metric("SynOps per sample", f"{rep['synops_per_sample']:,.0f}",
@@ -263,12 +266,15 @@ if not hists:
     st.caption("No weights found in the checkpoints.")
 else:
     all_epochs = sorted({e for h in hists.values() for e in h["epochs"]})
-    we = (st.select_slider("epoch", options=all_epochs, value=all_epochs[-1], key="weight_epoch")
+    we = (st.select_slider(rep["checkpoint_unit"], options=all_epochs, value=all_epochs[-1], key="weight_epoch")
           if len(all_epochs) > 1 else all_epochs[0])
     w1, w2 = st.columns(2)
-    w1.plotly_chart(vi.weight_histogram_figure(hists, we), width="stretch", key="weights_epoch")
+    w1.plotly_chart(vi.weight_histogram_figure(hists, we, rep["checkpoint_unit"]), width="stretch",
+                    key="weights_epoch")
     if len(all_epochs) > 1:
         wl = w2.selectbox("layer (weights)", list(hists), key="weight_layer")
-        w2.plotly_chart(vi.weight_evolution_figure(hists[wl], wl), width="stretch", key="weights_evolution")
+        w2.plotly_chart(vi.weight_evolution_figure(hists[wl], wl, rep["checkpoint_unit"]), width="stretch",
+                        key="weights_evolution")
     else:
-        w2.caption("One checkpoint only: the histogram over training needs a run with several epochs.")
+        w2.caption(f"One checkpoint only: the histogram over training needs a run with several "
+                   f"{rep['checkpoint_unit']}s.")

@@ -109,6 +109,31 @@ def _stdp(rule, snaps, cfg, tel, run_id):
         else:
             fig = vr.stdp_window_figure(latest["window_dt"], latest["window_dw"])
         _chart(c2, fig, f"rp_{run_id}_window")
+    for layer in layers:
+        pattern = pattern_channels(cfg, latest.get(f"w/{layer}"))
+        if pattern is None:
+            continue
+        hist = [(s, a[f"w/{layer}"]) for s, a in snaps if np.shape(a.get(f"w/{layer}"))[-1:] == pattern.shape]
+        _chart(st, vr.pattern_weights_figure([s for s, _ in hist], [w for _, w in hist], pattern, layer=layer,
+                                             pattern_name=f"pattern channels ({pattern.sum()})",
+                                             noise_name=f"noise channels ({(~pattern).sum()})"),
+               f"rp_{run_id}_pattern_{layer}")
+
+
+def pattern_channels(cfg: dict, W) -> np.ndarray | None:
+    """Bool mask [channels] of the synthetic dataset's class-group (pattern) channels, when W
+    [post, pre] reads those channels directly (its pre size is syn_channels); else None. Class c
+    fires channels (c * syn_group + i) % syn_channels, i < syn_group (snncore.data.synthetic)."""
+    if W is None or np.ndim(W) != 2 or cfg.get("dataset") != "synthetic":
+        return None
+    from snncore.config import RunConfig
+    d = RunConfig()
+    ch, group, classes = (int(cfg.get(k, getattr(d, k))) for k in ("syn_channels", "syn_group", "syn_classes"))
+    if np.shape(W)[1] != ch:
+        return None
+    mask = np.zeros(ch, dtype=bool)
+    mask[(np.arange(classes)[:, None] * group + np.arange(group)[None, :]).reshape(-1) % ch] = True
+    return mask if 0 < mask.sum() < ch else None
 
 
 def _ssdp_common(rule, snaps, cfg, tel, run_id):
@@ -239,12 +264,12 @@ def _ip2(rule, snaps, cfg, tel, run_id):
     else:
         st.success(f"Learnable intrinsic properties (frozen by the slow level): {', '.join(mask) or 'none'}; "
                    "the others stay bit-identical.", icon=":material/lock:")
-    c1, c2 = st.columns(2)
-    if "pilot_scores" in latest:
+    figs = []        # laid out two per row as they come: no empty slot where one is missing
+    if "pilot_scores" in latest:      # meta_mode "fixed" has no slow level, so no pilot scores
         chosen = "+".join(mask) if mask else "none"
         masks = [str(m) for m in latest["pilot_masks"]]
-        _chart(c1, vr.pilot_scores_figure(masks, latest["pilot_scores"].tolist(),
-                                          chosen if chosen in masks else None), f"rp_{run_id}_pilot")
+        figs.append((vr.pilot_scores_figure(masks, latest["pilot_scores"].tolist(),
+                                            chosen if chosen in masks else None), f"rp_{run_id}_pilot"))
     picks = [snaps[0], snaps[len(snaps) // 2], snaps[-1]] if len(snaps) >= 3 else snaps
     seen, chosen_snaps = set(), []
     for step, a in picks:
@@ -252,11 +277,14 @@ def _ip2(rule, snaps, cfg, tel, run_id):
         if t not in seen:
             seen.add(t)
             chosen_snaps.append((t, a))
-    cols = [c2, *st.columns(2)]
-    for i, prop in enumerate(("tau_d", "tau_s", "theta")):
+    for prop in ("tau_d", "tau_s", "theta"):
         data = [(t, a[prop]) for t, a in chosen_snaps if prop in a]
         if data:
-            _chart(cols[i], vr.intrinsic_hist_figure(data, prop), f"rp_{run_id}_hist_{prop}")
+            figs.append((vr.intrinsic_hist_figure(data, prop), f"rp_{run_id}_hist_{prop}"))
+    for i in range(0, len(figs), 2):
+        row = st.columns(2)
+        for col, (fig, key) in zip(row, figs[i:i + 2]):
+            _chart(col, fig, key)
     if "trial_u" in latest and "trial_y" in latest:
         task = int(np.asarray(latest.get("task", 0)))
         st.caption(f"Within a trial: one trial of task {task} (the newest snapshot), after its last update.")

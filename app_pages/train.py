@@ -287,14 +287,16 @@ def live_panel(run_id: str) -> None:
         if warning := chance_warning({**run, "best_accuracy": float(m["test/accuracy"].max())}):
             st.warning(warning, icon=":material/warning:")
     c1, c2 = st.columns(2)
-    c1.plotly_chart(viz.lines_figure(m, ["train/loss", "test/loss"], title="loss", ytitle="loss", smooth=5),
-                    width="stretch", key="loss")
+    ip2 = "train/l_task" in m and "train/accuracy" not in m     # L and L_task differ by tiny terms: one chart
+    c1.plotly_chart(viz.lines_figure(m, ["train/loss", "test/loss"] + (["train/l_task"] if ip2 else []),
+                                     title="loss (IP2: total L and task loss L_task)" if ip2 else "loss",
+                                     ytitle="loss", smooth=5), width="stretch", key="loss")
     if "train/accuracy" in m:
         c2.plotly_chart(viz.lines_figure(m, ["train/accuracy", "test/accuracy"], title="accuracy", ytitle="accuracy",
                                          smooth=5), width="stretch", key="acc")
-    elif "train/l_task" in m:
-        c2.plotly_chart(viz.lines_figure(m, ["train/l_task"], title="task loss per update", ytitle="L_task",
-                                         smooth=10), width="stretch", key="ltask")
+    elif ip2 and "ip2/mean_u2" in m:
+        c2.plotly_chart(viz.lines_figure(m, ["ip2/mean_u2", "ip2/sigma_h"], title="homeostasis: mean u² vs its "
+                                         "target sigma_h", ytitle="u²", smooth=10), width="stretch", key="ltask")
 
     if status not in POLLED and live_now:
         st.rerun()  # the run just ended: redraw the page once without the timers

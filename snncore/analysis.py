@@ -463,6 +463,11 @@ class Recording:
     epoch: int | None = None
     step: int | None = None
     extra: dict = field(default_factory=dict)
+    # IP2: labels are per scored step of each trial, not per sample; its trials have their own
+    # length and its checkpoints count tasks (None / "epoch": labels.size, cfg.timesteps, epochs)
+    samples: int | None = None
+    timesteps: int | None = None
+    unit: str = "epoch"
 
     @property
     def accuracy(self) -> float:
@@ -523,6 +528,7 @@ def _record_ip2(state: dict, cfg, n_samples: int, seed: int) -> Recording:
     sel = lmask & (target >= 0)
     return Recording(cfg=cfg, layers=layers, labels=target[sel].numpy(), predictions=y.argmax(-1)[sel].numpy(),
                      epoch=state.get("tasks_done"), step=state.get("step"),
+                     samples=int(x.shape[1]), timesteps=int(x.shape[0]), unit="task",
                      extra={"note": f"IP2: {x.shape[1]} trials of the next task of family "
                                     f"{cfg.rule_object_params().family!r}; accuracy over the scored steps"})
 
@@ -796,6 +802,12 @@ def analyse(rec: Recording, *, max_sync_neurons: int = SYNC_NEURONS, seed: int =
     return out
 
 
+def checkpoint_unit(cfg: dict | Any) -> str:
+    """What a run's checkpoints count: "task" for IP2 (one per task of its sequence), else "epoch"."""
+    rule = cfg.get("rule") if isinstance(cfg, dict) else getattr(cfg, "rule", None)
+    return "task" if rule == "ip2" else "epoch"
+
+
 def report(rec: Recording, stats: dict[str, LayerStats], source: str) -> dict[str, Any]:
     """JSON-able summary: what was inspected and the per-layer numbers."""
     cfg = rec.cfg
@@ -804,8 +816,10 @@ def report(rec: Recording, stats: dict[str, LayerStats], source: str) -> dict[st
     spiking = [s for s in stats.values() if rec.layers[s.name].spiking]
     zeros = sum(s.sparsity * s.n_neurons for s in spiking)
     return {"source": source, "rule": cfg.rule, "model": cfg.model, "dataset": cfg.dataset,
-            "epoch": rec.epoch, "step": rec.step, "samples": int(rec.labels.size),
-            "timesteps": cfg.timesteps, "accuracy": _num(rec.accuracy),
+            "epoch": rec.epoch, "step": rec.step, "checkpoint_unit": rec.unit,
+            "samples": int(rec.labels.size if rec.samples is None else rec.samples),
+            "timesteps": int(cfg.timesteps if rec.timesteps is None else rec.timesteps),
+            "accuracy": _num(rec.accuracy),
             "synops_per_sample": total_ops, "dense_macs_per_sample": total_macs,
             "activation_sparsity": _num(zeros / max(sum(s.n_neurons for s in spiking), 1)) if spiking else None,
             "layers": {n: {"spiking": rec.layers[n].spiking, **s.summary()} for n, s in stats.items()}}

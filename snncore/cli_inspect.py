@@ -58,7 +58,7 @@ def inspect_target(target: str, runs_dir: str | None, samples: int) -> dict:
         store = RunStore(runs_dir)
         epoch, step, path = A.run_checkpoint(store, target)
         state = A.load_checkpoint(path)
-        source = f"run {target}, checkpoint of epoch {epoch}"
+        source = f"run {target}, checkpoint of {A.checkpoint_unit(state.get('config') or {})} {epoch}"
     rec = A.record_network(state, samples)
     return A.report(rec, A.analyse(rec), source)
 
@@ -69,7 +69,8 @@ def _fmt(v, spec=".3f") -> str:
 
 def print_text(r: dict) -> None:
     acc = _fmt(r["accuracy"])
-    print(f"{r['source']}: rule {r['rule']}, model {r['model']}, dataset {r['dataset']}, epoch {r['epoch']}, "
+    print(f"{r['source']}: rule {r['rule']}, model {r['model']}, dataset {r['dataset']}, "
+          f"{r.get('checkpoint_unit', 'epoch')} {r['epoch']}, "
           f"{r['samples']} test samples x {r['timesteps']} steps, accuracy on them {acc}")
     wide = max([6] + [len(n) for n in r["layers"]])         # resnet19: layer3.1.conv2
     cols = [("layer", wide), ("neurons", 7), ("recorded", 8), ("rate", 6), ("CV ISI", 6), ("Fano", 6), ("corr", 6),

@@ -709,7 +709,9 @@ def figures(res: LabResult) -> dict[str, dict]:
     elif rule == "mps":
         mech = ex["mechanisms"]
         A = np.asarray(ex["assign"]["fc1"], dtype=float)
-        figs["assign"] = {"data": [{"type": "heatmap", "z": A, "y": mech, "zmin": 0, "zmax": 1, "colorscale": "Blues",
+        from .viz import SHARE_COLORSCALE       # the Train page's scale, spelt out (see there)
+        figs["assign"] = {"data": [{"type": "heatmap", "z": A, "y": mech, "zmin": 0, "zmax": 1,
+                                    "colorscale": SHARE_COLORSCALE,
                                     "colorbar": {"thickness": 12, "title": {"text": "share"}}}],
                           "layout": _layout("mechanism assignment A (hidden neurons)", "hidden neuron", "mechanism",
                                             yaxis={"autorange": "reversed"})}
@@ -754,7 +756,7 @@ EQUATIONS: dict[str, list[str]] = {
         r"L_{ji}[t] = \eta_+ f_+ \, s_j[t]\,x_i[t] - \eta_- f_- \, y_j[t]\,s_i[t], \qquad "
         r"e_{ji}[t] = e_{ji}[t-1]\,e^{-1/\tau_e} + L_{ji}[t]",
         r"r_b = \begin{cases} r_{correct} & \arg\max_c \langle out_{b,c} \rangle_t = y_b \\ r_{wrong} & \text{otherwise}\end{cases}"
-        r"\qquad \bar r \leftarrow \gamma\,\bar r + (1-\gamma)\,\langle r_b \rangle_b",
+        r"\qquad \bar r \leftarrow r_{decay}\,\bar r + (1-r_{decay})\,\langle r_b \rangle_b",
         r"\Delta W_{ji} = \eta \sum_b (r_b - \bar r)\; e_{ji,b}[T-1]",
     ],
     "ssdp": [
@@ -795,12 +797,15 @@ LESSONS: dict[str, dict[str, str]] = {
                 "post spike strengthens it (LTP), shortly after weakens it (LTD). The traces x and y carry "
                 "the memory of recent spikes; the window plot is the change one spike pair causes.",
         "try": "Keep the repeated pattern (a sweep: input 0 fires first, input 19 last in each period) and "
-               "raise η₊ and η₋ to 1e-2. Then switch the input to Poisson. Move τ_pre / τ_post and watch "
-               "the window widen.",
+               "raise η₊ and η₋ ten-fold, both to 1e-2. Then switch the input to Poisson, and then set η₋ to "
+               "2e-2, twice η₊. Move τ_pre / τ_post and watch the window widen.",
         "expect": "With the pattern, inputs that fire early in the sweep (left columns of ΔW) are potentiated "
                   "and late ones depressed, because the post neurons fire part-way through the sweep. With "
-                  "Poisson input there is no consistent timing, so ΔW is noise with a slight net depression "
-                  "(η₋ > η₊). At the paper's η ≈ 1e-3 the change after a dozen updates is small (≈0.02).",
+                  "Poisson input there is no repeated timing, yet the weights still grow a little (mean ΔW > 0), "
+                  "even at the default η₋ = 1.05e-3 just above η₊: each post spike follows the pre spikes "
+                  "that caused it, so pre-before-post pairs outnumber the reverse. Only a clearly larger η₋ "
+                  "(2e-2 against 1e-2) makes depression win, and the post rate falls. At the default "
+                  "η ≈ 1e-3 the change after a dozen updates is small (mean |ΔW| ≈ 0.02).",
     },
     "rstdp": {
         "what": "The STDP term is not applied directly: it accumulates in an eligibility trace (decay τ_e) "

@@ -272,3 +272,55 @@ def test_rule_lab_bad_link_falls_back_visibly():
     assert at.sidebar.selectbox(key="lab_rule").value == "stdp"
     at = _lab_page({"lab_rule": "nope"})
     assert any("unknown rule 'nope'" in w.value for w in at.warning)
+
+
+def _stdp_dw(params, kind, seeds=(0, 1, 2)):
+    out = []
+    for seed in seeds:
+        pop = dataclasses.replace(lab.DEFAULT_POP["stdp"], seed=seed)
+        inp = dataclasses.replace(lab.DEFAULT_INPUT["stdp"], kind=kind)
+        r = lab.simulate("stdp", params, pop, inp)
+        out.append((r.dW, r.history["rate"].mean()))
+    return out
+
+
+def test_stdp_lesson_texts_say_what_the_sandbox_shows():
+    """'What to try' and 'what to expect' agree with each other and with the simulation: equal
+    eta on the sweep learns early-vs-late; Poisson input gives net potentiation (causal pairs),
+    even at the default eta_minus slightly above eta_plus; eta_minus = 2 eta_plus depresses."""
+    text = lab.LESSONS["stdp"]
+    assert "both to 1e-2" in text["try"] and "2e-2" in text["try"]
+    assert "net depression" not in text["expect"] and "mean ΔW > 0" in text["expect"]
+    for dW, _ in _stdp_dw({"eta_plus": 1e-2, "eta_minus": 1e-2}, "pattern"):
+        assert dW[:, :7].mean() > 0 > dW[:, 13:].mean()              # early inputs up, late ones down
+    for params in (None, {"eta_plus": 1e-2, "eta_minus": 1e-2}):
+        for dW, _ in _stdp_dw(params, "poisson"):
+            assert dW.mean() > 0                                     # Poisson: potentiation wins
+    base = [rate for _, rate in _stdp_dw({"eta_plus": 1e-2, "eta_minus": 1e-2}, "poisson")]
+    for (dW, rate), r0 in zip(_stdp_dw({"eta_plus": 1e-2, "eta_minus": 2e-2}, "poisson"), base):
+        assert dW.mean() < 0 and rate < r0                           # depression wins, post rate falls
+    for dW, _ in _stdp_dw(None, "pattern"):
+        assert 0.01 < np.abs(dW).mean() < 0.03                       # "≈ 0.02" at the default eta
+    opts = {s["name"]: s.get("options", []) for s in lab.control_specs("stdp")}
+    assert 1e-2 in opts["eta_plus"] and 1e-2 in opts["eta_minus"] and 2e-2 in opts["eta_minus"]
+
+
+def test_rstdp_equation_names_the_sliders_parameter():
+    eqs = " ".join(lab.EQUATIONS["rstdp"])
+    assert "r_{decay}" in eqs and "gamma" not in eqs
+    assert "r_decay" in [s["name"] for s in lab.control_specs("rstdp")]
+
+
+def test_mps_assignment_colours_match_the_train_page():
+    """Same share, same shade: light at 0, dark at 1, on both pages (a bare 'Blues' reached
+    plotly.js unvalidated in the Rule Lab, where it runs dark to light)."""
+    import plotly.graph_objects as go
+
+    from snncore.viz import rules as vr
+    lab_scale = lab.figures(lab.simulate("mps"))["assign"]["data"][0]["colorscale"]
+    assert not isinstance(lab_scale, str)
+    spec = json.loads(lab.to_plotly_json(lab.figures(lab.simulate("mps"))["assign"]))
+    sent = [tuple(x) for x in spec["data"][0]["colorscale"]]
+    train = [tuple(x) for x in json.loads(go.Figure(vr.assignment_figure(np.eye(3), ["bp", "hebb", "sbp"])).to_json())["data"][0]["colorscale"]]
+    assert sent == train
+    assert sent[0][1] == "rgb(247,251,255)" and sent[-1][1] == "rgb(8,48,107)"   # light -> dark

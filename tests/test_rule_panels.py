@@ -286,3 +286,73 @@ def _values(v):
     if isinstance(v, dict) and "bdata" in v:
         return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
     return list(v)
+
+
+def test_stdp_lesson_shows_pattern_vs_noise_weights(tmp_path, monkeypatch):
+    """The STDP lesson quotes the mean fc1 weight from pattern vs noise channels and how many
+    hidden neurons prefer the pattern: the Train page shows both, from the run's own weights."""
+    import numpy as np
+
+    from app_pages.rule_panels import pattern_channels
+    from snncore.viz.rules import pattern_preference
+    d = tmp_path / "runs"
+    monkeypatch.setenv("SNNCORE_RUNS", str(d))
+    assert main(["train", "--config", "assets/presets/stdp_repeated_pattern.toml", "--epochs", "1",
+                 "--syn-samples", "96", "--runs-dir", str(d)]) == 0
+    store = RunStore(d)
+    rid = store.list_runs()[0]["id"]
+    cfg = store.get_run(rid)["config"]
+    last = store.load_snapshot(rid, store.snapshot_steps(rid)[-1])
+    W = last["rule/w/fc1"]
+    mask = pattern_channels(cfg, W)
+    assert mask.sum() == 32 and mask[:32].all()                  # 2 classes x 16 channels: 0-31
+    mp, mn, pref, n = pattern_preference(W, mask)
+    at = open_train_page(rid)
+    assert not at.exception, at.exception
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if "pattern vs noise channels" in c.proto.spec)
+    note = spec["layout"]["annotations"][0]["text"]
+    assert f"mean w {mp:.3f} from pattern vs {mn:.3f} from noise channels" in note
+    assert f"{pref} of {n} neurons prefer the pattern" in note and n == 32
+    assert pattern_channels({"dataset": "digits"}, np.zeros((32, 64))) is None
+    assert pattern_channels(cfg, np.zeros((2, 32))) is None       # a layer that does not read the channels
+
+
+def _ip2_arrays(pilot: bool):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    a = {"mask": np.array(["tau_s"]), "phase": np.array("task"), "task": np.array(3),
+         "tau_d": rng.uniform(5, 50, 16), "tau_s": rng.uniform(5, 50, 16), "theta": rng.uniform(0.5, 1.5, 16)}
+    if pilot:
+        a.update(pilot_masks=np.array(["tau_d", "tau_s", "theta"]), pilot_scores=np.array([40.0, 30.0, 50.0]))
+    return a
+
+
+@pytest.mark.parametrize("pilot", [False, True])
+def test_ip2_panels_leave_no_empty_slot(pilot):
+    """meta_mode 'fixed' has no pilot scores: the property histograms move up instead of leaving
+    the pilot's column empty."""
+    at = AppTest.from_function(_panels_from_arrays, args=("ip2", _ip2_arrays(pilot), {}), default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    titles = _chart_titles(at)
+    assert ("slow level: pilot score per candidate mask" in titles) == pilot
+    assert {"tau_d across neurons", "tau_s across neurons", "theta across neurons"} <= set(titles)
+    cols = list(at.columns)
+    filled = [len(c.children) > 0 for c in cols]
+    n = 3 + pilot
+    assert sum(filled) == n and all(filled[:n]) and len(cols) == n + (n % 2)   # only the last row's second slot may be empty
+
+
+def test_ip2_train_page_has_one_loss_chart_and_the_homeostasis(ip2_run, monkeypatch):
+    """L and L_task of IP2 differ by the small regularisers: one chart with both, not two of the
+    same curve; beside it what the homeostatic term tracks."""
+    d, rid = ip2_run
+    monkeypatch.setenv("SNNCORE_RUNS", str(d))
+    at = open_train_page(rid)
+    assert not at.exception, at.exception
+    charts = {f["layout"]["title"]["text"]: [t.get("name") for t in f["data"]]
+              for f in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))}
+    assert "task loss per update" not in charts
+    assert set(charts["loss (IP2: total L and task loss L_task)"]) >= {"train/loss", "train/l_task"}
+    assert charts["homeostasis: mean u² vs its target sigma_h"] == ["ip2/mean_u2", "ip2/sigma_h"]

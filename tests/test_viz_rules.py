@@ -67,6 +67,8 @@ def test_ssdp_kernel_and_latency_figures():
     np.testing.assert_allclose(fig.data[0].y, [1 / 6, 1 / 6, 1 / 6, 0, 3 / 6])
     np.testing.assert_allclose(fig.data[1].y, [0, 2 / 4, 0, 1 / 4, 1 / 4])
     assert titles(fig)[0] == "first-spike latency · out" and "latency" in titles(fig)[1]
+    # lat is [samples, neurons]: the legend says neurons x samples, not "pairs"
+    assert fig.data[0].name == "pre (3 neurons × 2 samples)" and fig.data[1].name == "post (2 neurons × 2 samples)"
 
 
 def test_sync_loss_scatter_fitted_and_running():
@@ -92,10 +94,30 @@ def test_sync_loss_scatter_fitted_and_running():
 def test_gate_hist_shows_clipped_share():
     g = np.array([0.0, 0.5, 1.0, 1.0, 2.0, 1.5, 2.0, 0.9])
     fig = vr.gate_hist_figure(g, layer="fc2")
-    assert len(fig.data) == 1 and fig.data[0].type == "histogram"
+    assert len(fig.data) == 1 and fig.data[0].type == "bar"
+    assert sum(fig.data[0].y) == g.size                          # every gate in a bar, 0 and 2 included
     t, x, y = titles(fig)
     assert "clipped at 0 or 2: 38%" in t and t.startswith("dopamine gate g · fc2") and x.startswith("gate g")
+    assert not fig.layout.annotations or "saturated" not in str(fig.layout.annotations)
     assert "0%" in titles(vr.gate_hist_figure(np.ones(3)))[0]
+
+
+def test_gate_hist_all_at_clip_two_is_drawn_inside_the_axis_and_said_in_words():
+    """The DA-SSDP lesson: every gate sits at 2. The bar must lie inside the axis (it used to fall
+    into a bin past the range and the panel was empty), and the panel says it is saturated."""
+    fig = vr.gate_hist_figure(np.full(64, 2.0), layer="fc1")
+    bar = fig.data[0]
+    lo, hi = fig.layout.xaxis.range
+    assert lo <= 0 and hi >= 2                                   # the full clip range [0, 2]
+    full = [(x, y) for x, y in zip(bar.x, bar.y) if y]
+    assert len(full) == 1 and full[0][1] == 64
+    x, w = full[0][0], bar.width
+    assert lo <= x - w / 2 and x + w / 2 <= hi and x + w / 2 == pytest.approx(2.0)
+    notes = " ".join(a.text for a in fig.layout.annotations)
+    assert "saturated: 100% of the gates sit at the clip 2" in notes
+    assert "clipped at 0 or 2: 100%" in fig.layout.title.text
+    low = vr.gate_hist_figure(np.zeros(10))
+    assert low.data[0].y[0] == 10 and "clip 0" in " ".join(a.text for a in low.layout.annotations)
 
 
 def test_assignment_heatmap_sorted_by_dominant_mechanism():
@@ -124,6 +146,8 @@ def test_shares_area_from_telemetry_columns():
     assert [t.name for t in fig.data] == ["sbp", "bp", "hebb"]
     assert all(t.stackgroup == "shares" for t in fig.data)
     assert titles(fig) == ("layer-mean shares over time · fc1", "optimizer step", "layer-mean share")
+    # the first and last share of each mechanism in words (the MPS lesson quotes them)
+    assert fig.layout.annotations[0].text == "step 0: sbp 0.30 · bp 0.40 · hebb 0.30<br>step 5: sbp 0.20 · bp 0.50 · hebb 0.30"
     assert len(vr.shares_area_figure(pd.DataFrame(), "fc1").data) == 0
 
 
@@ -261,3 +285,99 @@ def test_ip2_trial_figures():
     assert fig.layout.title.text.startswith("one trial: read-out softmax(y) (solid) vs target (dashed)")
     assert [t.name for t in fig.data if t.showlegend is not False] == ["p(fixation)", "p(response 1)",
                                                                        "p(response 2)"]
+
+
+# ------------------------------------------------------------------------------- ip2 learning-to-learn fit
+def _legend_and_notes(fig):
+    names = " ".join(str(t.name) for t in fig.data)
+    notes = " ".join(a.text for a in (fig.layout.annotations or ()))
+    return names, notes
+
+
+@pytest.mark.parametrize("its, why", [
+    ([647, 81, 117, 11, 56, 11], "beyond the 6 tasks seen"),       # the lesson's run: tau 5501.7, c -110528
+    ([742, 160, 78, 66, 25, 10], "negative asymptote"),
+    ([100, 10, 20, 30, 40, 50], "does not fall"),                    # slower and slower
+    ([100, 20, 30, 20, 30, 20, 30, 20], "does not fall"),             # noise, no decay
+    ([100, 50], "no fit"),
+])
+def test_l2l_fit_not_meaningful_is_labelled_not_printed(its, why):
+    from snncore.rules.ip2 import l2l_fit
+    from snncore.viz import l2l_figure, l2l_fit_verdict
+    fit = l2l_fit(its) if len(its) >= 3 else (0.0, float("nan"), 50.0)
+    _check_labelled(its, fit, why)
+
+
+def test_l2l_fit_with_low_r2_is_labelled():
+    its = [100, 60, 20, 50, 30, 55, 25, 45]          # a decaying curve explains little of this
+    _check_labelled(its, (60.0, 2.0, 30.0), "poor fit (R²")
+
+
+def _check_labelled(its, fit, why):
+    from snncore.viz import l2l_figure, l2l_fit_verdict
+    assert why in l2l_fit_verdict(its, fit)
+    names, notes = _legend_and_notes(l2l_figure(its, fit=fit))
+    assert "tau" not in names and "fit:" not in names               # no numbers of a bad fit
+    assert "exponential fit not meaningful" in notes and why in notes
+    assert len(l2l_figure(its, fit=fit).data) == 2                   # dots and moving mean, no fit line
+
+
+def test_l2l_good_fit_is_drawn_with_its_numbers():
+    from snncore.rules.ip2 import l2l_fit
+    from snncore.viz import l2l_figure, l2l_fit_verdict
+    its = [500, 400, 300, 200, 100, 50, 40, 35, 33, 32]
+    fit = l2l_fit(its)
+    assert l2l_fit_verdict(its, fit) is None
+    fig = l2l_figure(its, fit=fit)
+    names, notes = _legend_and_notes(fig)
+    assert f"fit: tau {fit[1]:.1f} tasks" in names and "not meaningful" not in notes
+    line = fig.data[-1]
+    assert line.x[0] == 2 and line.x[-1] == len(its)
+    assert list(fig.data[0].text) == [str(v) for v in its]        # each task's count at its dot
+    assert fig.layout.yaxis.range[1] >= 1.1 * max(its)               # ... with room above the top one
+
+
+def test_log_axis_of_dw_telemetry_has_full_labels():
+    """A narrow log range used to be labelled by plotly '2, 0.001, 5 ...' (bare mantissas)."""
+    from snncore.viz import log_ticks, telemetry_figure
+    df = pd.DataFrame({"dw/fc1": [0.0021, 0.004, 0.0093], "dw/out": [np.nan, 0.003, 0.005]})
+    fig = telemetry_figure(df, "dw", ["dw/fc1", "dw/out"])
+    ax = fig.layout.yaxis
+    assert ax.type == "log" and ax.tickmode == "array"
+    vals, text = list(ax.tickvals), list(ax.ticktext)
+    assert [float(t) for t in text] == pytest.approx(vals)           # each label is its own value
+    assert "2e-3" in text and "5e-3" in text and "2" not in text and "5" not in text
+    assert log_ticks([1e-6, 0.5])[1] == ["1e-6", "1e-5", "1e-4", "1e-3", "0.01", "0.1", "1"]
+    assert log_ticks([0.0, np.nan]) == ([], [])
+
+
+def test_pattern_weights_figure_shows_the_lessons_numbers():
+    """STDP lesson: mean weight from pattern vs noise channels and neurons preferring the pattern."""
+    pattern = np.array([True, True, False, False])
+    W0 = np.zeros((3, 4))
+    W1 = np.array([[0.4, 0.2, 0.1, 0.1],       # prefers the pattern (0.3 > 0.1)
+                   [0.3, 0.3, 0.2, 0.2],       # prefers (0.3 > 0.2)
+                   [0.3, 0.3, 0.5, 0.5]])      # prefers noise
+    assert vr.pattern_preference(W1, pattern) == pytest.approx((0.3, 1.6 / 6, 2, 3))
+    fig = vr.pattern_weights_figure([0, 10], [W0, W1], pattern, layer="fc1")
+    p, n, pref = fig.data
+    assert list(p.x) == [0, 10] and p.y[-1] == pytest.approx(0.3) and n.y[-1] == pytest.approx(1.6 / 6)
+    assert list(pref.y) == [0, 2] and pref.yaxis == "y2"
+    note = fig.layout.annotations[0].text
+    assert "mean w 0.300 from pattern vs 0.267 from noise channels" in note and "2 of 3 neurons prefer" in note
+    assert list(fig.layout.yaxis2.tickvals) == [0, 1, 2, 3]           # whole neurons, not 0.8, 1.5 ...
+    assert fig.layout.title.text == "pattern vs noise channels · fc1"
+    assert fig.layout.yaxis.title.text == "mean weight" and fig.layout.yaxis2.title.text == "neurons preferring"
+    with pytest.raises(ValueError, match="both groups"):
+        vr.pattern_preference(W1, np.ones(4, dtype=bool))
+
+
+def test_ip2_telemetry_joins_task_loss_with_loss_and_target_with_mean_u2():
+    from snncore.viz import telemetry_figure, telemetry_groups
+    tel = pd.DataFrame({"loss": [1.0, 0.5], "l_task": [0.99, 0.49], "mean_u2": [0.2, 0.9], "sigma_h": [1.0, 1.0],
+                        "sync/fc1": [0.1, 0.2]})
+    g = telemetry_groups(tel)
+    assert g == {"loss": ["loss", "l_task"], "mean_u2": ["mean_u2", "sigma_h"], "sync": ["sync/fc1"]}
+    fig = telemetry_figure(tel, "loss", g["loss"])
+    assert [t.name for t in fig.data] == ["loss", "l_task"] and "task loss" in fig.layout.title.text
+    assert telemetry_groups(tel[["l_task"]]) == {"l_task": ["l_task"]}     # alone: its own chart

@@ -245,17 +245,25 @@ def histogram(weight: torch.Tensor, bins: int = 20, range_: tuple[float, float] 
     return edges, counts
 
 
+W_SAVE_MAX = 16384           # 64 KiB of float32 per snapshot at most
+
+
 def weight_hist_arrays(weights: dict[str, torch.Tensor], range_: tuple[float, float] | None,
                        bins: int = HIST_BINS) -> dict[str, np.ndarray]:
     """{'whist/<layer>': int64 counts [bins], 'wedges/<layer>': float64 edges [bins+1]} per layer.
 
     range_: fixed [lo, hi] (bounded weights), or None for each weight's observed range.
+    A layer of at most W_SAVE_MAX weights also saves the matrix itself, 'w/<layer>' float32
+    [post, pre]: the app reads per-channel means off it (pattern vs noise channels, which input
+    group each neuron prefers), that a histogram cannot give.
     """
     out: dict[str, np.ndarray] = {}
     for name, w in weights.items():
         edges, counts = histogram(w, bins, range_)
         out[f"whist/{name}"] = counts.numpy().astype(np.int64)
         out[f"wedges/{name}"] = edges.numpy().astype(np.float64)
+        if w.dim() == 2 and w.numel() <= W_SAVE_MAX:
+            out[f"w/{name}"] = w.detach().float().cpu().numpy().astype(np.float32)
     return out
 
 

@@ -15,6 +15,11 @@ import plotly.io as pio
 # the house template is the default once, not a key of every layout: naming it per figure deep-copies
 # it (~30 ms a figure, most of a live redraw's time)
 pio.templates.default = "plotly_white"
+# MPS shares 0..1, light to dark, spelt out: a bare "Blues" is light-to-dark in plotly (Python) but
+# dark-to-light in plotly.js, which gets the name as is from a figure dict built without validation
+# (the Rule Lab's): the two pages showed the same share in opposite shades
+SHARE_COLORSCALE = [[i / (len(px.colors.sequential.Blues) - 1), c]
+                    for i, c in enumerate(px.colors.sequential.Blues)]
 LAYOUT = dict(margin=dict(l=60, r=15, t=70, b=45), height=300,
               title_y=0.97, title_yanchor="top",
               legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=11)))
@@ -72,11 +77,20 @@ def rate_figure(rate: np.ndarray, *, T: int | None = None, title: str = "populat
     return fig
 
 
+# series drawn in another group's chart: IP2's task loss differs from its total loss by small
+# regularisers (two charts showed the same curve), and sigma_h is the target of mean u²
+TELEMETRY_JOIN = {"l_task": "loss", "sigma_h": "mean_u2"}
+
+
 def telemetry_groups(df: pd.DataFrame) -> dict[str, list[str]]:
-    """Group telemetry columns by the part before '/': {'sync': ['sync/fc1', 'sync/out'], ...}."""
+    """Group telemetry columns by the part before '/': {'sync': ['sync/fc1', 'sync/out'], ...};
+    a group of TELEMETRY_JOIN goes into its partner's chart when the partner is there."""
     groups: dict[str, list[str]] = {}
     for c in df.columns:
         groups.setdefault(str(c).split("/")[0], []).append(c)
+    for g, into in TELEMETRY_JOIN.items():
+        if g in groups and into in groups:
+            groups[into] += groups.pop(g)
     return groups
 
 
@@ -90,6 +104,8 @@ TELEMETRY_TITLES = {
     "rate": ("firing rate", "spikes / neuron / step"),
     "gate_mean": ("dopamine gate (mean over batch)", "g"),
     "k": ("gate slope k (frozen after warm-up)", "k"),
+    "loss": ("loss per update (total L and task loss L_task)", "loss"),
+    "mean_u2": ("mean u² with its target sigma_h (rule telemetry)", "u²"),
 }
 
 
@@ -97,17 +113,79 @@ def telemetry_figure(df: pd.DataFrame, group: str, columns: list[str]) -> go.Fig
     title, ytitle = TELEMETRY_TITLES.get(group, (group, group))
     fig = lines_figure(df, columns, title=title, ytitle=ytitle)
     if group in ("dw", "dw_ratio") and (df[columns].dropna(how="all") > 0).any().any():
-        fig.update_yaxes(type="log")
+        vals, text = log_ticks(df[columns].to_numpy(dtype=float))
+        fig.update_yaxes(type="log", tickmode="array", tickvals=vals, ticktext=text)
     return fig
+
+
+def _tick_label(v: float) -> str:
+    """2e-3 style for small and large values, plain otherwise: every label a whole number."""
+    m, e = f"{v:.0e}".split("e")
+    e = int(e)
+    return f"{m}e{e}" if abs(e) >= 3 else f"{v:g}"
+
+
+def log_ticks(values) -> tuple[list[float], list[str]]:
+    """Tick positions and full labels for a log axis over the positive values: 1-2-5 per decade
+    when the data span at most two decades, else one per decade. plotly's own labels on a narrow
+    log range are bare mantissas ('2', '5') between decades ('0.001'), read as '2, 0.001, 5'."""
+    v = np.asarray(values, dtype=float).reshape(-1)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not v.size:
+        return [], []
+    lo, hi = np.floor(np.log10(v.min())), np.ceil(np.log10(v.max()))
+    hi = max(hi, lo + 1)
+    mant = (1, 2, 5) if hi - lo <= 2 else (1,)
+    ticks = [m * 10.0 ** e for e in range(int(lo), int(hi) + 1) for m in mant]
+    ticks = [t for t in ticks if t <= 10.0 ** hi]
+    return ticks, [_tick_label(t) for t in ticks]
+
+
+L2L_LABELLED = 30       # tasks up to which each dot carries its count
+L2L_MIN_R2 = 0.5        # below this the exponential explains too little of the spread to quote tau
+
+
+def l2l_fit_verdict(iterations, fit) -> str | None:
+    """Why the fit a exp(-k/tau) + c (over tasks k = 2..n, as ip2.l2l_fit fits it) is not meaningful,
+    or None when it is. Not meaningful: no fit (too few tasks after the first, or a flat curve), a
+    fit that does not fall (a <= 0), a time constant past the tasks seen (tau > n: the curve is
+    then a straight line extrapolated, its c far off), a negative asymptote c (updates cannot
+    be negative), or R^2 below L2L_MIN_R2 on the tasks fitted."""
+    it = np.asarray(iterations, dtype=float).reshape(-1)
+    if fit is None or len(fit) != 3 or not all(np.isfinite(v) for v in fit):
+        return "no fit: too few tasks after the first, or all equal"
+    a, tau, c = (float(v) for v in fit)
+    k = np.arange(1, it.size + 1, dtype=float)[1:]
+    y = it[1:]
+    ok = np.isfinite(y)
+    k, y = k[ok], y[ok]
+    if y.size < 3:
+        return "no fit: too few tasks after the first"
+    if a <= 0:
+        return "no speed-up to fit (the fitted curve does not fall)"
+    if tau > it.size:
+        return f"tau {tau:.0f} is beyond the {it.size} tasks seen"
+    if c < 0:
+        return f"negative asymptote c = {c:.0f} (updates cannot be negative)"
+    resid = y - (a * np.exp(-k / tau) + c)
+    sst = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(resid ** 2)) / sst if sst > 0 else 0.0
+    if r2 < L2L_MIN_R2:
+        return f"poor fit (R² = {r2:.2f})"
+    return None
 
 
 def l2l_figure(iterations: list[float], failed: list[bool] | None = None, fit: tuple | None = None,
                title: str = "learning to learn: updates to criterion per task") -> go.Figure:
     """Iterations-to-criterion per task (dots), a 5-task moving mean, failures as red x marks,
-    and the fit a exp(-k/tau) + c over tasks 2..end when given."""
+    and the fit a exp(-k/tau) + c over tasks 2..end when given and meaningful
+    (l2l_fit_verdict); a fit that is not is named so in the panel, its numbers not printed."""
     it = np.asarray(iterations, dtype=float)
     k = np.arange(1, it.size + 1)
-    fig = go.Figure(go.Scatter(x=k, y=it, mode="markers", name="per task"))
+    # a few tasks: each count written at its dot (the numbers the IP2 lessons quote)
+    fig = go.Figure(go.Scatter(x=k, y=it, mode="markers+text" if it.size <= L2L_LABELLED else "markers",
+                               name="per task", text=[f"{v:.0f}" if v == v else "" for v in it],
+                               textposition="top center", textfont=dict(size=10)))
     if it.size >= 2:
         mm = pd.Series(it).rolling(5, min_periods=1).mean()
         fig.add_trace(go.Scatter(x=k, y=mm, mode="lines", name="moving mean (5)"))
@@ -115,12 +193,21 @@ def l2l_figure(iterations: list[float], failed: list[bool] | None = None, fit: t
         f = np.asarray(failed, dtype=bool)
         fig.add_trace(go.Scatter(x=k[f], y=it[f], mode="markers", name="failed",
                                  marker=dict(color="#d62728", symbol="x", size=10)))
-    if fit is not None and all(v == v for v in fit):
-        a, tau, c = fit
-        kk = np.linspace(2, max(2, it.size), 100)
-        fig.add_trace(go.Scatter(x=kk, y=a * np.exp(-kk / tau) + c, mode="lines", line_dash="dash",
-                                 name=f"fit: tau {tau:.1f} tasks, c {c:.0f}"))
+    if fit is not None:
+        why = l2l_fit_verdict(it, fit)
+        if why is None:
+            a, tau, c = fit
+            kk = np.linspace(2, max(2, it.size), 100)
+            fig.add_trace(go.Scatter(x=kk, y=a * np.exp(-kk / tau) + c, mode="lines", line_dash="dash",
+                                     name=f"fit: tau {tau:.1f} tasks, c {c:.0f}"))
+        elif it.size >= 2:
+            fig.add_annotation(text=f"exponential fit not meaningful: {why}", xref="paper", yref="paper",
+                               x=0.99, y=0.98, xanchor="right", yanchor="top", showarrow=False,
+                               font=dict(size=11), bgcolor="rgba(255,255,255,0.75)")
     fig.update_layout(**LAYOUT, title=title)
     fig.update_xaxes(title_text="task")
     fig.update_yaxes(title_text="updates to criterion", rangemode="tozero")
+    top = float(np.nanmax(it)) if it.size and np.isfinite(it).any() else 0.0
+    if 0 < it.size <= L2L_LABELLED and top > 0:      # head room for the count written above the top dot
+        fig.update_yaxes(range=[0, top * 1.15])
     return fig

@@ -104,9 +104,10 @@ def trace_figure(v: np.ndarray | None, spikes: np.ndarray, *, threshold: float |
     return fig
 
 
-def weight_histogram_figure(hists: dict[str, dict], epoch: int) -> go.Figure:
+def weight_histogram_figure(hists: dict[str, dict], epoch: int, unit: str = "epoch") -> go.Figure:
     """Share of weights per bin at one epoch, one line per layer (the x range is fixed over epochs,
-    so scrubbing the epoch shows the distribution move)."""
+    so scrubbing the epoch shows the distribution move). ``unit``: what a checkpoint counts
+    ("task" for IP2)."""
     fig = go.Figure()
     for name, h in hists.items():
         if epoch not in h["epochs"]:
@@ -115,7 +116,7 @@ def weight_histogram_figure(hists: dict[str, dict], epoch: int) -> go.Figure:
         share = h["share"][h["epochs"].index(epoch)]
         fig.add_trace(go.Scatter(x=np.repeat(e, 2)[1:-1], y=np.repeat(share, 2), mode="lines", name=name,
                                  fill="tozeroy", opacity=0.6))
-    fig.update_layout(**LAYOUT, title=f"weight distribution at epoch {epoch}")
+    fig.update_layout(**LAYOUT, title=f"weight distribution at {unit} {epoch}")
     if len(fig.data) > 4:      # a conv net's many layers: a column on the right, not rows over the title
         fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top", xanchor="left",
                                       font=dict(size=11)), margin=dict(r=90), height=340)
@@ -124,15 +125,15 @@ def weight_histogram_figure(hists: dict[str, dict], epoch: int) -> go.Figure:
     return fig
 
 
-def weight_evolution_figure(h: dict, layer: str) -> go.Figure:
-    """Heat map of one layer's weight histogram over epochs (rows: epochs)."""
+def weight_evolution_figure(h: dict, layer: str, unit: str = "epoch") -> go.Figure:
+    """Heat map of one layer's weight histogram over epochs (rows: epochs, or tasks for IP2)."""
     e = h["edges"]
     centers = (e[:-1] + e[1:]) / 2
     fig = go.Figure(go.Heatmap(z=h["share"], x=centers, y=[str(x) for x in h["epochs"]],
                                colorscale="Viridis", colorbar=dict(title="share")))
     fig.update_layout(**LAYOUT, title=f"{layer}: weight histogram over training")
     fig.update_xaxes(title_text="weight")
-    fig.update_yaxes(title_text="epoch", type="category")
+    fig.update_yaxes(title_text=unit, type="category")
     return fig
 
 

@@ -4,6 +4,7 @@ store, so the app, notebooks and tests call the same code.
 
     weight_hist_figure      weight histogram over time (snapshot step x weight bin)    stdp, rstdp
     stdp_window_figure      the STDP learning window dW(dt)                            stdp, rstdp
+    pattern_weights_figure  mean weight from pattern vs noise channels, neurons preferring  stdp, rstdp
     ssdp_kernel_figure      the SSDP kernel G(dt)                                      ssdp, da_ssdp
     latency_figure          first-spike latencies of a layer's pre and post neurons    ssdp, da_ssdp
     ssdp_raster_figure      one sample's pre and post raster with first-spike markers  ssdp, da_ssdp
@@ -27,11 +28,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import LAYOUT
+from . import LAYOUT, SHARE_COLORSCALE
 
 __all__ = ["weight_hist_figure", "stdp_window_figure", "ssdp_kernel_figure", "latency_figure",
            "ssdp_raster_figure", "spike_markers", "sync_loss_figure", "gate_hist_figure",
-           "assignment_figure", "shares_area_figure", "simplex_figure", "simplex_points",
+           "assignment_figure", "pattern_weights_figure", "pattern_preference", "shares_area_figure", "simplex_figure", "simplex_points",
            "currents_figure", "intrinsic_hist_figure", "pilot_scores_figure", "trial_traces_figure",
            "trial_readout_figure", "share_columns", "fit_line", "rebin"]
 
@@ -107,6 +108,49 @@ def stdp_window_figure(dt: np.ndarray, dw: np.ndarray, *, title: str = "STDP lea
     return _finish(fig, title, "dt = t_post − t_pre (steps)", ytitle)
 
 
+def pattern_preference(W: np.ndarray, pattern: np.ndarray) -> tuple[float, float, int, int]:
+    """(mean weight from pattern channels, mean from the others, neurons whose mean weight from
+    pattern channels exceeds their mean from the others, neurons) of W [post, pre] and the
+    bool mask ``pattern`` [pre]."""
+    W = np.asarray(W, dtype=float)
+    m = np.asarray(pattern, dtype=bool).reshape(-1)
+    if W.ndim != 2 or W.shape[1] != m.size or not m.any() or m.all():
+        raise ValueError(f"W [post, pre] {W.shape} needs a mask of {W.shape[-1]} channels with both groups")
+    wp, wn = W[:, m].mean(1), W[:, ~m].mean(1)
+    return float(W[:, m].mean()), float(W[:, ~m].mean()), int((wp > wn).sum()), int(W.shape[0])
+
+
+def pattern_weights_figure(steps: Sequence[int], weights: Sequence[np.ndarray], pattern: np.ndarray, *,
+                           layer: str = "", pattern_name: str = "pattern channels",
+                           noise_name: str = "noise channels") -> go.Figure:
+    """Mean weight from the pattern channels and from the noise channels over the snapshots
+    (weights [post, pre] each), and, for the newest, how many post neurons prefer the pattern
+    (their mean weight from pattern channels above that from noise channels)."""
+    steps = [int(s) for s in steps]
+    rows = [pattern_preference(W, pattern) for W in weights]
+    fig = go.Figure()
+    if rows:
+        P, N, pref, n = zip(*rows)
+        fig.add_trace(go.Scatter(x=steps, y=P, mode="lines+markers", name=pattern_name,
+                                 line=dict(color="#2ca02c")))
+        fig.add_trace(go.Scatter(x=steps, y=N, mode="lines+markers", name=noise_name,
+                                 line=dict(color="#7f7f7f")))
+        fig.add_trace(go.Scatter(x=steps, y=pref, mode="lines+markers", name="neurons preferring the pattern",
+                                 yaxis="y2", line=dict(color="#9467bd", dash="dot")))
+        # bottom right: the weights grow from the bottom left, so the note covers no data there
+        fig.add_annotation(text=f"step {steps[-1]}: mean w {P[-1]:.3f} from pattern vs {N[-1]:.3f} from noise "
+                                f"channels<br>{pref[-1]} of {n[-1]} neurons prefer the pattern",
+                           xref="paper", yref="paper", x=0.99, y=0.03, xanchor="right", yanchor="bottom",
+                           align="right", showarrow=False, font=dict(size=11), bgcolor="rgba(255,255,255,0.8)")
+    title = "pattern vs noise channels" + (f" · {layer}" if layer else "")
+    fig = _finish(fig, title, "optimizer step (snapshot)", "mean weight", margin=dict(l=60, r=60, t=70, b=45))
+    if rows:       # after _finish: its update_yaxes would retitle this axis too
+        ticks = sorted({int(round(n[-1] * q)) for q in (0, 0.25, 0.5, 0.75, 1)})
+        fig.update_layout(yaxis2=dict(title=dict(text="neurons preferring"), overlaying="y", side="right",
+                                      range=[0, n[-1] * 1.05], showgrid=False, tickmode="array", tickvals=ticks))
+    return fig
+
+
 # ------------------------------------------------------------------------------- ssdp / da_ssdp
 def ssdp_kernel_figure(dt: np.ndarray, g: np.ndarray, *, sigma: float | None = None) -> go.Figure:
     """The synchrony kernel G(dt) = exp(-dt^2 / 2 sigma^2) over the latency gaps of the window."""
@@ -120,15 +164,19 @@ def ssdp_kernel_figure(dt: np.ndarray, g: np.ndarray, *, sigma: float | None = N
 
 
 def latency_figure(lat_pre: np.ndarray, lat_post: np.ndarray, T: int, *, layer: str = "") -> go.Figure:
-    """Share of (sample, neuron) pairs per spike latency 0..T-1 (T = silent), pre and post side by
+    """Share of (sample, neuron) entries of lat [samples, neurons] per spike latency 0..T-1 (T = silent), pre and post side by
     side: where in the window the layer's inputs and outputs fire."""
     T = int(T)
     labels = [str(t) for t in range(T)] + ["silent"]
     fig = go.Figure()
     for name, lat in (("pre", lat_pre), ("post", lat_post)):
-        lat = np.asarray(lat).reshape(-1)
+        lat = np.asarray(lat)
+        # [samples, neurons] as the rules save it: say both counts, not a bare product
+        size = (f"{lat.shape[1]} neurons × {lat.shape[0]} samples" if lat.ndim == 2
+                else f"{lat.size} neurons × samples")
+        lat = lat.reshape(-1)
         n = np.bincount(np.clip(lat, 0, T).astype(np.int64), minlength=T + 1)[:T + 1]
-        fig.add_trace(go.Bar(x=labels, y=n / max(lat.size, 1), name=f"{name} ({lat.size} pairs)"))
+        fig.add_trace(go.Bar(x=labels, y=n / max(lat.size, 1), name=f"{name} ({size})"))
     title = "first-spike latency" + (f" · {layer}" if layer else "")
     fig = _finish(fig, title, "spike latency (time step; 'silent' = no spike)", "share of neurons × samples",
                   barmode="group")
@@ -235,18 +283,35 @@ def sync_loss_figure(S: np.ndarray, L: np.ndarray, *, k: float | None = None, mu
     return _finish(fig, title, "synchrony S (co-firing share)", "training loss L")
 
 
+GATE_MAX = 2.0          # the gate's clip range is [0, GATE_MAX] (ALGORITHMS_SSDP.md)
+
+
 def gate_hist_figure(g: np.ndarray, *, layer: str = "", bins: int = 40) -> go.Figure:
-    """Histogram of the gate values g in [0, 2] of the last batch, with the share clipped at 0 or 2
-    (where the gate saturates) in the title."""
+    """Histogram of the gate values g in [0, 2] of the last batch over the full clip range; the
+    share at each clip value is in the title and, where most gates sit at a clip, said in words
+    inside the panel. Binned here (np.histogram closes its last bin on the right), so a gate at
+    exactly 2 falls in the last bar and not past the axis."""
     g = np.asarray(g, dtype=float).reshape(-1)
-    clipped = float(np.mean((g <= 0) | (g >= 2))) if g.size else 0.0
-    fig = go.Figure(go.Histogram(x=g, xbins=dict(start=0.0, end=2.0 + 1e-9, size=2.0 / bins),
-                                 name="gate", marker_color="#9467bd"))
+    g = g[np.isfinite(g)]
+    counts, edges = np.histogram(np.clip(g, 0.0, GATE_MAX), bins=bins, range=(0.0, GATE_MAX))
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig = go.Figure(go.Bar(x=centres, y=counts, width=float(edges[1] - edges[0]), name="gate",
+                           marker_color="#9467bd", marker_line_width=0,
+                           hovertemplate="g in [%{customdata[0]:.2f}, %{customdata[1]:.2f}]: %{y}<extra></extra>",
+                           customdata=np.stack([edges[:-1], edges[1:]], 1)))
     fig.add_vline(x=1.0, line_width=1, line_dash="dot", line_color="#888")
+    n = g.size
+    at_lo = float(np.mean(g <= 0)) if n else 0.0
+    at_hi = float(np.mean(g >= GATE_MAX)) if n else 0.0
     title = (f"dopamine gate g" + (f" · {layer}" if layer else "")
-             + f" · clipped at 0 or 2: {clipped:.0%}")
-    fig = _finish(fig, title, "gate g (1 = plain SSDP)", "samples (last batch)", showlegend=False)
-    fig.update_xaxes(range=[-0.05, 2.05])
+             + f" · clipped at 0 or 2: {at_lo + at_hi:.0%}")
+    fig = _finish(fig, title, "gate g (1 = plain SSDP; clipped to [0, 2])", "samples (last batch)",
+                  showlegend=False, bargap=0)
+    fig.update_xaxes(range=[-0.05, GATE_MAX + 0.05])
+    if n and at_hi >= 0.5:
+        _note(fig, f"saturated: {at_hi:.0%} of the gates sit at the clip 2 (update at double strength)")
+    elif n and at_lo >= 0.5:
+        _note(fig, f"saturated: {at_lo:.0%} of the gates sit at the clip 0 (update switched off)")
     return fig
 
 
@@ -266,7 +331,7 @@ def assignment_figure(A: np.ndarray, mechanisms: Sequence[str], *, layer: str = 
         counts = np.bincount(dom, minlength=A.shape[0])
     else:
         counts = np.zeros(A.shape[0], dtype=int)
-    fig = go.Figure(go.Heatmap(z=A, y=mech, x=np.arange(A.shape[1]), zmin=0, zmax=1, colorscale="Blues",
+    fig = go.Figure(go.Heatmap(z=A, y=mech, x=np.arange(A.shape[1]), zmin=0, zmax=1, colorscale=SHARE_COLORSCALE,
                                colorbar=dict(title="share", thickness=12),
                                hovertemplate="%{y}<br>neuron rank %{x}<br>share %{z:.3f}<extra></extra>"))
     title = "mechanism assignment" + (f" · {layer}" if layer else "")
@@ -299,6 +364,14 @@ def shares_area_figure(tel: pd.DataFrame, layer: str,
     title = "layer-mean shares over time" + (f" · {layer}" if layer else "")
     fig = _finish(fig, title, "optimizer step", "layer-mean share")
     fig.update_yaxes(range=[0, 1.0])
+    ends = {m: tel[cols[m]].dropna() for m in order}
+    ends = {m: s for m, s in ends.items() if len(s)}
+    if ends:     # the numbers a lesson quotes: a stacked area shows them only as differences
+        first = " · ".join(f"{m} {s.iloc[0]:.2f}" for m, s in ends.items())
+        last = " · ".join(f"{m} {s.iloc[-1]:.2f}" for m, s in ends.items())
+        step0 = min(int(s.index[0]) for s in ends.values())
+        step1 = max(int(s.index[-1]) for s in ends.values())
+        _note(fig, f"step {step0}: {first}<br>step {step1}: {last}")
     return fig
 
 

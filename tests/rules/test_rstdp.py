@@ -211,7 +211,8 @@ def test_arrays_histogram_and_window():
     buf.seek(0)
     with np.load(buf, allow_pickle=False) as z:
         a = {k: z[k] for k in z.files}
-    assert set(a) == {"whist/fc1", "wedges/fc1", "whist/fc2", "wedges/fc2", "window_dt", "window_dw"}
+    assert set(a) == {"whist/fc1", "wedges/fc1", "whist/fc2", "wedges/fc2", "w/fc1", "w/fc2",
+                      "window_dt", "window_dw"}
     for name, lin in (("fc1", model.fc1), ("fc2", model.fc2)):
         assert a[f"whist/{name}"].shape == (40,) and a[f"whist/{name}"].dtype == np.int64
         assert a[f"wedges/{name}"].shape == (41,) and a[f"whist/{name}"].sum() == lin.weight.numel()

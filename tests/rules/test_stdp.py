@@ -288,7 +288,8 @@ def test_arrays_histogram_and_window():
     assert set(rule.arrays()) == {"window_dt", "window_dw"}          # before any step: no histogram
     rule.after_step(ctx)
     a = npz_round_trip(rule.arrays())
-    assert set(a) == {"whist/fc1", "wedges/fc1", "window_dt", "window_dw"}
+    assert set(a) == {"whist/fc1", "wedges/fc1", "w/fc1", "window_dt", "window_dw"}
+    np.testing.assert_array_equal(a["w/fc1"], model.fc1.weight.detach().numpy())   # small: saved whole
     assert a["whist/fc1"].shape == (40,) and a["whist/fc1"].dtype == np.int64
     assert a["wedges/fc1"].shape == (41,) and a["wedges/fc1"].dtype == np.float64
     assert a["whist/fc1"].sum() == model.fc1.weight.numel()
@@ -301,3 +302,14 @@ def test_arrays_histogram_and_window():
     bounded.after_step(ctx)
     e = bounded.arrays()["wedges/fc1"]
     assert e[0] == -0.3 and e[-1] == pytest.approx(0.3)
+
+
+def test_arrays_leave_out_a_large_weight_matrix():
+    """Only small layers save the matrix with each snapshot (a 784 x 800 layer would be 2.5 MB)."""
+    import torch
+
+    from snncore.rules.stdp import W_SAVE_MAX, weight_hist_arrays
+    big = torch.zeros(W_SAVE_MAX + 1, 1)
+    small = torch.zeros(4, 8)
+    a = weight_hist_arrays({"big": big, "small": small}, None)
+    assert "w/big" not in a and "whist/big" in a and a["w/small"].shape == (4, 8)

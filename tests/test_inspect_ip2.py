@@ -1,0 +1,60 @@
+"""Inspect on an IP2 run: its samples are trials of the next task (labels are per scored step, not
+per sample), its trials have their own length (not cfg.timesteps), and its checkpoints count tasks."""
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from snncore import analysis as A
+from snncore.cli_inspect import inspect_target, print_text
+from snncore.config import RunConfig
+from snncore.store import RunStore
+from snncore.train import Trainer
+
+
+@pytest.fixture(scope="module")
+def ip2_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inspect_ip2") / "runs"
+    store = RunStore(root)
+    cfg = RunConfig.from_dict({"rule": "ip2", "rule_params": {"n_tasks": 3, "N": 12, "max_updates": 10,
+                                                              "meta_mode": "fixed"}})
+    rid = store.create_run(cfg.to_dict())
+    assert Trainer(cfg, store, rid).run()["status"] == "finished"
+    return root, rid, store
+
+
+def trial_length(store, rid):
+    _, _, path = A.run_checkpoint(store, rid)
+    return A.record_network(A.load_checkpoint(path), 4).layers["rsnn"].post.shape[0]
+
+
+def test_report_counts_trials_and_their_steps(ip2_run, capsys):
+    root, rid, store = ip2_run
+    T = trial_length(store, rid)
+    assert T != RunConfig().timesteps                           # the bug showed cfg.timesteps (16)
+    rep = inspect_target(rid, str(root), 8)
+    assert rep["samples"] == 8 and rep["timesteps"] == T       # not 8 x scored steps
+    assert rep["checkpoint_unit"] == "task" and "checkpoint of task 3" in rep["source"]
+    print_text(rep)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert f"task 3, 8 test samples x {T} steps" in first and "epoch" not in first
+
+
+def test_page_says_trials_steps_and_tasks(ip2_run, monkeypatch):
+    root, rid, store = ip2_run
+    T = trial_length(store, rid)
+    monkeypatch.setenv("SNNCORE_RUNS", str(root))
+    at = AppTest.from_file("../app.py", default_timeout=180)
+    at.query_params["run"] = rid
+    at.run()
+    at.switch_page("app_pages/inspect_run.py")
+    at.run()
+    assert not at.exception, at.exception
+    md = " ".join(m.value for m in at.markdown)
+    assert f"run {rid}, task 3" in md and f"64 test samples × {T} steps" in md
+    assert any("trials of the next task" in c.value for c in at.caption)
+    labels = [s.label for s in at.select_slider]
+    assert "checkpoint (task)" in labels and not any("epoch" in lab for lab in labels)
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    if any("weight distribution" in t for t in titles):          # the weights part (another fix) may be off
+        assert any(t == "weight distribution at task 3" for t in titles), titles
