@@ -830,6 +830,8 @@ def model_weights(state: dict) -> dict[str, np.ndarray]:
     """Layer name -> the weight matrix the network uses, from a checkpoint's model state (no data
     needed: the layer sizes come from the state dict itself)."""
     w = state.get("model") or {}
+    if not w and isinstance(state.get("ip2"), dict):          # IP2's task checkpoint: the RSNN in its runner
+        w = (((state["ip2"].get("sequence") or {}).get("runner") or {}).get("model")) or {}
     out = {}
     if any(k.startswith("fcs.") for k in w):                  # SpikingMLP: fcs.i.weight, out.weight
         i = 0
@@ -838,6 +840,8 @@ def model_weights(state: dict) -> dict[str, np.ndarray]:
             i += 1
         if "out.weight" in w:
             out["out"] = w["out.weight"]
+    elif "W_rec" in w:                                          # RSNN (IP2): input, recurrent, read-out
+        out = {"in": w["W_in"], "rec": w["W_rec"], "out": w["W_out"]}
     elif any(k.startswith(("convs.", "layer1.")) or k == "conv1.weight" for k in w):
         out = _conv_weights(w)
     elif any(k.startswith("layers.") for k in w):             # MPSNet: W_eff = sum_k A_k W_k, from the
