@@ -27,6 +27,11 @@ COUNT_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUM
 WAIT_VARS = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
 
 
+# this process's values of the variables above before set_env (None: unset); the bench's plain
+# reference runs with these, i.e. with the libraries' defaults or what the user set
+ORIGINAL_ENV: dict[str, str | None] = {}
+
+
 class ThreadsError(ValueError):
     """SNNCORE_THREADS is not a whole number >= 1."""
 
@@ -77,6 +82,8 @@ def set_env() -> int:
     Returns the budget. Libraries loaded already would not see it: :func:`record` names them."""
     n, source = budget()
     loaded = [m for m in ("torch", "numba", "numpy") if m in sys.modules]
+    for k in (ENV, *COUNT_VARS, *WAIT_VARS):
+        ORIGINAL_ENV.setdefault(k, os.environ.get(k))
     os.environ.setdefault(ENV + "_SOURCE", source)      # the launcher's "app" stays
     os.environ.update(env_for(n))
     if loaded:
