@@ -14,11 +14,16 @@ Cases (PERFORMANCE.md, issue 6):
                  from timed optimizer steps; ours vs the same net on SpikingJelly's LIF path, with
                  direct (static-current) input as in the anchor; _vs_step_loop: vs a tutorial-style
                  per-step loop; _rate: rate-encoded spikes (fc1 on all T*B rows, GEMM-bound on CPU)
-  rule/<name>    a Trainer step with the rule vs the same step with bptt (overhead target 3 %)
+  rule/<name>    the whole Trainer step with the rule (traces, hooks, telemetry) vs the same step with
+                 bptt, ABAB pairs: the median paired ratio and its 95 % interval (overhead target 3 %)
   rule/mps_vs_fixed_shares  MPS step (adaptive shares) vs the same mps_mlp with fixed equal shares
   rule/ip2       one IP2 update with learnable intrinsics vs the same RSNN with them frozen
   recorder       Trainer steps recording at the default schedule (observe + snapshot) vs recording
                  off (target 5 %, memory flat); the observe-every-step worst case beside it
+  contended/<digits_run|mlp_epoch>@busy<k>  the default digits run and the MNIST-size epoch beside k
+                 busy processes: ours (the run's thread budget) vs the plain SpikingJelly loop
+                 (library thread defaults), each side one worker process, ABAB pairs, median ratio
+                 and 95 % interval; the digits run also vs its own time without the busy processes
   raster_figure  the live raster (1000 neurons x 1000 steps) as one image vs a scattergl figure
 
 SNNCORE_BENCH_TINY=1 shrinks every size (for tests only: the numbers then mean nothing).
@@ -819,7 +824,7 @@ def run_all(quick: bool = False, device: str | None = None, progress: Callable[[
                 mkw=dict(n_samples=256, T=4, B=16, hidden=32)) if small
            # quick: the default run cut to 2 epochs (the plain loop beside busy processes can take
            # minutes for all 10), 2 pairs; the full bench: the whole default run, 5 pairs
-           else dict(repeats=2, quiet_repeats=1, mlp_steps=10, digits_epochs=2) if quick
+           else dict(repeats=2, quiet_repeats=1, mlp_steps=4, digits_epochs=2) if quick
            else dict(repeats=5, quiet_repeats=3, mlp_steps=20))
     add(bench_contended(**ckw))
     say("recorder")
