@@ -17,44 +17,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from snncore import threads  # noqa: E402
+
+threads.set_env()                # the run's thread budget, before torch and Numba load
+import torch  # noqa: E402
 
 
 def plain_loop(epochs: int, seed: int = 0) -> dict:
-    from spikingjelly.activation_based import functional, neuron, surrogate
-    from snncore.data.digits import load_digits
-    from snncore.data.encode import encode
-
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    d = load_digits()
-    net = torch.nn.Sequential(torch.nn.Linear(64, 256), neuron.LIFNode(tau=2.0, surrogate_function=surrogate.Sigmoid(), step_mode="m"),
-                              torch.nn.Linear(256, 10))
-    opt = torch.optim.Adam(net.parameters(), lr=5e-3)
-    steps = epochs * -(-len(d.train_y) // 64)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    t0, hist = time.perf_counter(), []
-    for ep in range(epochs):
-        perm = torch.randperm(len(d.train_y), generator=g)
-        for i in range(0, len(perm), 64):
-            idx = perm[i:i + 64]
-            x = encode(d.train_x[idx], 16, "rate", generator=g)
-            functional.reset_net(net)
-            loss = F.cross_entropy(net(x).mean(0), d.train_y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-        with torch.no_grad():
-            ge = torch.Generator().manual_seed(12345)
-            x = encode(d.test_x, 16, "rate", generator=ge)
-            functional.reset_net(net)
-            acc = (net(x).mean(0).argmax(-1) == d.test_y).float().mean().item()
-        hist.append((time.perf_counter() - t0, acc))
-    return {"seconds": time.perf_counter() - t0, "history": hist}
+    from snncore.benchmarks import plain_digits_loop
+    hist = []
+    seconds = plain_digits_loop(epochs, seed, on_epoch=lambda t, acc: hist.append((t, acc)))
+    return {"seconds": seconds, "history": hist}
 
 
 def ours(epochs: int, seed: int = 0) -> dict:

@@ -12,6 +12,14 @@ import sys
 import time
 import traceback
 
+from .threads import ThreadsError, set_env
+
+try:                       # the run's thread budget, before torch and Numba load (snncore/threads.py)
+    set_env()
+except ThreadsError as _e:
+    print(f"error: {_e}", file=sys.stderr)
+    raise SystemExit(2)
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse prints usage + message by default)
@@ -459,7 +467,7 @@ def cmd_runs(args) -> int:
              "dataset": r["config"].get("dataset"), "model": r["config"].get("model"),
              "best_accuracy": r.get("best_accuracy"), "epoch": r["epoch"], "step": r["step"],
              "created": r["created"], "error": r["error"], "name": r["name"],
-             "warning": chance_warning(r)} for r in runs]
+             "warning": chance_warning(r), "threads": r.get("threads")} for r in runs]
     if args.json:
         print(json.dumps(_finite(rows)))
         return 0

@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     p = _Parser(prog="python -m snncore bench",
                 description="Speed benchmarks: ours vs a reference measured in the same run "
                             "(ratio = ours / reference time; speedup = reference / ours).")
-    p.add_argument("--quick", action="store_true", help="the smallest size of each case (< 60 s on 2 cores)")
+    p.add_argument("--quick", action="store_true", help="the smallest size of each case (about 90 s on 2 cores)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available")
     a = p.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -46,6 +46,11 @@ def main(argv=None) -> int:
         met = {True: "yes", False: "NO", None: "-"}[c["met"]]
         line = (f"{c['name']:28} {_fmt(c['ours_s'])} {_fmt(c['reference_s'])} {c['ratio']:7.3f} "
                 f"{c['speedup']:7.2f}x  {c['target']} ({met})")
+        if "ratio_ci95" in c:
+            lo, hi = c["ratio_ci95"]
+            line += f"  ratio 95% CI [{lo:.3f}, {hi:.3f}] ({c['pairs']} pairs)"
+        if "vs_quiet" in c:
+            line += f"  {c['vs_quiet']:.2f}x its quiet time"
         if "roofline_fraction" in c:
             line += f"  roofline: ours {c['roofline_fraction']['ours']:.0%}, ref {c['roofline_fraction']['reference']:.0%}"
         print(line)

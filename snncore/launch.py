@@ -12,15 +12,21 @@ from pathlib import Path
 
 from .config import RunConfig
 from .store import RunStore, atomic_write_bytes
+from .threads import budget, cores, env_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def train_threads() -> int:
-    """Torch threads for a run started from the app: one core is left to the app and the browser.
-    With every core given to torch, its threads wait on each other whenever the page redraws, and
-    a 4 s run took 150 s on 2 cores."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    """The thread budget of a run started from the app: one core is left to the app and the browser
+    (with every core given to torch, its threads waited on each other whenever the page redraws, and
+    a 4 s run took 150 s on 2 cores). SNNCORE_THREADS, where the app was given one, wins."""
+    if os.environ.get("SNNCORE_THREADS", "").strip():
+        try:
+            return budget()[0]
+        except ValueError:
+            pass
+    return max(1, cores() - 1)
 
 
 def launch_run(cfg: RunConfig, store: RunStore) -> str:
@@ -39,7 +45,9 @@ def launch_resume(store: RunStore, run_id: str) -> None:
 
 def _spawn(store: RunStore, run_id: str, args: list[str]) -> None:
     log = open(store.run_dir(run_id) / "train.log", "ab")
-    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS=str(train_threads()), PYTHONPATH=os.pathsep.join(
+    # the run's one thread budget (torch, Numba, OpenMP, BLAS), set before its libraries load
+    env = dict(os.environ, PYTHONWARNINGS="ignore", **env_for(train_threads()), SNNCORE_THREADS_SOURCE="app",
+               PYTHONPATH=os.pathsep.join(
         [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     proc = subprocess.Popen([sys.executable, "-m", "snncore", "train", *args,
                              "--runs-dir", str(store.root.resolve())],

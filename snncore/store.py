@@ -282,8 +282,11 @@ class RunStore:
         if runs:
             best = dict(self._query(
                 "SELECT run_id, MAX(value) FROM metrics WHERE key='test/accuracy' GROUP BY run_id"))
+            # the thread budget each run started with (the latest start, for a resumed run)
+            threads = dict(self._query("SELECT run_id, value FROM metrics WHERE key='info/threads' ORDER BY step"))
             for r in runs:
                 r["best_accuracy"] = best.get(r["id"])
+                r["threads"] = int(threads[r["id"]]) if r["id"] in threads else None
         return runs
 
     def _run_row(self, row: tuple) -> dict:

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 
 from . import distributed as D
+from . import threads
 from .config import RunConfig
 from .data import load_dataset
 from .metrics import chi_synchrony
@@ -453,6 +454,9 @@ class Trainer:
         s._last_lr = lrs
 
     def run(self) -> dict:
+        # the run's one thread budget given to torch, Numba and BLAS, recorded (snncore/threads.py)
+        self.threads = threads.apply()
+        self.store.log_metrics(self.run_id, [(self.step, self.epochs_done, "info/threads", self.threads["budget"])])
         if self.own_loop:
             return self.run_task_sequence()
         cfg = self.cfg
@@ -531,7 +535,7 @@ class Trainer:
                    "steps": self.step, "test_accuracy": last_eval.get("test/accuracy"),
                    "best_test_accuracy": self._best if last_eval else None,
                    "seconds": round(time.monotonic() - t0, 3), "device": str(self.device),
-                   "rule": cfg.rule, "dataset": cfg.dataset}
+                   "rule": cfg.rule, "dataset": cfg.dataset, "threads": self.threads}
         if self.dist:
             summary.update(processes=self.world, replica_digests=digests,
                            replicas_identical=len(set(digests)) == 1)
@@ -641,6 +645,6 @@ class Trainer:
                    "failures": res.get("failures"), "mask": res.get("mask"),
                    "final_efficiency": res.get("final_efficiency"), "l2l_fit": res.get("fit"),
                    "seconds": round(time.monotonic() - t0, 3), "device": str(self.device),
-                   "rule": self.cfg.rule, "dataset": self.cfg.dataset}
+                   "rule": self.cfg.rule, "dataset": self.cfg.dataset, "threads": self.threads}
         self.store.end_run(self.run_id, status, error=error, summary=summary)
         return summary

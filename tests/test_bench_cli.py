@@ -16,6 +16,13 @@ def _run(*args, tiny=True):
                           capture_output=True, text=True, timeout=600)
 
 
+def _busy_left() -> list[str]:
+    from snncore.benchmarks import BUSY_CODE
+    mark = BUSY_CODE.splitlines()[1][:20]
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [l for l in out.splitlines() if mark in l]
+
+
 def test_quick_json_schema():
     p = _run("--quick", "--json")
     assert p.returncode == 0, p.stderr[-2000:]
@@ -25,8 +32,13 @@ def test_quick_json_schema():
     names = [c["name"] for c in res["cases"]]
     for want in ("lif_layer_N32", "lif_layer_N32_vs_step_loop", "mlp_epoch", "mlp_epoch_vs_step_loop",
                  "mlp_epoch_rate", "rule/ssdp", "rule/da_ssdp",
-                 "recorder", "raster_figure"):
+                 "recorder", "raster_figure", "contended/digits_run@busy1", "contended/mlp_epoch@busy1"):
         assert want in names
+    assert res["thread_budget"]["budget"] == 1 and res["thread_budget"]["torch"] == 1   # OMP_NUM_THREADS=1
+    run = next(c for c in res["cases"] if c["name"] == "contended/digits_run@busy1")
+    assert run["busy"] == 1 and run["quiet_s"] > 0 and run["vs_quiet"] == round(run["ours_s"] / run["quiet_s"], 3)
+    assert run["met"] is (run["ratio"] <= 1 and run["vs_quiet"] <= 2)
+    assert not _busy_left()               # the busy processes were killed
     for c in res["cases"]:
         assert {"name", "ours", "reference", "ours_s", "reference_s", "ratio", "speedup", "target", "met"} <= set(c)
         if c.get("skipped"):

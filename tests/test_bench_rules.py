@@ -23,7 +23,9 @@ def _sane(c):
     assert abs(c["ratio"] - c["ours_s"] / c["reference_s"]) < 1e-3 * c["ratio"] + 1e-4
     assert abs(c["overhead"] - (c["ratio"] - 1)) < 1e-3
     assert c["met"] is (c["ratio"] <= 1.03)
-    assert c["target"] == "overhead <= 3 %"
+    assert c["target"].startswith("overhead <= 3 %")
+    lo, hi = c["ratio_ci95"]                    # the median paired ratio with its interval
+    assert lo <= c["ratio"] <= hi and c["pairs"] == 1
 
 
 def test_mps_keeps_bptt_case_and_adds_fixed_shares(cases):
@@ -73,6 +75,19 @@ def test_rule_hooks_timed_inside_the_step(monkeypatch):
     monkeypatch.setenv("SNNCORE_BENCH_TINY", "1")
     from snncore.benchmarks import bench_rules
     (c,) = bench_rules(["ssdp"], 1, 2, torch.device("cpu"), hidden=(16,), T=4, B=16)
-    assert c["name"] == "rule/ssdp" and c["hook_s_per_step"] > 0
-    assert 0 < c["hook_fraction"] and c["met"] is (c["hook_fraction"] <= 0.03)
-    assert "hook time" in c["target"]
+    assert c["name"] == "rule/ssdp" and c["hook_s_per_step"] > 0 and 0 < c["hook_fraction"]
+    # judged on the whole step a user pays (traces, hooks, telemetry), not on the hook time alone
+    assert c["met"] is (c["ratio"] <= 1.03) and "whole step" in c["target"]
+
+
+def test_rule_steps_read_telemetry_at_the_log_rate(tmp_path):
+    """The timed step body reads the rule's telemetry every log_every-th step, as Trainer.run does."""
+    from snncore import benchmarks as b
+    from snncore.config import RunConfig
+    tr = b._trainer("ssdp", (16,), 4, 8, torch.device("cpu"), str(tmp_path))
+    x, y = next(tr.data.batches("train", 8, 4, shuffle=False))
+    calls = []
+    tr.rule.telemetry = lambda: calls.append(1) or {}
+    n = 2 * RunConfig().log_every + 1
+    b._steps(tr, x, y, n)()
+    assert len(calls) == 3

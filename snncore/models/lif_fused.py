@@ -184,7 +184,8 @@ PARALLEL_MIN = 1 << 20
 
 
 def _threads(values: int) -> None:
-    # otherwise as many workers as torch uses (the app and the benchmarks set torch's count)
+    # otherwise the run's thread budget (snncore/threads.py gives it to torch and sizes Numba's pool;
+    # its idle workers sleep, OMP_WAIT_POLICY=PASSIVE, instead of spinning beside other processes)
     n = 1 if values < PARALLEL_MIN else min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
     numba.set_num_threads(max(1, n))
 

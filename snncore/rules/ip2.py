@@ -532,6 +532,12 @@ def torch_threads(n: int):
     The matrices here are tiny ([B,N] x [N,N]); on a busy 2-core box a 2-thread pool made one such
     matmul take ~15 ms instead of ~0.01 ms, so the protocol runs single-threaded by default."""
     old = torch.get_num_threads()
+    if n > 0:
+        from ..threads import ThreadsError, budget
+        try:                     # never above the run's thread budget (snncore/threads.py)
+            n = min(n, budget()[0])
+        except ThreadsError:
+            pass
     if n > 0 and n != old:
         torch.set_num_threads(n)
     try:
