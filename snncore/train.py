@@ -462,7 +462,7 @@ class Trainer:
         cfg = self.cfg
         t0 = time.monotonic()
         self.store.start_run(self.run_id, pid=os.getpid(), device=self._device_label(), total_steps=self.total_steps)
-        t0 -= self.store.elapsed(self.run_id)      # a resumed run's seconds include its earlier sessions
+        t0 -= self.store.elapsed(self.run_id) or 0.0   # earlier sessions of a resumed run (NullStore on other ranks: None)
         if self.step == 0:
             self.store.log_metrics(self.run_id, [(0, 0, "info/steps_per_epoch", self.steps_per_epoch)])
         status, error, last_eval = "finished", None, {}
@@ -574,7 +574,7 @@ class Trainer:
         planned = n_pilot + p.n_tasks
         t0 = time.monotonic()
         self.store.start_run(self.run_id, pid=os.getpid(), device=str(self.device), total_steps=planned)
-        t0 -= self.store.elapsed(self.run_id)      # a resumed run's seconds include its earlier sessions
+        t0 -= self.store.elapsed(self.run_id) or 0.0   # earlier sessions of a resumed run (NullStore on other ranks: None)
         stop = {"flag": False}
         status, error, result = "finished", None, None
 

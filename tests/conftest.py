@@ -10,6 +10,16 @@ os.environ.setdefault("PYTHONWARNINGS", "ignore")
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """Every test sees the environment pytest started with: the CLI, called in-process, sets the
+    run's thread budget into os.environ (snncore/threads.py), which would reach later tests' runs."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture
 def runs_dir(tmp_path, monkeypatch):
     d = tmp_path / "runs"

@@ -82,7 +82,8 @@ def test_app_launched_runs_leave_a_core_to_the_app(tmp_path, monkeypatch):
             self.pid = os.getpid()
 
     monkeypatch.setattr(launch.subprocess, "Popen", FakePopen)
-    monkeypatch.setattr(launch.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(launch, "cores", lambda: 2)
+    monkeypatch.delenv("SNNCORE_THREADS", raising=False)
     s = RunStore(tmp_path)
     rid = launch.launch_run(RunConfig(), s)
     assert seen["env"]["OMP_NUM_THREADS"] == "1"          # torch must not fight the page for both cores
