@@ -65,3 +65,18 @@ def launch(p):
     """A headless Chromium from a sync_playwright() handle."""
     ARTIFACTS.mkdir(exist_ok=True)
     return p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+
+
+def start_from_form(page, url: str, settings: dict) -> None:
+    """Open Train with no runs yet, set the sidebar's fields {label: value}, press Start and wait
+    for the page to say the run started."""
+    page.goto(url + "/train", wait_until="networkidle")
+    page.get_by_text("No runs yet").wait_for(timeout=60_000)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    for label, value in settings.items():
+        box = sidebar.get_by_label(label, exact=True).first
+        box.fill(value)
+        box.press("Enter")
+        page.wait_for_timeout(700)
+    sidebar.get_by_role("button", name="Start").click()
+    page.get_by_text("Started run").wait_for(timeout=60_000)

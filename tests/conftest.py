@@ -8,16 +8,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
 ARTIFACTS = ROOT / "test-artifacts"
+# the environment pytest started with, taken before any test module is imported
+START_ENV = dict(os.environ)
 
 
 @pytest.fixture(autouse=True)
 def _environment_restored():
-    """Every test sees the environment pytest started with: the CLI, called in-process, sets the
-    run's thread budget into os.environ (snncore/threads.py), which would reach later tests' runs."""
-    saved = dict(os.environ)
-    yield
+    """Every test starts from the environment pytest started with: the CLI, imported in-process (at
+    collection, too), sets the run's thread budget into os.environ (snncore/threads.py), which would
+    otherwise reach later tests' runs."""
     os.environ.clear()
-    os.environ.update(saved)
+    os.environ.update(START_ENV)
+    yield
 
 
 @pytest.fixture

@@ -13,16 +13,7 @@ def test_train_page_live_run_renders(server):
     with sync_playwright() as p:
         browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.goto(url + "/train", wait_until="networkidle")
-        page.get_by_text("No runs yet").wait_for(timeout=60_000)
-        sidebar = page.locator('[data-testid="stSidebar"]')
-        for label, value in (("epochs", "2"), ("timesteps T", "8"), ("hidden sizes", "64")):
-            box = sidebar.get_by_label(label, exact=True).first
-            box.fill(value)
-            box.press("Enter")
-            page.wait_for_timeout(700)
-        sidebar.get_by_role("button", name="Start").click()
-        page.get_by_text("Started run").wait_for(timeout=60_000)
+        browser_util.start_from_form(page, url, {"epochs": "2", "timesteps T": "8", "hidden sizes": "64"})
         # live panels: curves and the raster image appear while/after it trains (a visible chart:
         # the dataset card above folds away once a run exists, its preview chart then hidden)
         page.locator(".js-plotly-plot >> visible=true").first.wait_for(timeout=120_000)

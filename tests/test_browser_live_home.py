@@ -35,16 +35,7 @@ def test_first_raster_soon_and_home_opens_the_run(server):
     with sync_playwright() as p:
         browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        page.goto(url + "/train", wait_until="networkidle")
-        page.get_by_text("No runs yet").wait_for(timeout=60_000)
-        sidebar = page.locator('[data-testid="stSidebar"]')
-        for label, value in (("epochs", "3"), ("timesteps T", "8"), ("hidden sizes", "64")):
-            box = sidebar.get_by_label(label, exact=True).first
-            box.fill(value)
-            box.press("Enter")
-            page.wait_for_timeout(700)
-        sidebar.get_by_role("button", name="Start").click()
-        page.get_by_text("Started run").wait_for(timeout=60_000)
+        browser_util.start_from_form(page, url, {"epochs": "3", "timesteps T": "8", "hidden sizes": "64"})
         raster = page.locator(".js-plotly-plot .gtitle", has_text="raster · step")
         panel = page.locator(".js-plotly-plot .gtitle", has_text="SSDP kernel G(dt)")    # the rule panel
         seen: dict = {}
