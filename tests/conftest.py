@@ -11,6 +11,14 @@ ARTIFACTS = ROOT / "test-artifacts"
 # the environment pytest started with, taken before any test module is imported
 START_ENV = dict(os.environ)
 
+# Property tests are reproducible by default (a fixed search, so CI is not a lottery); set
+# HYPOTHESIS_PROFILE=explore to search with fresh random examples when working on a rule.
+from hypothesis import settings as _hyp_settings  # noqa: E402
+
+_hyp_settings.register_profile("ci", derandomize=True, print_blob=True)
+_hyp_settings.register_profile("explore", derandomize=False, print_blob=True)
+_hyp_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 
 @pytest.fixture(autouse=True)
 def _environment_restored():
