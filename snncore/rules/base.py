@@ -80,6 +80,26 @@ class Rule:
     requires_dataset: str | None = None  # a dataset id this rule only works with (e.g. "l2l_tasks")
     runs_own_loop: bool = False          # True: the Trainer calls rule.run(...) instead of its loop
 
+    # ---- what the rest of the system reads from a rule (no rule id is named outside its module).
+    # A rule package keeps the larger parts in submodules, imported on first use: lab.py (LAB: its
+    # Rule Lab simulation, controls, figures, texts), panels.py (panels: its Train/Inspect panels
+    # from arrays/telemetry), bench.py (CASES: its benchmark cases). A one-module rule overrides
+    # the classmethods instead.
+    @classmethod
+    def lab(cls):
+        """The rule's Rule Lab spec, or None when it has none."""
+        return rule_part(cls, "lab", "LAB")
+
+    @classmethod
+    def panel_builder(cls):
+        """The function that builds the rule's panels, or None (the app then shows its telemetry)."""
+        return rule_part(cls, "panels", "panels")
+
+    @classmethod
+    def bench_cases(cls) -> list:
+        """The rule's benchmark cases (empty: none)."""
+        return list(rule_part(cls, "bench", "CASES") or [])
+
     def __init__(self, params=None, model: torch.nn.Module | None = None, *,
                  total_steps: int = 1, device: torch.device | str = "cpu"):
         self.params = params if params is not None else self.Params()
@@ -115,6 +135,25 @@ class Rule:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def rule_part(cls: type, submodule: str, attr: str):
+    """`attr` of the submodule `submodule` of the package that defines rule class `cls`, or None
+    when that package has no such submodule (or the rule is a plain module)."""
+    import importlib
+    import sys
+
+    pkg = sys.modules.get(cls.__module__)
+    if pkg is None or not hasattr(pkg, "__path__"):          # a plain module: nothing to look up
+        return None
+    name = f"{cls.__module__}.{submodule}"
+    try:
+        mod = importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name == name:
+            return None
+        raise
+    return getattr(mod, attr, None)
 
 
 def params_from_dict(cls: type, values: dict | None) -> Any:

@@ -96,7 +96,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from spikingjelly.activation_based import surrogate
 
-from .base import Rule, param
+from ..base import Rule, param
 
 PROPS: tuple[str, ...] = ("tau_d", "tau_s", "theta")
 TAU_MIN, TAU_MAX = 5.0, 2000.0
@@ -533,7 +533,7 @@ def torch_threads(n: int):
     matmul take ~15 ms instead of ~0.01 ms, so the protocol runs single-threaded by default."""
     old = torch.get_num_threads()
     if n > 0:
-        from ..threads import ThreadsError, budget
+        from ...threads import ThreadsError, budget
         try:                     # never above the run's thread budget (snncore/threads.py)
             n = min(n, budget()[0])
         except ThreadsError:

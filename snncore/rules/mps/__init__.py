@@ -79,7 +79,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import LayerTrace, Rule, StepContext, param
+from ..base import LayerTrace, Rule, StepContext, param
 
 __all__ = [
     "shares", "hebbian_delta", "sbp_output_delta", "sbp_hidden_delta", "stdp_delta",
@@ -171,7 +171,7 @@ def _reduce_delta(mech: str, d: torch.Tensor, layer_deltas: dict) -> torch.Tenso
     global batch: batch sums (stdp, and hetero made from this rank's own stdp) are summed, batch
     means (hebb, sbp, homeo) averaged; hetero made from the combined stdp is already global.
     The identity with one process."""
-    from .. import distributed
+    from ... import distributed
     if not distributed.is_distributed():
         return d
     if mech == "hetero" and "stdp" in layer_deltas:

@@ -46,8 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .base import Rule, StepContext, param
-from .stdp import (WINDOW_DT, _all_reduce_sum, _bound_factors, _weighted_stdp_sums, _work_dtype, check_weight_bounds,
+from ..base import Rule, StepContext, param
+from ..stdp import (WINDOW_DT, _all_reduce_sum, _bound_factors, _weighted_stdp_sums, _work_dtype, check_weight_bounds,
                    apply_delta, histogram, resolve_targets, stdp_window, weight_hist_arrays)
 
 __all__ = ["eligibility_weights", "rstdp_delta", "reward_from_output", "RSTDPParams", "RSTDP"]

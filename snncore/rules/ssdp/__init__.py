@@ -70,7 +70,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .base import Rule, StepContext, check_params, param
+from ..base import Rule, StepContext, check_params, param
 
 __all__ = [
     "SSDP", "SSDPParams", "ssdp_delta", "ssdp_delta_dense", "synchrony", "first_spike_latency",

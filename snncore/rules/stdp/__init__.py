@@ -60,7 +60,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .base import LayerTrace, Rule, StepContext, param
+from ..base import LayerTrace, Rule, StepContext, param
 
 __all__ = ["traces", "decay_matrix", "stdp_delta", "stdp_window", "STDPParams", "STDP"]
 

@@ -50,8 +50,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .base import StepContext, param
-from .ssdp import SSDP, LATENCIES, dist_world_size, all_reduce_mean_  # noqa: F401
+from ..base import StepContext, param
+from ..ssdp import SSDP, LATENCIES, dist_world_size, all_reduce_mean_  # noqa: F401
 
 __all__ = ["DASSDP", "DASSDPParams", "fit_gate", "dopamine_gate"]
 
