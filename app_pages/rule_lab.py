@@ -1,8 +1,9 @@
 """Rule Lab: one plasticity rule on a tiny in-process population; every slider reruns it.
 
 The simulation is snncore.lab (the rules' own code on tens of neurons, no run store); this page
-only draws widgets from lab.control_specs (defaults = the rules' Params), calls lab.simulate and
-shows lab.figures. Results are cached per setting, so moving a slider back is instant.
+knows no rule: it draws the widgets of the rule's LabSpec (lab.control_specs, defaults = the
+rule's Params, and the spec's extra_controls), calls lab.simulate and shows lab.figures in the
+spec's order. Results are cached per setting, so moving a slider back is instant.
 """
 from __future__ import annotations
 
@@ -15,24 +16,13 @@ from streamlit.errors import StreamlitAPIException
 
 from snncore import lab
 
-ORDER = {
-    "stdp": ["window", "history", "pre", "post", "traces", "weights", "dweights"],
-    "rstdp": ["window", "reward", "pre", "post", "traces", "history", "weights", "dweights"],
-    "ssdp": ["window", "kernel", "pre", "post", "latency", "history", "weights", "dweights", "traces"],
-    "da_ssdp": ["gate", "sync_loss", "window", "kernel", "pre", "post", "history", "latency", "weights",
-                "dweights", "traces"],
-    "mps": ["assign", "contrib", "dw_mech", "history", "pre", "post", "weights", "dweights", "traces"],
-    "ip2": ["traj_theta", "traj_tau_s", "traj_tau_d", "history", "pre", "post", "weights", "dweights", "traces"],
-}
-
-
 @st.cache_data(max_entries=128, show_spinner=False)
 def run_lab(rule: str, values: dict, pop: lab.PopSpec, inp: lab.InputSpec, extra: dict):
     """(figures, seconds, summary) of one setting; ValueError for bad values."""
     res = lab.simulate(rule, values, pop, inp, extra)
-    summary = {"dw": float(abs(res.dW).mean()), "updates": pop.updates}
-    if rule == "da_ssdp" and res.extras.get("fit"):
-        summary["k"] = res.extras["fit"][0]
+    spec = lab.spec(rule)
+    summary = {"dw": float(abs(res.dW).mean()), "updates": pop.updates,
+               "more": spec.caption(res) if spec.caption else ""}
     return lab.figures(res), res.seconds, summary
 
 
@@ -76,7 +66,7 @@ def save_to_url(rule: str) -> None:
     """The current rule's settings into the URL, so a link reproduces this view."""
     want = {"lab_rule": rule}
     for k, v in st.session_state.items():
-        if isinstance(k, str) and k.startswith((f"lab_{rule}_", "lab_rstdp_target" if rule == "rstdp" else "\0")):
+        if isinstance(k, str) and k.startswith(f"lab_{rule}_"):
             want[k] = v if isinstance(v, str) else json.dumps(v)
     if dict(st.query_params) != want:
         st.query_params.from_dict(want)
@@ -102,6 +92,26 @@ def param_widget(rule: str, spec: dict):
     raise ValueError(kind)
 
 
+def extra_widget(rule: str, c: dict, updates: int):
+    """One of the sandbox's own knobs (LabSpec.extra_controls) at its spec default."""
+    key, d = f"lab_{rule}_{c['key']}", lab.spec(rule).extra[c["name"]]
+    if c["kind"] == "radio":
+        opts = tuple(c["options"])
+        fmt = c.get("format", "{}")
+        return st.radio(c["label"], opts, key=key, format_func=lambda v: fmt.format(v), horizontal=True,
+                        help=c.get("help"), **_init(key, index=opts.index(d)))
+    if c["kind"] == "slider":
+        lo, hi = c["lo"], c["hi"]
+        if hi == "updates-1":            # bounded by the updates slider above it
+            hi = updates - 1
+            if st.session_state.get(key, lo) > hi:
+                st.session_state[key] = hi
+            d = min(d, hi)
+        step = {"step": c["step"]} if "step" in c else {}
+        return st.slider(c["label"], lo, hi, key=key, help=c.get("help"), **step, **_init(key, value=d))
+    raise ValueError(c["kind"])
+
+
 st.title("Rule Lab")
 st.caption("One plasticity rule on a tiny population, simulated here and now with the training "
            "engine's own update code. Move a slider: everything below is recomputed.")
@@ -112,33 +122,24 @@ if st.session_state.get("_lab_url_error"):
 try:
     with st.sidebar:
         st.header("Rule Lab")
-        rule = st.selectbox("rule", lab.RULES, format_func=lambda r: lab.TITLES[r], key="lab_rule")
+        rule = st.selectbox("rule", lab.RULES, format_func=lambda r: lab.spec(r).title, key="lab_rule")
+        spec = lab.spec(rule)
         st.subheader("rule parameters")
         st.caption("Defaults are the rule's paper defaults.")
-        values = {spec["name"]: param_widget(rule, spec) for spec in lab.control_specs(rule)}
+        values = {c["name"]: param_widget(rule, c) for c in lab.control_specs(rule)}
+        pop = dataclasses.replace(spec.pop)
+        inp = dataclasses.replace(spec.inp)
         extra: dict = {}
-        pop = dataclasses.replace(lab.DEFAULT_POP[rule])
-        inp = dataclasses.replace(lab.DEFAULT_INPUT[rule])
-        if rule == "rstdp":
-            extra["target_group"] = st.radio("which group should answer class 0", (0, 1), key="lab_rstdp_target",
-                                             format_func=lambda g: f"group {g}", horizontal=True,
-                                             help="group 0 (natural mapping) or group 1 (swapped)")
+        for c in spec.extra_controls:
+            if c["section"] == "rule":
+                extra[c["name"]] = extra_widget(rule, c, pop.updates)
         st.subheader("input & population")
-        if rule == "da_ssdp":
-            pop.updates = st.slider("updates", 2, 40, key=f"lab_{rule}_updates", **_init(f"lab_{rule}_updates", value=pop.updates))
-            if st.session_state.get("lab_da_ssdp_warmup", 0) > pop.updates - 1:
-                st.session_state["lab_da_ssdp_warmup"] = pop.updates - 1
-            extra["warmup"] = st.slider("warm-up (updates recording S and L)", 0, pop.updates - 1,
-                                        key="lab_da_ssdp_warmup", **_init("lab_da_ssdp_warmup",
-                                        value=min(lab.LAB_EXTRA["da_ssdp"]["warmup"], pop.updates - 1)))
-            extra["corr_SL"] = st.slider("corr(S, L) imposed on the sandbox's loss", -1.0, 1.0,
-                                         step=0.05, key="lab_da_ssdp_corr",
-                                         **_init("lab_da_ssdp_corr", value=lab.LAB_EXTRA["da_ssdp"]["corr_SL"]),
-                                         help="no task here: the per-trial loss L is made to correlate with "
-                                              "synchrony S by this much")
-        else:
-            pop.updates = st.slider("updates", 1, 40, key=f"lab_{rule}_updates", **_init(f"lab_{rule}_updates", value=pop.updates))
-        if rule != "ip2":
+        pop.updates = st.slider("updates", spec.min_updates, 40, key=f"lab_{rule}_updates",
+                                **_init(f"lab_{rule}_updates", value=pop.updates))
+        for c in spec.extra_controls:
+            if c["section"] == "population":
+                extra[c["name"]] = extra_widget(rule, c, pop.updates)
+        if spec.uses_input:
             inp.kind = st.radio("input", lab.INPUTS, key=f"lab_{rule}_in_kind",
                                 **_init(f"lab_{rule}_in_kind", index=lab.INPUTS.index(inp.kind)),
                                 format_func=lambda k: lab.INPUT_TITLES[k], horizontal=True)
@@ -151,7 +152,7 @@ try:
             inp.spread = st.slider("trial-to-trial spread", 0.0, 1.0, step=0.05, key=f"lab_{rule}_in_spread",
                                    **_init(f"lab_{rule}_in_spread", value=float(inp.spread)))
         else:
-            st.caption("Input: the go/no-go task family of IP² (stimulus, fixation and cue channels).")
+            st.caption(spec.input_note)
         pop.seed = int(st.number_input("seed", 0, 100_000, key=f"lab_{rule}_seed", **_init(f"lab_{rule}_seed", value=0)))
 except StreamlitAPIException as e:          # a linked value a widget cannot take
     bad = st.session_state.pop("_lab_url_keys", None)
@@ -164,14 +165,14 @@ except StreamlitAPIException as e:          # a linked value a widget cannot tak
 st.session_state.pop("_lab_url_keys", None)
 save_to_url(rule)
 
-st.subheader(lab.TITLES[rule])
-text = lab.LESSONS[rule]
+st.subheader(spec.title)
+text = spec.lessons
 c1, c2, c3 = st.columns(3)
 c1.markdown(f"**What it does.** {text['what']}")
 c2.markdown(f"**What to try.** {text['try']}")
 c3.markdown(f"**What to expect.** {text['expect']}")
 with st.expander("equations", expanded=True):
-    for eq in lab.EQUATIONS[rule]:
+    for eq in spec.equations:
         st.latex(eq)
 
 try:
@@ -181,10 +182,9 @@ except ValueError as e:
     st.stop()
 
 line = f"{summary['updates']} updates simulated in {1000 * seconds:.0f} ms · mean |ΔW| {summary['dw']:.3g}"
-if "k" in summary:
-    line += f" · fitted k = {summary['k']:.3f}"
+line += summary["more"]
 st.caption(line)
-names = [n for n in ORDER[rule] if n in figs] + [n for n in figs if n not in ORDER[rule]]
+names = [n for n in spec.order if n in figs] + [n for n in figs if n not in spec.order]
 for i in range(0, len(names), 2):
     cols = st.columns(2)
     for col, name in zip(cols, names[i:i + 2]):

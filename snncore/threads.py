@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 
 ENV = "SNNCORE_THREADS"
 # thread-count variables read when each library loads; all get the budget
@@ -133,3 +134,24 @@ def record(n: int | None = None) -> dict:
     if os.environ.get(ENV + "_LATE"):
         out["set_after_load"] = os.environ[ENV + "_LATE"]   # env came too late for these
     return out
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Temporarily set torch's intra-op thread count (restored on exit), never above the budget;
+    n <= 0 leaves it alone. For tiny tensors (the Rule Lab, IP2's protocol), where a 2-thread pool
+    on a busy 2-core box made one small matmul ~1000x slower. Same as snncore.rules.ip2's."""
+    import torch
+    old = torch.get_num_threads()
+    if n > 0:
+        try:
+            n = min(n, budget()[0])
+        except ThreadsError:
+            pass
+    if n > 0 and n != old:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)

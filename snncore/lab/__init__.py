@@ -301,7 +301,7 @@ def simulate(rule: str, params=None, pop: PopSpec | None = None, inp: InputSpec 
     _check_pop(pop)
     if s.uses_input:
         _check_input(inp)
-    from ..rules.ip2 import torch_threads
+    from ..threads import torch_threads
     t0 = time.perf_counter()
     # tiny tensors: one thread (a 2-thread pool on a busy 2-core box is far slower), and no torch
     # RNG touched (numpy Generator from the seed), so results depend on the seed alone
