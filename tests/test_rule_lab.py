@@ -324,3 +324,35 @@ def test_mps_assignment_colours_match_the_train_page():
     train = [tuple(x) for x in json.loads(go.Figure(vr.assignment_figure(np.eye(3), ["bp", "hebb", "sbp"])).to_json())["data"][0]["colorscale"]]
     assert sent == train
     assert sent[0][1] == "rgb(247,251,255)" and sent[-1][1] == "rgb(8,48,107)"   # light -> dark
+
+
+# ----------------------------------------------------------------------------- the plugin interface
+def test_a_new_rule_package_joins_the_lab_without_touching_it(tmp_path, monkeypatch):
+    """A registered rule package with a lab.py LAB is a Rule Lab rule: listed last (default rank),
+    simulated and drawn through the generic code; here STDP's part under another id."""
+    from snncore import rules
+    pkg = tmp_path / "labplugin"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from snncore.rules.stdp import STDP\n\n\nclass Plug(STDP):\n    pass\n")
+    (pkg / "lab.py").write_text("import dataclasses\nfrom snncore.rules.stdp.lab import LAB as S\n"
+                                "LAB = dataclasses.replace(S, title='plug-in', rank=1000)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(rules.REGISTRY, "plug", "labplugin:Plug")
+    assert lab.RULES[-1] == "plug" and "plug" in lab.TITLES and lab.TITLES["plug"] == "plug-in"
+    a, b = lab.simulate("plug", {"eta_plus": 1e-2}), lab.simulate("stdp", {"eta_plus": 1e-2})
+    assert a.rule == "plug" and np.array_equal(a.W, b.W) and not np.array_equal(a.W, a.W0)
+    assert set(lab.figures(a)) == set(lab.figures(b))
+    assert [s["name"] for s in lab.control_specs("plug")] == [s["name"] for s in lab.control_specs("stdp")]
+
+
+def test_generic_lab_code_names_no_rule():
+    import pathlib
+    import re
+    from snncore.rules import rule_names
+    root = pathlib.Path(__file__).resolve().parents[1]
+    files = [*sorted((root / "snncore" / "lab").glob("*.py")), root / "app_pages" / "rule_lab.py"]
+    ids = "|".join(map(re.escape, rule_names()))
+    pat = re.compile(rf"""["'](?:lab_)?(?:{ids})(?:_\w*)?["']|\brules\.(?:{ids})\b""")
+    for f in files:
+        hits = [ln for ln in f.read_text().splitlines() if pat.search(ln)]
+        assert not hits, (f.name, hits)
