@@ -124,7 +124,8 @@ def spec(rule: str) -> LabSpec:
     return s
 
 
-# the per-rule tables the page and tests read, built from the specs on first use (PEP 562)
+# the per-rule tables the tests and bench read, built from the specs at each access (PEP 562),
+# so a rule registered later is in them
 _TABLES = {"RULES": None, "TITLES": "title", "DEFAULT_POP": "pop", "DEFAULT_INPUT": "inp",
            "LAB_EXTRA": "extra", "EQUATIONS": "equations", "LESSONS": "lessons", "CONTROLS": "controls",
            "ORDER": "order"}
