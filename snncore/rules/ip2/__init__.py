@@ -784,6 +784,8 @@ class IP2(Rule):
     runs_own_loop = True
     requires_model = "rsnn"
     requires_dataset = "l2l_tasks"
+    checkpoint_unit = "task"
+    legacy_loop_keys = ("ip2",)      # checkpoints written before the loop state's key was "loop"
 
     def __init__(self, params=None, model=None, *, total_steps: int = 1, device="cpu"):
         super().__init__(params, model, total_steps=total_steps, device=device)
@@ -851,6 +853,16 @@ class IP2(Rule):
         self.result = res
         self._tel["ms_per_update"] = res["ms_per_update"]
         return res
+
+    def planned_units(self) -> int:
+        p = self.params
+        n_pilot = len(candidate_masks(p.candidates)) * p.k_pilot if p.meta_mode == "search" else 0
+        return n_pilot + p.n_tasks
+
+    def run_loop(self, sink, seed: int, resume: dict | None = None) -> dict:
+        """The task sequence, reported through the Trainer's sink (see loop.py)."""
+        from .loop import run_loop
+        return run_loop(self, sink, seed, resume)
 
     def _resume_point(self, info: dict) -> dict:
         """Plain data to continue from the task boundary `info` describes (see run(resume=))."""
