@@ -6,11 +6,12 @@
         rule.after_forward(ctx)
         loss.backward();  rule.after_backward(ctx)
         optimizer.step(); rule.after_step(ctx)  # local (e.g. SSDP) updates land here
-        metrics + rule.telemetry() -> RunStore (buffered, flushed ~4x per second)
+        metrics + rule.telemetry() -> RunSink -> RunStore (buffered, flushed ~4x per second)
     evaluate; checkpoint (bounded on disk: see RunStore.save_checkpoint); rule.on_epoch_end(epoch)
 
 Metric values stay tensors on the device until a flush, so a GPU run syncs a few times per second,
-not every step.
+not every step. A rule that runs its own loop (Rule.runs_own_loop, e.g. a task sequence) gets the
+same RunSink and reports through it (Rule.run_loop); the Trainer knows no rule by name.
 
 Several processes (torchrun, see snncore/distributed.py): the forward goes through a
 DistributedDataParallel wrapper (self.net; self.model stays the inner module the rules see), each
@@ -200,17 +201,13 @@ class RunSink:
             self._tb.close()
 
     # ---- the LoopSink side, for rules with their own loop
-    def metrics(self, values: dict, step: int | None = None, now: bool = False) -> None:
-        """Buffer metric rows at `step` (default: the current update); now=True also flushes."""
+    def metrics(self, values: dict, step: int | None = None) -> None:
+        """Buffer metric rows at `step` (default: the current update), epoch 0."""
         self.pending.append((self.step if step is None else step, 0, dict(values)))
-        if now:
-            self.flush(force=True)
 
-    def telemetry(self, values: dict, step: int | None = None, now: bool = False) -> None:
+    def telemetry(self, values: dict, step: int | None = None) -> None:
         if values:
             self.pending_tel.append((self.step if step is None else step, dict(values)))
-        if now:
-            self.flush(force=True)
 
     def advance(self, steps: int = 0, units: int = 0) -> bool:
         """`steps` updates / `units` checkpoint units done; a (rate-limited) flush after updates.

@@ -162,13 +162,26 @@ class LoopSink:
     step: int = 0
     units: int = 0
 
-    def metrics(self, values: dict, step: int | None = None, now: bool = False) -> None: ...
-    def telemetry(self, values: dict, step: int | None = None, now: bool = False) -> None: ...
-    def snapshot(self, arrays: dict, step: int | None = None) -> None: ...
-    def checkpoint(self, loop_state: dict) -> None: ...
-    def advance(self, steps: int = 0, units: int = 0) -> bool: ...
-    def should_stop(self) -> bool: ...
-    def log_every(self) -> int: ...
+    log_every: int = 1              # updates between telemetry rows (the run's log_every)
+
+    def metrics(self, values: dict, step: int | None = None) -> None:
+        """Buffer metric rows {key: value} at `step` (default: the current update)."""
+
+    def telemetry(self, values: dict, step: int | None = None) -> None:
+        """Buffer one telemetry row {key: value} at `step` (default: the current update)."""
+
+    def snapshot(self, arrays: dict, step: int | None = None) -> None:
+        """Save arrays for the app (name -> numpy array) as this step's snapshot."""
+
+    def checkpoint(self, loop_state: dict) -> None:
+        """Write every buffered row, then a checkpoint holding `loop_state` (plain data)."""
+
+    def advance(self, steps: int = 0, units: int = 0) -> bool:
+        """Count updates / units done; returns True when a stop was requested."""
+        return False
+
+    def should_stop(self) -> bool:
+        return False
 
 
 def rule_part(cls: type, submodule: str, attr: str):
