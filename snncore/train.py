@@ -42,7 +42,7 @@ from .metrics import chi_synchrony
 from .models import build_model
 from .record import SpikeRecorder
 from .rules import get_rule
-from .rules.base import StepContext
+from .rules.base import LoopSink, StepContext
 from .store import RunStore, weights_only_state
 
 
@@ -102,7 +102,7 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
     return cls(groups, lr=lr, weight_decay=weight_decay, fused=fused or None)
 
 
-class RunSink:
+class RunSink(LoopSink):
     """The one writer of a run's results, for the Trainer's loop and for rules that run their own
     (rule.run_loop(sink)): metric rows buffered (values may stay device tensors until a flush,
     ~4 per second) and checked for divergence, telemetry rows, TensorBoard (when installed),

@@ -144,7 +144,7 @@ class Rule:
         """Own-loop rules (runs_own_loop): the whole run, reporting through `sink` (metrics,
         telemetry rows, snapshots, checkpoints, progress, stop requests). `resume` is the loop
         state of the checkpoint being continued (what the rule gave sink.checkpoint). Returns the
-        run's summary fields."""
+        run summary's own fields, plus "stopped": True when it ended on a stop request."""
         raise NotImplementedError(f"rule {self.name!r} does not run its own loop")
 
     def state_dict(self) -> dict:
