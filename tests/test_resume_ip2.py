@@ -106,3 +106,30 @@ def test_a_checkpoint_without_loop_state_is_refused(tmp_path):
         torch.save(state, path)
     with pytest.raises(ValueError, match="its checkpoint predates resumable task sequences"):
         Trainer(cfg, RunStore(tmp_path / "runs"), rid).resume()
+
+
+def test_stop_request_ends_the_task_loop_and_the_run_resumes(tmp_path):
+    """A stop asked for during task 2 (the heartbeat answers True through the sink) ends the run
+    as "stopped" after the last task checkpoint; resuming finishes it like an uninterrupted run."""
+    cfg = _cfg()
+    ref_store = RunStore(tmp_path / "ref")
+    ref_id = ref_store.create_run(cfg.to_dict())
+    ref = Trainer(cfg, ref_store, ref_id).run()
+
+    store = RunStore(tmp_path / "stop")
+    rid = store.create_run(cfg.to_dict())
+    beat = store.heartbeat
+    store.heartbeat = lambda run_id, *, epoch, step: beat(run_id, epoch=epoch, step=step) or step >= 1
+    s = Trainer(cfg, store, rid).run()
+    assert s["status"] == "stopped" and 1 <= s["tasks"] < ref["tasks"]
+    assert store.checkpoints(rid)[-1][0] == s["tasks"]
+    store = RunStore(tmp_path / "stop")
+    store.reopen(rid)
+    tr = Trainer(RunConfig.from_dict(store.get_run(rid)["config"]), store, rid)
+    assert tr.resume() == s["tasks"]
+    s2 = tr.run()
+    assert s2["status"] == "finished"
+    for k in ("tasks", "failures", "mask", "steps"):
+        assert s2[k] == ref[k], k
+    m, mref = store.metrics_frame(rid), ref_store.metrics_frame(ref_id)
+    assert m["l2l/iterations"].dropna().tolist() == mref["l2l/iterations"].dropna().tolist()
