@@ -619,8 +619,8 @@ def slow_level_search(params: IP2Params, seed: int = 0, candidates=None, k_pilot
 # ----------------------------------------------------------------------------- the rule object
 
 class IP2(Rule):
-    """IP^2-RSNN. Runs its own task-sequence loop: the Trainer calls run(...) instead of the
-    dataset loop; the hooks are empty."""
+    """IP^2-RSNN. Runs its own task-sequence loop: the Trainer calls run_loop(sink) (loop.py)
+    instead of the dataset loop; the hooks are empty. One checkpoint per task."""
 
     name = "ip2"
     Params = IP2Params
