@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .rules import get_rule, rule_names
+from .rules import DEFAULT_RULE, get_rule, rule_names
 from .rules.base import check_params, coerce, param, params_from_dict
 
 DATASETS = ("digits", "synthetic", "l2l_tasks", "mnist", "fashion_mnist", "cifar10", "cifar100",
@@ -22,14 +22,38 @@ EVENT_DATASETS = ("nmnist", "dvs_gesture", "cifar10_dvs", "shd")
 MODELS = ("mlp", "mps_mlp", "rsnn", "vgg11", "resnet19")
 CONV_MODELS = ("vgg11", "resnet19")          # need an image shape (C, H, W) per step
 FLAT_DATASETS = ("synthetic", "l2l_tasks", "shd")   # flat channel vectors: no image shape
-# rules that run on conv models, and which weight layer each changes when its targets are empty
-# (local rules act on the Linear layers fc1..fcK, out only; bptt changes nothing itself)
-CONV_RULES = {"bptt": None, "ssdp": "last two", "da_ssdp": "last two", "stdp": "first", "rstdp": "first"}
 AMP = ("off", "bf16", "fp16")
 SURROGATES = ("sigmoid", "atan", "piecewise")
 ENCODINGS = ("rate", "latency", "direct")
-# models / datasets that belong to one rule
-OWNED = {"model": {"mps_mlp": "mps", "rsnn": "ip2"}, "dataset": {"l2l_tasks": "ip2"}}
+
+
+def conv_rules() -> dict[str, str | None]:
+    """Rules that run on conv models (registry order) -> the weight layers each changes when its
+    targets are empty (Rule.conv_targets: "first", "last two"; None: it changes none itself).
+    Local rules act on the Linear layers fc1..fcK, out only."""
+    return {n: get_rule(n).conv_targets for n in rule_names() if get_rule(n).conv_targets is not False}
+
+
+def owned() -> dict[str, dict[str, str]]:
+    """Models / datasets that belong to one rule (its requires_model / requires_dataset):
+    {"model": {model: rule}, "dataset": {dataset: rule}}."""
+    out: dict[str, dict[str, str]] = {"model": {}, "dataset": {}}
+    for n in rule_names():
+        cls = get_rule(n)
+        for what, needs in (("model", cls.requires_model), ("dataset", cls.requires_dataset)):
+            if needs:
+                out[what].setdefault(needs, n)
+    return out
+
+
+def __getattr__(name: str):
+    # CONV_RULES / OWNED as before, asked of the rules on first use (importing every rule at
+    # `import snncore.config` would cost each process all the rules' imports)
+    if name == "CONV_RULES":
+        return conv_rules()
+    if name == "OWNED":
+        return owned()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ConfigError(ValueError):
@@ -41,7 +65,7 @@ class RunConfig:
     # what to train
     dataset: str = param("digits", choices=DATASETS, help="built-in dataset")
     model: str = param("mlp", choices=MODELS, help="network architecture")
-    rule: str = param("bptt", help="plasticity rule id")
+    rule: str = param(DEFAULT_RULE, help="plasticity rule id")
     rule_params: dict = param({}, help="the rule's hyperparameters (defaults from its paper)")
     name: str = param("", help="optional label for the run")
     # training
@@ -202,8 +226,8 @@ class RunConfig:
                 got = getattr(self, what)
                 if needs and got != needs:
                     errs.append(f"{what}: rule {self.rule!r} needs {what} {needs!r} (got {got!r})")
-                elif not needs and got in OWNED[what]:
-                    errs.append(f"{what}: {got!r} works with rule {OWNED[what][got]!r} only (got rule {self.rule!r})")
+                elif not needs and got in (own := owned()[what]):
+                    errs.append(f"{what}: {got!r} works with rule {own[got]!r} only (got rule {self.rule!r})")
         if not isinstance(self.hidden, list) or not 1 <= len(self.hidden) <= 3:
             errs.append("hidden: give 1 to 3 hidden layer sizes, e.g. 256 or 256,128")
         else:
@@ -234,10 +258,10 @@ class RunConfig:
                         f"gives flat vectors (use model 'mlp')")
         if self.rule not in rule_names() or get_rule(self.rule).requires_model:
             return errs                    # reported above (unknown rule / the rule's own model)
-        if self.rule not in CONV_RULES:
+        default = get_rule(self.rule).conv_targets
+        if default is False:
             return errs + [f"rule: {self.rule!r} is not supported on model {self.model!r} "
-                           f"(allowed: {', '.join(CONV_RULES)})"]
-        default = CONV_RULES[self.rule]
+                           f"(allowed: {', '.join(conv_rules())})"]
         if default is None or not isinstance(self.hidden, list):
             return errs
         fcs = [f"fc{i + 1}" for i in range(len(self.hidden))] + ["out"]

@@ -484,10 +484,12 @@ def history_stride(epoch: int, history: int) -> int:
     return k
 
 
-WEIGHTS_ONLY_KEYS = ("model", "ip2", "config", "epochs_done", "tasks_done", "step", "best", "world")
+# "loop": the loop state of a rule that runs its own loop (it holds that rule's network);
+# position keys are "<unit>s_done" (epochs_done, or an own-loop rule's checkpoint unit)
+WEIGHTS_ONLY_KEYS = ("model", "loop", "config", "step", "best", "world")
 
 
 def weights_only_state(state: dict[str, Any]) -> dict[str, Any]:
     """What Inspect reads of a checkpoint (network weights, config, position), without the
     optimizer, schedule, rule and RNG state a resume needs."""
-    return {k: state[k] for k in WEIGHTS_ONLY_KEYS if k in state}
+    return {k: v for k, v in state.items() if k in WEIGHTS_ONLY_KEYS or k.endswith("s_done")}

@@ -6,11 +6,12 @@
         rule.after_forward(ctx)
         loss.backward();  rule.after_backward(ctx)
         optimizer.step(); rule.after_step(ctx)  # local (e.g. SSDP) updates land here
-        metrics + rule.telemetry() -> RunStore (buffered, flushed ~4x per second)
+        metrics + rule.telemetry() -> RunSink -> RunStore (buffered, flushed ~4x per second)
     evaluate; checkpoint (bounded on disk: see RunStore.save_checkpoint); rule.on_epoch_end(epoch)
 
 Metric values stay tensors on the device until a flush, so a GPU run syncs a few times per second,
-not every step.
+not every step. A rule that runs its own loop (Rule.runs_own_loop, e.g. a task sequence) gets the
+same RunSink and reports through it (Rule.run_loop); the Trainer knows no rule by name.
 
 Several processes (torchrun, see snncore/distributed.py): the forward goes through a
 DistributedDataParallel wrapper (self.net; self.model stays the inner module the rules see), each
@@ -41,7 +42,7 @@ from .metrics import chi_synchrony
 from .models import build_model
 from .record import SpikeRecorder
 from .rules import get_rule
-from .rules.base import StepContext
+from .rules.base import LoopSink, StepContext
 from .store import RunStore, weights_only_state
 
 
@@ -101,6 +102,139 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
     return cls(groups, lr=lr, weight_decay=weight_decay, fused=fused or None)
 
 
+class RunSink(LoopSink):
+    """The one writer of a run's results, for the Trainer's loop and for rules that run their own
+    (rule.run_loop(sink)): metric rows buffered (values may stay device tensors until a flush,
+    ~4 per second) and checked for divergence, telemetry rows, TensorBoard (when installed),
+    snapshots, checkpoints, the heartbeat and the stop request it answers.
+
+    Own-loop rules use the LoopSink side (snncore.rules.base.LoopSink): `step` is the global update
+    count rows are logged at, `units` the checkpoint units done (rule.checkpoint_unit), and a
+    checkpoint stores the rule's loop state under "loop" beside the position and config."""
+
+    LOOP_KEY = "loop"
+
+    def __init__(self, store, run_id: str, cfg: RunConfig, progress: Callable[[], tuple[int, int]] | None = None,
+                 unit: str = "epoch"):
+        self.store, self.run_id, self.cfg = store, run_id, cfg
+        self.pending: list[tuple[int, int, dict]] = []      # (step, epoch, {key: value})
+        self.pending_tel: list[tuple[int, dict]] = []       # (step, {key: value})
+        self._last_flush = 0.0
+        self._tb = None
+        self.stop = False
+        self.step, self.units, self.unit = 0, 0, unit
+        self.log_every = cfg.log_every
+        # what the heartbeat reports as (epoch, step); an own loop reports its units as the step
+        self.progress = progress or (lambda: (0, self.units))
+
+    # ---- writing
+    def tensorboard(self):
+        if self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self._tb = SummaryWriter(str(self.store.run_dir(self.run_id) / "tb"))
+            except Exception:  # noqa: BLE001 -- TensorBoard is optional; the store has everything
+                self._tb = False
+        return self._tb or None
+
+    def write_metrics(self, rows: list[tuple[int, int, str, float]]) -> None:
+        if not rows:
+            return
+        self.store.log_metrics(self.run_id, rows)
+        tb = self.tensorboard()
+        if tb:  # TensorBoard gets the newest value per key per flush (~4 points a second)
+            for k, (s, v) in {k: (s, v) for s, _, k, v in rows}.items():
+                tb.add_scalar(k, v, s)
+
+    def write_telemetry(self, items: list[tuple[int, dict]]) -> None:
+        trows = [(s, k, v) for s, d in items for k, v in d.items()
+                 if isinstance(v, (int, float)) and math.isfinite(v)]
+        self.store.log_telemetry(self.run_id, trows)
+        tb = self.tensorboard()
+        if tb:
+            for k, (s, v) in {k: (s, v) for s, k, v in trows}.items():
+                tb.add_scalar("rule/" + k, v, s)
+
+    @staticmethod
+    def check_finite(rows) -> None:
+        for s, e, k, v in rows:
+            if k == "train/loss" and not math.isfinite(v):
+                raise Diverged(f"diverged at epoch {e + 1} step {s + 1}: loss is {v}")
+
+    def heartbeat(self) -> bool:
+        epoch, step = self.progress()
+        self.stop = bool(self.store.heartbeat(self.run_id, epoch=epoch, step=step)) or self.stop
+        return self.stop
+
+    def flush(self, force: bool = False) -> bool:
+        """One process: write the buffered rows (at most ~4 times a second unless force), then
+        the heartbeat; returns True when a stop was requested."""
+        now = time.monotonic()
+        if not force and now - self._last_flush < 0.25:
+            return False
+        self._last_flush = now
+        if self.pending:
+            keys = [(s, e, k) for s, e, d in self.pending for k in d]
+            vals = torch.stack([v.detach().float().reshape(()).to("cpu", non_blocking=False)
+                                if isinstance(v, torch.Tensor) else torch.tensor(float(v))
+                                for _, _, d in self.pending for v in d.values()]).tolist()
+            rows = [(s, e, k, v) for (s, e, k), v in zip(keys, vals)]
+            self.pending.clear()
+            self.check_finite(rows)
+            self.write_metrics(rows)
+        if self.pending_tel:
+            items, self.pending_tel = self.pending_tel, []
+            self.write_telemetry(items)
+        return self.heartbeat()
+
+    def save_snapshot(self, step: int, epoch: int, arrays: dict) -> None:
+        if arrays:
+            self.store.save_snapshot(self.run_id, step, epoch, arrays, keep=self.cfg.snapshots_kept)
+
+    def save_checkpoint(self, units: int, step: int, state: dict, *, score: float | None = None,
+                        weights: dict | None = None) -> None:
+        self.store.save_checkpoint(self.run_id, units, step, state, score=score, weights=weights,
+                                   keep=self.cfg.keep_checkpoints, history=self.cfg.weight_history)
+
+    def close(self) -> None:
+        if self._tb:
+            self._tb.close()
+
+    # ---- the LoopSink side, for rules with their own loop
+    def metrics(self, values: dict, step: int | None = None) -> None:
+        """Buffer metric rows at `step` (default: the current update), epoch 0."""
+        self.pending.append((self.step if step is None else step, 0, dict(values)))
+
+    def telemetry(self, values: dict, step: int | None = None) -> None:
+        if values:
+            self.pending_tel.append((self.step if step is None else step, dict(values)))
+
+    def advance(self, steps: int = 0, units: int = 0) -> bool:
+        """`steps` updates / `units` checkpoint units done; a (rate-limited) flush after updates.
+        Returns True when a stop was requested."""
+        self.step += int(steps)
+        self.units += int(units)
+        if steps:
+            self.flush()
+        return self.stop
+
+    def should_stop(self) -> bool:
+        return self.stop
+
+    def snapshot(self, arrays: dict, step: int | None = None) -> None:
+        self.save_snapshot(self.step if step is None else step, 0, arrays)
+
+    def checkpoint(self, loop_state: dict) -> None:
+        """Every buffered row first, then a checkpoint of this unit boundary (`--resume`
+        continues from the newest); it is small (no optimizer), so its history point is all of it."""
+        self.flush(force=True)
+        state = {self.LOOP_KEY: loop_state, "step": self.step, f"{self.unit}s_done": self.units,
+                 "config": self.cfg.to_dict()}
+        self.save_checkpoint(self.units, self.step, state, weights=state)
+        epoch, step = self.progress()      # progress only: a stop is seen at the next update's flush
+        self.store.heartbeat(self.run_id, epoch=epoch, step=step)
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, store: RunStore, run_id: str,
                  on_progress: Callable[[Progress], None] | None = None):
@@ -122,22 +256,18 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.epochs_done = 0
-        self.tasks_done = 0
-        self._own_resume = None        # IP2: the resume point of the checkpoint being continued
+        self._own_resume = None        # own-loop rules: the loop state of the checkpoint being continued
         self._best = 0.0
-        self._pending: list[tuple[int, int, dict[str, torch.Tensor]]] = []
-        self._pending_tel: list[tuple[int, dict[str, float]]] = []
-        self._last_flush = 0.0
-        self._tb = None
         rule_cls = get_rule(cfg.rule)
-        if getattr(rule_cls, "runs_own_loop", False):   # e.g. IP2: a task sequence, not a dataset
+        self.own_loop = bool(rule_cls.runs_own_loop)    # e.g. a task sequence, not a dataset
+        self.sink = RunSink(store, run_id, cfg, unit=rule_cls.checkpoint_unit,
+                            progress=None if self.own_loop else lambda: (self.epochs_done, self.step))
+        if self.own_loop:
             if self.dist:
-                raise ValueError(f"rule {cfg.rule!r} runs its own task loop in one process; "
+                raise ValueError(f"rule {cfg.rule!r} runs its own loop in one process; "
                                  "start it without torchrun")
             self.rule = rule_cls(cfg.rule_object_params(), None, total_steps=1, device=self.device)
-            self.own_loop = True
             return
-        self.own_loop = False
         self.data = load_dataset(cfg).to(self.device)
         self.model = build_model(cfg, self.data.input_size, self.data.n_classes, self.data.input_shape).to(self.device)
         self.steps_per_epoch = self.data.steps_per_epoch(cfg.batch_size, self.world)
@@ -177,50 +307,11 @@ class Trainer:
         return make_optimizer(c.optimizer, params, c.lr, c.weight_decay)
 
     # ---- logging ---------------------------------------------------------------------------
-    def _tensorboard(self):
-        if self._tb is None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self._tb = SummaryWriter(str(self.store.run_dir(self.run_id) / "tb"))
-            except Exception:  # noqa: BLE001 -- TensorBoard is optional; the store has everything
-                self._tb = False
-        return self._tb or None
-
     def _flush(self, force: bool = False) -> bool:
         """Write buffered metrics; returns True when a stop was requested."""
         if self.dist:
             return self._flush_dist(force)
-        now = time.monotonic()
-        if not force and now - self._last_flush < 0.25:
-            return False
-        self._last_flush = now
-        rows = []
-        if self._pending:
-            keys = [(s, e, k) for s, e, d in self._pending for k in d]
-            vals = torch.stack([v.detach().float().reshape(()).to("cpu", non_blocking=False)
-                                if isinstance(v, torch.Tensor) else torch.tensor(float(v))
-                                for _, _, d in self._pending for v in d.values()]).tolist()
-            rows = [(s, e, k, v) for (s, e, k), v in zip(keys, vals)]
-            self._pending.clear()
-            for s, e, k, v in rows:
-                if k == "train/loss" and not math.isfinite(v):
-                    raise Diverged(f"diverged at epoch {e + 1} step {s + 1}: loss is {v}")
-            self.store.log_metrics(self.run_id, rows)
-            tb = self._tensorboard()
-            if tb:  # TensorBoard gets the newest value per key per flush (~4 points a second)
-                for k, (s, v) in {k: (s, v) for s, _, k, v in rows}.items():
-                    tb.add_scalar(k, v, s)
-        if self._pending_tel:
-            trows = [(s, k, v) for s, d in self._pending_tel for k, v in d.items()
-                     if isinstance(v, (int, float)) and math.isfinite(v)]
-            self._pending_tel.clear()
-            self.store.log_telemetry(self.run_id, trows)
-            tb = self._tensorboard()
-            if tb:
-                for k, (s, v) in {k: (s, v) for s, k, v in trows}.items():
-                    tb.add_scalar("rule/" + k, v, s)
-        progress = self.tasks_done if self.own_loop else self.step   # IP2's progress counts tasks
-        return self.store.heartbeat(self.run_id, epoch=self.epochs_done, step=progress)
+        return self.sink.flush(force)
 
     def _flush_dist(self, force: bool = False, collective: bool = True) -> bool:
         """Several processes: at a sync point (a step count every rank agrees on, or force) the
@@ -231,14 +322,15 @@ class Trainer:
         if not force and self.step < self._next_sync:
             return False
         comm = torch.device("cuda" if self.device.type == "cuda" else "cpu")   # nccl: CUDA tensors
-        keys = [(s, e, k) for s, e, d in self._pending for k in d]
+        pending = self.sink.pending
+        keys = [(s, e, k) for s, e, d in pending for k in d]
         vals = [(v.detach().float().reshape(()) if isinstance(v, torch.Tensor)
-                 else torch.tensor(float(v))).to(comm) for _, _, d in self._pending for v in d.values()]
-        self._pending.clear()
+                 else torch.tensor(float(v))).to(comm) for _, _, d in pending for v in d.values()]
+        pending.clear()
         stop = False
         if self.is_main:
             now = time.monotonic()
-            stop = self.store.heartbeat(self.run_id, epoch=self.epochs_done, step=self.step)
+            stop = self.sink.heartbeat()
             # next interval: about 0.25 s of steps, from the time per step since the last sync point
             if self._sync_clock is not None and self.step > self._sync_clock[1]:
                 per_step = (now - self._sync_clock[0]) / (self.step - self._sync_clock[1])
@@ -257,25 +349,12 @@ class Trainer:
         self._next_sync = self.step + self._sync_every
         rows = [(s, e, k, v) for (s, e, k), v in zip(keys, values)]
         if collective:
-            for s, e, k, v in rows:
-                if k == "train/loss" and not math.isfinite(v):
-                    raise Diverged(f"diverged at epoch {e + 1} step {s + 1}: loss is {v}")
+            RunSink.check_finite(rows)
         if self.is_main:
-            if rows:
-                self.store.log_metrics(self.run_id, rows)
-                tb = self._tensorboard()
-                if tb:
-                    for k, (s, v) in {k: (s, v) for s, _, k, v in rows}.items():
-                        tb.add_scalar(k, v, s)
-            if self._pending_tel:
-                trows = [(s, k, v) for s, d in self._pending_tel for k, v in d.items()
-                         if isinstance(v, (int, float)) and math.isfinite(v)]
-                self.store.log_telemetry(self.run_id, trows)
-                tb = self._tensorboard()
-                if tb:
-                    for k, (s, v) in {k: (s, v) for s, k, v in trows}.items():
-                        tb.add_scalar("rule/" + k, v, s)
-        self._pending_tel.clear()
+            self.sink.write_metrics(rows)
+            if self.sink.pending_tel:
+                self.sink.write_telemetry(self.sink.pending_tel)
+        self.sink.pending_tel = []
         return stop
 
     def _snapshot(self) -> None:
@@ -283,8 +362,7 @@ class Trainer:
             return
         arrays = self.recorder.snapshot()
         arrays.update({f"rule/{k}": v for k, v in self.rule.arrays().items()})
-        if arrays:
-            self.store.save_snapshot(self.run_id, self.step, self.epoch, arrays, keep=self.cfg.snapshots_kept)
+        self.sink.save_snapshot(self.step, self.epoch, arrays)
 
     # ---- the loop -------------------------------------------------------------------------
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -415,10 +493,13 @@ class Trainer:
         """Restore the newest loadable checkpoint; drop what was logged after it. Returns its epoch."""
         epoch, state = self._load_newest_checkpoint()
         if self.own_loop:
-            if "ip2" not in state:
-                raise ValueError(f"run {self.run_id}: its checkpoint predates resumable task sequences")
-            self._own_resume = state["ip2"]
-            self.step, self.tasks_done = int(state["step"]), int(state["tasks_done"])
+            unit = self.rule.checkpoint_unit
+            key = next((k for k in (RunSink.LOOP_KEY, *self.rule.legacy_loop_keys) if k in state), None)
+            if key is None:
+                raise ValueError(f"run {self.run_id}: its checkpoint predates resumable {unit} sequences")
+            self._own_resume = state[key]
+            self.sink.step, self.sink.units = int(state["step"]), int(state[f"{unit}s_done"])
+            self.step = self.sink.step
             self.store.truncate_after(self.run_id, self.step, epoch)
             return epoch
         self.model.load_state_dict(state["model"])
@@ -458,7 +539,7 @@ class Trainer:
         self.threads = threads.apply()
         self.store.log_metrics(self.run_id, [(self.step, self.epochs_done, "info/threads", self.threads["budget"])])
         if self.own_loop:
-            return self.run_task_sequence()
+            return self.run_own_loop()
         cfg = self.cfg
         t0 = time.monotonic()
         self.store.start_run(self.run_id, pid=os.getpid(), device=self._device_label(), total_steps=self.total_steps)
@@ -474,11 +555,11 @@ class Trainer:
                     if self.step >= self.total_steps:
                         break
                     m = self.train_step(x, y)
-                    self._pending.append((self.step, self.epoch, m))
+                    self.sink.pending.append((self.step, self.epoch, m))
                     if self.step % cfg.log_every == 0 and self.is_main:
                         tel = self.rule.telemetry()
                         if tel:
-                            self._pending_tel.append((self.step, tel))
+                            self.sink.pending_tel.append((self.step, tel))
                     if self.step % cfg.record_every == 0:
                         self._snapshot()
                     self.step += 1
@@ -500,13 +581,12 @@ class Trainer:
                 self.epochs_done = self.epoch + 1
                 if self.is_main:
                     state = self.checkpoint_state()
-                    self.store.save_checkpoint(self.run_id, self.epochs_done, self.step, state,
-                                               score=last_eval["test/accuracy"], weights=weights_only_state(state),
-                                               keep=cfg.keep_checkpoints, history=cfg.weight_history)
+                    self.sink.save_checkpoint(self.epochs_done, self.step, state, score=last_eval["test/accuracy"],
+                                              weights=weights_only_state(state))
                 if self.on_progress:
                     self.on_progress(Progress(self.epoch + 1, cfg.epochs, self.step, self.total_steps,
                                               time.monotonic() - t0, test_accuracy=last_eval["test/accuracy"]))
-                if D.broadcast_flag(self.store.heartbeat(self.run_id, epoch=self.epochs_done, step=self.step)):
+                if D.broadcast_flag(self.sink.heartbeat()):
                     raise StopRequested
                 if self.step >= self.total_steps:
                     break
@@ -524,8 +604,7 @@ class Trainer:
                     self._flush(force=True)
             except Diverged as e:
                 status, error = "failed", f"{e}; the last good checkpoint is kept. Try a lower learning rate."
-            if self._tb:
-                self._tb.close()
+            self.sink.close()
         digests = None
         if self.dist:   # every rank reached here together: check that the replicas stayed identical
             if self.net is not self.model:
@@ -563,87 +642,28 @@ class Trainer:
             if not torch.isfinite(p).all():
                 raise Diverged(f"diverged at epoch {self.epoch + 1} step {self.step}: weights of {n} are not finite")
 
-    # ---- rules with their own loop (IP2: learning to learn over a task family) -------------
-    def run_task_sequence(self) -> dict:
-        """Metrics per update (step = global update count), per task the iterations to criterion
-        ('l2l/iterations', main sequence; 'pilot/<mask>' during the slow level), and a snapshot per
-        task: the raster of one trial and the intrinsic parameters. Progress counts tasks."""
-        from .rules.ip2 import candidate_masks
-        p = self.rule.params
-        n_pilot = len(candidate_masks(p.candidates)) * p.k_pilot if p.meta_mode == "search" else 0
-        planned = n_pilot + p.n_tasks
+    # ---- rules with their own loop (e.g. learning to learn over a task family) ---------------
+    def run_own_loop(self) -> dict:
+        """The rule runs the whole run (rule.run_loop) and reports through the same sink as the
+        dataset loop: metrics per update (step = global update count), its checkpoints per unit
+        (rule.checkpoint_unit), snapshots; progress counts units."""
         t0 = time.monotonic()
-        self.store.start_run(self.run_id, pid=os.getpid(), device=str(self.device), total_steps=planned)
-        t0 -= self.store.elapsed(self.run_id) or 0.0   # earlier sessions of a resumed run (NullStore on other ranks: None)
-        stop = {"flag": False}
+        self.store.start_run(self.run_id, pid=os.getpid(), device=str(self.device),
+                             total_steps=self.rule.planned_units())
+        t0 -= self.store.elapsed(self.run_id) or 0.0   # earlier sessions of a resumed run
         status, error, result = "finished", None, None
-
-        def on_update(info):
-            m = {"train/loss": info["loss"], "train/l_task": info["l_task"], "ip2/mean_u2": info["mean_u2"]}
-            if info.get("sigma_h") == info.get("sigma_h"):      # not NaN: set after task 1
-                m["ip2/sigma_h"] = info["sigma_h"]
-            self._pending.append((self.step, 0, m))
-            if self.step % self.cfg.log_every == 0:
-                self._pending_tel.append((self.step, self.rule.telemetry()))
-            self.step += 1
-            if self._flush():
-                stop["flag"] = True
-
-        def on_task(info):
-            self.tasks_done += 1
-            phase = info["phase"]
-            key = "l2l/iterations" if phase == "main" else f"pilot/{phase.split(':', 1)[-1]}"
-            at = max(self.step - 1, 0)     # the task's last update: a resume from this boundary keeps these rows
-            rows = [(at, 0, key, info["iterations"]), (at, 0, "l2l/task_index", self.tasks_done)]
-            if phase == "main":
-                rows.append((at, 0, "l2l/failed", float(info["failed"])))
-            self._flush(force=True)       # every update row of this task is stored before its checkpoint
-            self.store.log_metrics(self.run_id, rows)
-            snap = info["snapshot"]
-            # intrinsic trajectories, one row per task: quartiles and a few single neurons
-            # (telemetry keys 'tau_d/q25' ... group into one chart per property)
-            trows = [(at, f"{prop}/{stat}", snap[prop][stat])
-                     for prop in ("tau_d", "tau_s", "theta") for stat in ("q25", "median", "q75")]
-            trows += [(at, f"{prop}/neuron {n}", v) for prop in ("tau_d", "tau_s", "theta")
-                      for n, v in zip(snap["neurons"], snap[prop]["single"])]
-            self.store.log_telemetry(self.run_id, trows)
-            arrays = {"raster/rsnn": np.asarray(info["trial"]["s"], dtype=bool).T,
-                      "task": np.array(self.tasks_done), "rule/task": np.array(self.tasks_done),
-                      "rule/phase": np.array(phase, dtype="U32"),
-                      "rule/mask": np.array(info["mask"] or [""], dtype="U8")}
-            tr = info["trial"]     # within-trial traces of a few neurons (trial_trace: u, d [n, T]; y [O, T])
-            arrays.update({"rule/trial_u": np.asarray(tr["u"], dtype=np.float32),
-                           "rule/trial_d": np.asarray(tr["d"], dtype=np.float32),
-                           "rule/trial_y": np.asarray(tr["y"], dtype=np.float32),
-                           "rule/trial_target": np.asarray(tr["target"], dtype=np.int64),
-                           "rule/trial_mask": np.asarray(tr["loss_mask"], dtype=bool),
-                           "rule/trial_neurons": np.asarray(tr["neurons"], dtype=np.int64)})
-            for prop in ("tau_d", "tau_s", "theta"):
-                arrays[f"rule/{prop}"] = np.asarray(snap[prop]["values"], dtype=np.float32)
-            if self.rule.scores:     # the slow level's pilot score per candidate mask
-                arrays["rule/pilot_masks"] = np.array(list(self.rule.scores), dtype="U32")
-                arrays["rule/pilot_scores"] = np.array(list(self.rule.scores.values()), dtype=np.float64)
-            self.store.save_snapshot(self.run_id, at, 0, arrays, keep=self.cfg.snapshots_kept)
-            # a checkpoint per task boundary: `--resume` continues from the last one
-            # (small: the recurrent net without an optimizer, so a history point is the whole state)
-            state = {"ip2": info["checkpoint"](), "step": self.step, "tasks_done": self.tasks_done,
-                     "config": self.cfg.to_dict()}
-            self.store.save_checkpoint(self.run_id, self.tasks_done, self.step, state, weights=state,
-                                       keep=self.cfg.keep_checkpoints, history=self.cfg.weight_history)
-            self.store.heartbeat(self.run_id, epoch=0, step=self.tasks_done)
-
         try:
-            result = self.rule.run(p, self.cfg.seed, on_update=on_update, on_task=on_task,
-                                   should_stop=lambda: stop["flag"], resume=self._own_resume)
+            result = self.rule.run_loop(self.sink, self.cfg.seed, resume=self._own_resume)
             if result.get("stopped"):
                 status = "stopped"
         finally:
-            self._flush(force=True)
-        res = result or {}
+            self.sink.flush(force=True)
+            self.sink.close()
+            self.step = self.sink.step
+        res = dict(result or {})
+        res.pop("stopped", None)
         summary = {"run_id": self.run_id, "status": status, "epochs": 1 if status == "finished" else 0,
-                   "steps": self.step, "test_accuracy": None, "tasks": len(res.get("iterations", [])),
-                   "failures": res.get("failures"), "mask": res.get("mask"),
-                   "final_efficiency": res.get("final_efficiency"), "l2l_fit": res.get("fit"),
+                   "steps": self.step, "test_accuracy": None, **res,
                    "seconds": round(time.monotonic() - t0, 3), "device": str(self.device),
                    "rule": self.cfg.rule, "dataset": self.cfg.dataset, "threads": self.threads}
         self.store.end_run(self.run_id, status, error=error, summary=summary)

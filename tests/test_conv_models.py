@@ -228,7 +228,11 @@ def test_accepted_combinations():
 
 
 def test_unlisted_rule_is_refused_on_conv_models(monkeypatch):
-    monkeypatch.setitem(rules.REGISTRY, "spy2", "snncore.rules.bptt:BPTT")
+    # a rule that does not declare conv support (Rule.conv_targets False, the default)
+    import snncore.rules.bptt as bptt
+    monkeypatch.setattr(bptt, "Spy2", type("Spy2", (bptt.BPTT,), {"name": "spy2", "conv_targets": False}),
+                        raising=False)
+    monkeypatch.setitem(rules.REGISTRY, "spy2", "snncore.rules.bptt:Spy2")
     with pytest.raises(ConfigError, match="rule: 'spy2' is not supported on model 'vgg11' \\(allowed: bptt, ssdp"):
         RunConfig.from_dict({"model": "vgg11", "rule": "spy2"})
 

@@ -13,7 +13,7 @@ def build_model(cfg, input_size: int, n_classes: int, input_shape: tuple = ()):
                           v_threshold=cfg.v_threshold, v_reset=cfg.v_reset,
                           surrogate=cfg.surrogate, alpha=cfg.surrogate_alpha, readout=cfg.readout)
     if cfg.model == "mps_mlp":
-        from ..rules.mps import MPSNet
+        from .mps_net import MPSNet
         return MPSNet.from_params([input_size, *cfg.hidden, n_classes], cfg.timesteps, cfg.rule_object_params())
     if cfg.model in ("vgg11", "resnet19"):
         from .conv import build_conv

@@ -16,6 +16,8 @@ REGISTRY: dict[str, str] = {
     "ip2": "snncore.rules.ip2:IP2",
 }
 
+DEFAULT_RULE = "bptt"      # a new run's rule: the surrogate-gradient baseline
+
 
 def rule_names() -> list[str]:
     return list(REGISTRY)

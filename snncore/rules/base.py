@@ -78,7 +78,13 @@ class Rule:
     uses_gradient: bool = True     # False: the Trainer skips backward/optimizer for this rule
     requires_model: str | None = None    # a model id this rule only works with (e.g. "mps_mlp")
     requires_dataset: str | None = None  # a dataset id this rule only works with (e.g. "l2l_tasks")
-    runs_own_loop: bool = False          # True: the Trainer calls rule.run(...) instead of its loop
+    runs_own_loop: bool = False          # True: the Trainer calls rule.run_loop(sink) instead of its loop
+    # on the conv models (vgg11, resnet19): False = not supported; None = runs there without
+    # changing layers itself; "first" / "last two" = the weight layers it changes when its
+    # `targets` hyperparameter is empty (local rules may change the Linear layers only)
+    conv_targets: str | None | bool = False
+    checkpoint_unit: str = "epoch"       # what one checkpoint of a run stands for ("task": one per task)
+    legacy_loop_keys: tuple[str, ...] = ()   # own-loop rules: older checkpoint keys of the loop state
 
     # ---- what the rest of the system reads from a rule (no rule id is named outside its module).
     # A rule package keeps the larger parts in submodules, imported on first use: lab.py (LAB: its
@@ -130,11 +136,52 @@ class Rule:
         .npz under 'rule/<name>'. Keep it small (it is written every record_every steps)."""
         return {}
 
+    def planned_units(self) -> int:
+        """Own-loop rules: the checkpoint units the run plans (its progress bar's total)."""
+        return 1
+
+    def run_loop(self, sink: "LoopSink", seed: int, resume: dict | None = None) -> dict:
+        """Own-loop rules (runs_own_loop): the whole run, reporting through `sink` (metrics,
+        telemetry rows, snapshots, checkpoints, progress, stop requests). `resume` is the loop
+        state of the checkpoint being continued (what the rule gave sink.checkpoint). Returns the
+        run summary's own fields, plus "stopped": True when it ended on a stop request."""
+        raise NotImplementedError(f"rule {self.name!r} does not run its own loop")
+
     def state_dict(self) -> dict:
         return {}
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+class LoopSink:
+    """What an own-loop rule reports to (the Trainer's writer; see snncore.train.RunSink).
+    `step` is the global update count the rows are logged at; `units` counts checkpoint units
+    done (rule.checkpoint_unit). Every method is cheap; metric rows are buffered."""
+
+    step: int = 0
+    units: int = 0
+
+    log_every: int = 1              # updates between telemetry rows (the run's log_every)
+
+    def metrics(self, values: dict, step: int | None = None) -> None:
+        """Buffer metric rows {key: value} at `step` (default: the current update)."""
+
+    def telemetry(self, values: dict, step: int | None = None) -> None:
+        """Buffer one telemetry row {key: value} at `step` (default: the current update)."""
+
+    def snapshot(self, arrays: dict, step: int | None = None) -> None:
+        """Save arrays for the app (name -> numpy array) as this step's snapshot."""
+
+    def checkpoint(self, loop_state: dict) -> None:
+        """Write every buffered row, then a checkpoint holding `loop_state` (plain data)."""
+
+    def advance(self, steps: int = 0, units: int = 0) -> bool:
+        """Count updates / units done; returns True when a stop was requested."""
+        return False
+
+    def should_stop(self) -> bool:
+        return False
 
 
 def rule_part(cls: type, submodule: str, attr: str):

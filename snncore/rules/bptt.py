@@ -11,4 +11,5 @@ from .base import Rule
 
 class BPTT(Rule):
     name = "bptt"
+    conv_targets = None           # runs on conv models; changes no layer itself
     summary = "Surrogate-gradient BPTT only (the baseline)."

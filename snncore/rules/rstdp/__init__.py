@@ -120,6 +120,7 @@ class RSTDPParams:
 
 class RSTDP(Rule):
     name = "rstdp"
+    conv_targets = "first"        # on conv models the first weight layer (the conv stem): targets must name Linear ones
     Params = RSTDPParams
     summary = "Reward-modulated STDP: eligibility trace x (reward - running mean reward)."
     uses_gradient = True

@@ -304,6 +304,7 @@ class SSDP(Rule):
     """Synchrony-dependent plasticity added after every optimizer step (see the module docstring)."""
 
     name = "ssdp"
+    conv_targets = "last two"     # on conv models, by default: the last two Linear layers
     Params = SSDPParams
     summary = ("SSDP: after each optimizer step, strengthen synapses whose pre and post neurons "
                "fired close in time (Gaussian in first-spike latency), decay the others.")

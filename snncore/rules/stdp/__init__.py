@@ -297,6 +297,7 @@ class STDPParams:
 
 class STDP(Rule):
     name = "stdp"
+    conv_targets = "first"        # on conv models the first weight layer (the conv stem): targets must name Linear ones
     Params = STDPParams
     summary = "Pair-based STDP (exponential traces) added to a gradient-trained layer."
     uses_gradient = True
