@@ -156,6 +156,27 @@ def test_lif_sequence_continues_from_a_state():
     assert torch.equal(second.state.v, whole.state.v)
 
 
+@pytest.mark.parametrize("v_reset", [0.0, -0.3, None])
+@pytest.mark.parametrize("decay_input", [True, False])
+def test_lif_sequence_is_lif_step_looped_in_torch_and_numpy(v_reset, decay_input):
+    """lif_sequence's shortcuts (no "- 0", the hard reset as a select, the numpy path) change no bit."""
+    _seed("seq", v_reset, decay_input)
+    p = LIFParams(tau=3.0, v_th=0.8, v_reset=v_reset, decay_input=decay_input)
+    x = torch.randn(40, 3, 6) * 1.3 + 0.5
+    st, spikes, vs = nr.lif_init(x[0], p), [], []
+    for xt in x:
+        s, st = nr.lif_step(xt, st, p)
+        spikes.append(s)
+        vs.append(st.v)
+    tr = nr.lif_sequence(x, p)
+    assert torch.equal(tr.spikes, torch.stack(spikes)) and torch.equal(tr.v, torch.stack(vs))
+    assert tr.spikes.sum() > 0
+    trn = nr.lif_sequence(x.numpy(), p)
+    assert isinstance(trn.h, np.ndarray) and trn.h.dtype == np.float32
+    for a, b in zip((trn.spikes, trn.h, trn.v, trn.state.v), (tr.spikes, tr.h, tr.v, tr.state.v)):
+        assert np.array_equal(a, b.numpy())
+
+
 # ----------------------------------------------------------------------------- SpikingJelly's LIFNode
 @pytest.mark.parametrize("v_reset", [0.0, -0.3, None])
 @pytest.mark.parametrize("decay_input", [True, False])
@@ -237,11 +258,10 @@ def test_lab_lif_run_equals_lif_sequence(tau_m, v_th):
     rng = np.random.default_rng(zlib.crc32(repr((tau_m, v_th)).encode()))
     current = (rng.standard_normal((60, 3, 11)) * 0.6 + 0.25).astype(np.float32)
     s, v = lif_run(current, tau_m, v_th)
-    ref = nr.lif_sequence(torch.from_numpy(current).double(),
-                          LIFParams(tau=tau_m, v_th=v_th, v_reset=0.0, decay_input=False))
-    assert np.array_equal(s, ref.spikes.numpy())
+    ref = nr.lif_sequence(current, LIFParams(tau=tau_m, v_th=v_th, v_reset=0.0, decay_input=False))
+    assert np.array_equal(s, ref.spikes)
     assert s.sum() > 0
-    np.testing.assert_allclose(v, ref.h.numpy(), atol=2e-5, rtol=2e-5)   # lif_run's v: before the reset
+    np.testing.assert_allclose(v, ref.h, atol=2e-5, rtol=2e-5)   # lif_run's v: the one before the reset
 
 
 # ----------------------------------------------------------------------------- MPS's soft-reset LIF
