@@ -61,6 +61,9 @@ def test_lif_decay_input_false_and_v_reset_by_hand():
     assert tr.spikes.tolist() == [1.0, 0.0, 0.0]
     _close(tr.h, [1.0, -0.3, 0.05], 1e-12)
     _close(tr.v, [-0.5, -0.3, 0.05], 1e-12)
+    trn = nr.lif_sequence(np.array([1.5, 0.2, 0.4]), p)             # the numpy path, [T] alone
+    assert trn.spikes.tolist() == [1.0, 0.0, 0.0] and trn.state.v.shape == ()
+    np.testing.assert_allclose(trn.v, [-0.5, -0.3, 0.05], atol=1e-12)
 
 
 def test_two_compartment_three_steps_by_hand():
