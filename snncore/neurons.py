@@ -197,7 +197,7 @@ def _lif_sequence_np(x_seq: np.ndarray, p: LIFParams, state: LIFState | None) ->
 
 
 # ============================================================================ two-compartment (IP2)
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)          # eq=False: == on tensor fields has no single truth value
 class TwoCompartmentParams:
     """Per-neuron intrinsic properties of IP2's dendritic (DH-SNN) neuron; tensors, may require grad.
 
@@ -229,6 +229,19 @@ class TwoCompartmentParams:
         """exp(-dt / tau_s) [N]."""
         return torch.exp(-self.dt / _t(self.tau_s))
 
+    def decays(self) -> "TwoCompartmentDecays":
+        """The per-step factors, for a caller that loops over T to compute once (they carry the
+        gradient to tau_d and tau_s)."""
+        beta, alpha = self.beta(), self.alpha()
+        return TwoCompartmentDecays(beta, None if beta is None else 1 - beta, alpha, 1 - alpha)
+
+
+class TwoCompartmentDecays(NamedTuple):
+    beta: torch.Tensor | None        # exp(-dt/tau_d) (None: point neuron)
+    one_minus_beta: torch.Tensor | None
+    alpha: torch.Tensor              # exp(-dt/tau_s)
+    one_minus_alpha: torch.Tensor
+
 
 class TwoCompartmentState(NamedTuple):
     d: torch.Tensor          # dendritic current [B, N] (or [B, N, K])
@@ -244,7 +257,8 @@ def two_compartment_init(B: int, N: int, p: TwoCompartmentParams, dtype=None, de
 
 
 def two_compartment_step(I, state: TwoCompartmentState, p: TwoCompartmentParams,
-                         spike_fn: SpikeFn = heaviside) -> tuple[torch.Tensor, TwoCompartmentState]:
+                         spike_fn: SpikeFn = heaviside, decays: TwoCompartmentDecays | None = None,
+                         ) -> tuple[torch.Tensor, TwoCompartmentState]:
     """One step of IP2's DH-SNN neuron (docs ALGORITHMS_IP2.md section 1, snncore.rules.ip2.RSNN)::
 
         d[t] = beta d[t-1] + (1 - beta) I[t]                 beta  = exp(-dt / tau_d)  (d = I: point neuron)
@@ -254,17 +268,15 @@ def two_compartment_step(I, state: TwoCompartmentState, p: TwoCompartmentParams,
     I[t] is the neuron's total synaptic current [B, N] (or [B, N, K] for K branches): for the
     RSNN, x[t] W_in^T + s[t-1] W_rec^T + b; forming it is the network's job, not the neuron's.
     The reset is soft and one step late: theta s[t-1] comes off u[t]. IP2 passes its ATan surrogate
-    as spike_fn. Returns (s[t], TwoCompartmentState(d[t], u[t], s[t])).
+    as spike_fn. ``decays``: p.decays() computed once by a caller looping over T (else per call).
+    The ops are the RSNN's (fused multiply-adds, addcmul), so its values are reproduced bit for bit.
+    Returns (s[t], TwoCompartmentState(d[t], u[t], s[t])).
     """
     I = _t(I)
-    beta = p.beta()
-    if beta is None:
-        d = I
-    else:
-        d = beta * state.d + (1 - beta) * I
+    beta, omb, alpha, oma = p.decays() if decays is None else decays
+    d = I if beta is None else torch.addcmul(beta * state.d, omb, I)            # beta d + (1 - beta) I
     dsum = d.sum(-1) if p.branches > 1 else d
-    alpha = p.alpha()
-    u = alpha * state.u + (1 - alpha) * dsum - p.theta * state.s
+    u = torch.addcmul(torch.addcmul(alpha * state.u, oma, dsum), p.theta, state.s, value=-1.0)
     s = spike_fn(u - p.theta)
     return s, TwoCompartmentState(d, u, s)
 
