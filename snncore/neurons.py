@@ -11,14 +11,14 @@ Neurons
     two-compartment     :func:`two_compartment_step`             (the DH-SNN neuron of IP2's RSNN)
     adaptive threshold  :func:`adaptive_threshold_step`          (ALIF, Bellec et al.'s e-prop neuron)
 
-What uses these, and what is tested against them (tests/test_neurons.py): SpikingJelly's multi-step
-LIFNode, :mod:`snncore.models.lif` (the whole-sequence autograd Function, both its Numba-fused and
+Tested equal to these (tests/test_neurons.py): SpikingJelly's multi-step LIFNode, :mod:`snncore.models.lif` (the whole-sequence autograd Function, both its Numba-fused and
 torch-op paths), the Rule Lab's numpy ``lif_run``, the MPS network's soft-reset LIF and IP2's RSNN
 and ``dh_step``. :mod:`snncore.models.lif` stays the training path (surrogate gradients, speed);
 this module is the reference its forward pass must equal.
 
-Arguments are torch tensors (numpy arrays and Python numbers are converted with ``torch.as_tensor``);
-all arithmetic is elementwise with broadcasting, so any shape works ([B, N], [N], ...).
+Arguments are torch tensors (numpy arrays and Python numbers are converted with ``torch.as_tensor``),
+except that :func:`lif_sequence` runs a numpy input in numpy (the Rule Lab's tiny populations); all
+arithmetic is elementwise with broadcasting, so any shape works ([B, N], [N], ...).
 """
 from __future__ import annotations
 
@@ -65,6 +65,12 @@ class LIFParams:
     @property
     def soft_reset(self) -> bool:
         return self.v_reset is None
+
+    def node_kwargs(self) -> dict:
+        """These parameters as SpikingJelly ``LIFNode`` / ``FastLIFNode`` keyword arguments, so a
+        module builds its layer from the record: ``LIFNode(**p.node_kwargs(), surrogate_function=...)``."""
+        return dict(tau=self.tau, decay_input=self.decay_input, v_threshold=self.v_th,
+                    v_reset=self.v_reset, detach_reset=self.detach_reset)
 
     @property
     def v_rest(self) -> float:

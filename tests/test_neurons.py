@@ -187,9 +187,9 @@ def test_lif_sequence_is_lif_step_looped_in_torch_and_numpy(v_reset, decay_input
 def test_lif_equals_spikingjelly_lifnode(v_reset, decay_input, tau):
     _seed("sj", v_reset, decay_input, tau)
     x = torch.randn(30, 4, 7) * 1.2 + 0.6
-    sj = neuron.LIFNode(tau=tau, decay_input=decay_input, v_threshold=0.9, v_reset=v_reset,
-                        surrogate_function=surrogate.Sigmoid(), step_mode="m", store_v_seq=True)
     p = LIFParams(tau=tau, v_th=0.9, v_reset=v_reset, decay_input=decay_input)
+    sj = neuron.LIFNode(**p.node_kwargs(), surrogate_function=surrogate.Sigmoid(), step_mode="m", store_v_seq=True)
+    assert (sj.tau, sj.v_threshold, sj.v_reset, sj.decay_input) == (tau, 0.9, v_reset, decay_input)
     state = None                                # None: SpikingJelly's initial v (v_reset, or 0)
     with torch.no_grad():
         for part in (x[:17], x[17:]):           # the state carries over between calls, as the module's
