@@ -153,6 +153,8 @@ def lif_sequence(x_seq, p: LIFParams, state: LIFState | None = None) -> LIFTrace
         return _lif_sequence_np(x_seq, p, state)
     x_seq = _t(x_seq)
     _check_seq(x_seq)
+    if not x_seq.is_floating_point():             # 0/1 spikes as input currents
+        x_seq = x_seq.float()
     v = lif_init(x_seq[0], p).v if state is None else state.v
     r, tau, v_th, soft = p.v_rest, p.tau, p.v_th, p.v_reset is None
     spikes, hs, vs = [], [], []
@@ -275,7 +277,7 @@ def two_compartment_step(I, state: TwoCompartmentState, p: TwoCompartmentParams,
     RSNN, x[t] W_in^T + s[t-1] W_rec^T + b; forming it is the network's job, not the neuron's.
     The reset is soft and one step late: theta s[t-1] comes off u[t]. IP2 passes its ATan surrogate
     as spike_fn. ``decays``: p.decays() computed once by a caller looping over T (else per call).
-    The ops are the RSNN's (fused multiply-adds, addcmul), so its values are reproduced bit for bit.
+    The ops are the RSNN's (addcmul, in its order), so its values are reproduced bit for bit.
     Returns (s[t], TwoCompartmentState(d[t], u[t], s[t])).
     """
     I = _t(I)
@@ -335,8 +337,9 @@ def adaptive_threshold_step(x, state: AdaptiveThresholdState, p: AdaptiveThresho
     A and a are e-prop's (A^t = v_th + beta a^t, a^{t+1} = rho a^t + z^t). One difference, named:
     e-prop subtracts v_th from the next step's undecayed membrane; here the reset happens at the
     spike step (SpikingJelly's convention, as lif_step), so the soft reset's v_th decays once with
-    the membrane. The soft reset subtracts the baseline v_th, not A[t], as in e-prop. With beta = 0
-    this is :func:`lif_step` exactly.
+    the membrane. The soft reset subtracts the baseline v_th, not A[t], as in e-prop. e-prop's
+    membrane is decay_input=False with its alpha = 1 - 1/tau. With beta = 0 this is :func:`lif_step`
+    exactly.
     """
     x = _t(x)
     h = lif_charge(x, state.v, p.lif)

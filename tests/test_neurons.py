@@ -136,6 +136,10 @@ def test_records_are_frozen_and_checked():
         AdaptiveThresholdParams(tau_a=-1.0)
     with pytest.raises(ValueError):
         nr.lif_sequence(torch.zeros(0, 3), p)
+    with pytest.raises(ValueError):
+        nr.lif_sequence(np.zeros((0, 3)), p)
+    tr = nr.lif_sequence(torch.tensor([[1, 0], [1, 1]]), LIFParams(tau=2.0, v_th=0.7))   # integer input
+    assert tr.spikes.dtype == torch.float32 and tr.spikes.tolist() == [[0.0, 0.0], [1.0, 0.0]]
 
 
 def test_lif_step_accepts_numpy_and_passes_a_surrogate_gradient():
