@@ -8,6 +8,11 @@ v_reset or soft reset, detach_reset, Heaviside forward with a surrogate gradient
     s[t] = h[t] >= v_threshold
     v[t] = v_reset if s[t] else h[t]                          (hard reset; soft: h[t] - s[t] v_threshold)
 
+The reference for these equations is :func:`snncore.neurons.lif_step` (one step, parameters in
+:class:`snncore.neurons.LIFParams`); this module is the fast training path, and its forward
+(spikes, final membrane; the fused kernels' h too) is tested equal to
+:func:`snncore.neurons.lif_sequence` in tests/test_neurons.py.
+
 On a CPU with Numba (the default install) forward and backward run as compiled fused kernels
 (:mod:`snncore.models.lif_fused`: each element read and written once per direction, ~3x faster
 than the torch ops below); without Numba, or when its compilation fails, the torch-op version below
