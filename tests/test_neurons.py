@@ -274,7 +274,7 @@ def test_lab_lif_run_equals_lif_sequence(tau_m, v_th):
 # ----------------------------------------------------------------------------- MPS's soft-reset LIF
 def _mps_net():
     try:
-        from snncore.models.mps import MPSNet          # where the MPS net is moving
+        from snncore.models.mps_net import MPSNet
     except ImportError:
         from snncore.rules.mps import MPSNet
     return MPSNet

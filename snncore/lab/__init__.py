@@ -37,6 +37,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .. import neurons
 from ..rules.base import LayerTrace, StepContext, check_params
 
 INPUTS = ("poisson", "bursts", "pattern")
@@ -223,18 +224,9 @@ def lif_run(current: np.ndarray, tau_m: float, v_th: float = 1.0) -> tuple[np.nd
     """Hard-reset LIF, v[t] = (1 - 1/tau_m) v[t-1] + I[t], spike at v >= v_th, then v = 0.
 
     current [T, B, N] -> (spikes float32 [T, B, N], v before reset float32 [T, B, N])."""
-    T = current.shape[0]
-    decay = 1.0 - 1.0 / float(tau_m)
-    v = np.zeros(current.shape[1:], dtype=np.float32)
-    s_out = np.empty(current.shape, dtype=np.float32)
-    v_out = np.empty(current.shape, dtype=np.float32)
-    for t in range(T):
-        v = v * decay + current[t]
-        v_out[t] = v
-        s = v >= v_th
-        s_out[t] = s
-        v[s] = 0.0
-    return s_out, v_out
+    tr = neurons.lif_sequence(np.asarray(current, np.float32),
+                              neurons.LIFParams(tau=float(tau_m), v_th=v_th, v_reset=0.0, decay_input=False))
+    return tr.spikes, tr.h
 
 
 # ----------------------------------------------------------------------------- the result

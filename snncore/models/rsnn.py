@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 from spikingjelly.activation_based import surrogate
 
+from ..neurons import TwoCompartmentParams, TwoCompartmentState, two_compartment_step
+
 PROPS: tuple[str, ...] = ("tau_d", "tau_s", "theta")
 TAU_MIN, TAU_MAX = 5.0, 2000.0
 THETA_MIN, THETA_MAX = 0.05, 2.0
@@ -135,27 +137,23 @@ class RSNN(nn.Module):
             W_in = W_in * self.branch_mask[:, :self.D]
             W_rec = W_rec * self.branch_mask[:, self.D:]
         xin = torch.addmm(self.b, x.reshape(T * B, -1), W_in.T).view(T, B, -1)   # [T,B,NK], all steps
-        alpha = torch.exp(-self.dt / self.tau_s)        # [N]
-        oma = 1 - alpha
         point = self.neuron == "point"
-        if not point:
-            beta = torch.exp(-self.dt / (self.tau_d if K > 1 else self.tau_d[:, 0]))
-            omb = 1 - beta
-        theta = self.theta
+        # the neuron itself is snncore.neurons.two_compartment_step (one home for neuron dynamics)
+        p = TwoCompartmentParams(None if point else self.tau_d, self.tau_s, self.theta, self.dt)
+        dec = p.decays()                                                # once per sequence (carry grads)
+        ns = TwoCompartmentState(d, u, s)
         W_recT = W_rec.T
         us, ss, ds = [], [], []
         for t in range(T):
-            I = torch.addmm(xin[t], s, W_recT)                          # x W_in^T + s[t-1] W_rec^T + b
+            I = torch.addmm(xin[t], ns.s, W_recT)                       # x W_in^T + s[t-1] W_rec^T + b
             if K > 1:
                 I = I.view(B, N, K)
-            d = I if point else torch.addcmul(beta * d, omb, I)       # beta d + (1 - beta) I
-            dsum = d.sum(-1) if K > 1 else d
-            u = torch.addcmul(torch.addcmul(alpha * u, oma, dsum), theta, s, value=-1.0)
-            s = spike_fn(u - theta)
-            us.append(u)
+            s, ns = two_compartment_step(I, ns, p, spike_fn, dec)
+            us.append(ns.u)
             ss.append(s)
             if record:
-                ds.append(dsum)
+                ds.append(ns.d.sum(-1) if K > 1 else ns.d)
+        d, u = ns.d, ns.u
         s_all = torch.stack(ss)                                         # [T,B,N]
         # read-out: the linear recurrence y[t] = kappa y[t-1] + (1-kappa) z[t] as one matmul
         z = torch.addmm(self.b_out, s_all.reshape(T * B, N), self.W_out.T).view(T, B, self.O)
