@@ -100,6 +100,29 @@ class Rule:
         """The rule's benchmark cases (empty: none)."""
         return list(rule_part(cls, "bench", "CASES") or [])
 
+    # Inspect: a rule whose checkpoint keeps its network outside state["model"] (or whose weights
+    # need the rule's own network to read) says so in its package's inspect.py.
+    @classmethod
+    def inspect_supports(cls, cfg, state: dict | None) -> bool | None:
+        """True: Inspect re-runs this checkpoint through inspect_record; None: the generic path
+        decides. Raises analysis.InspectError when the rule knows the checkpoint cannot be re-run."""
+        fn = rule_part(cls, "inspect", "supports")
+        return fn(cfg, state) if fn is not None else None
+
+    @classmethod
+    def inspect_record(cls, state: dict, cfg, n_samples: int, seed: int):
+        """analysis.Recording of the checkpoint's network run on n_samples inputs, or None (the
+        generic path rebuilds the model from state["model"])."""
+        fn = rule_part(cls, "inspect", "record")
+        return fn(state, cfg, n_samples, seed) if fn is not None else None
+
+    @classmethod
+    def checkpoint_weights(cls, state: dict) -> dict | None:
+        """Layer name -> weight tensor the network uses, from a checkpoint, or None (the generic
+        path reads state["model"] by its key layout)."""
+        fn = rule_part(cls, "inspect", "weights")
+        return fn(state) if fn is not None else None
+
     def __init__(self, params=None, model: torch.nn.Module | None = None, *,
                  total_steps: int = 1, device: torch.device | str = "cpu"):
         self.params = params if params is not None else self.Params()

@@ -782,6 +782,7 @@ class IP2(Rule):
                "available; this is our reading of it.")
     uses_gradient = True
     runs_own_loop = True
+    checkpoint_unit = "task"             # one checkpoint per task of its sequence
     requires_model = "rsnn"
     requires_dataset = "l2l_tasks"
 
