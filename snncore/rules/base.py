@@ -79,6 +79,7 @@ class Rule:
     requires_model: str | None = None    # a model id this rule only works with (e.g. "mps_mlp")
     requires_dataset: str | None = None  # a dataset id this rule only works with (e.g. "l2l_tasks")
     runs_own_loop: bool = False          # True: the Trainer calls rule.run(...) instead of its loop
+    baseline: bool = False               # True: the gradient-only reference the benchmarks compare with
 
     # ---- what the rest of the system reads from a rule (no rule id is named outside its module).
     # A rule package keeps the larger parts in submodules, imported on first use: lab.py (LAB: its

@@ -12,3 +12,4 @@ from .base import Rule
 class BPTT(Rule):
     name = "bptt"
     summary = "Surrogate-gradient BPTT only (the baseline)."
+    baseline = True
