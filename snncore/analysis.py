@@ -398,14 +398,23 @@ def checkpoint_config(state: dict):
 SUPPORTED_MODELS = ("mlp", "mps_mlp") + CONV_MODELS
 
 
+def _rule_class(cfg_or_rule):
+    """The rule class a config (object or dict) or rule id names; None when it names none we know."""
+    from .rules import get_rule
+    rule = cfg_or_rule if isinstance(cfg_or_rule, str) or cfg_or_rule is None else (
+        cfg_or_rule.get("rule") if isinstance(cfg_or_rule, dict) else getattr(cfg_or_rule, "rule", None))
+    try:
+        return get_rule(rule) if rule else None
+    except ValueError:
+        return None
+
+
 def check_supported(cfg, state: dict | None = None) -> None:
-    """InspectError for runs Inspect cannot rebuild (e.g. an IP2 checkpoint from before task
-    checkpoints carried the network)."""
-    if cfg.model == "rsnn" and (state is None or isinstance(state.get("ip2"), dict)):
+    """InspectError for runs Inspect cannot rebuild (a rule that keeps its network elsewhere says
+    so through Rule.inspect_supports, e.g. an own-loop checkpoint from before it carried one)."""
+    rule_cls = _rule_class(cfg)
+    if rule_cls is not None and rule_cls.inspect_supports(cfg, state):
         return
-    if cfg.model == "rsnn":
-        raise InspectError("this IP2 checkpoint was written before task checkpoints carried the recurrent "
-                           "network, so there is nothing to re-run (resume or repeat the run to get one)")
     if cfg.model not in SUPPORTED_MODELS or (state is not None and not isinstance(state.get("model"), dict)):
         what = f"rule {cfg.rule!r}, model {cfg.model!r}"
         raise InspectError(f"Inspect re-runs feed-forward networks (models {', '.join(SUPPORTED_MODELS)}) from "
@@ -499,41 +508,6 @@ def _charge(v: torch.Tensor, x: torch.Tensor, lif) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _record_ip2(state: dict, cfg, n_samples: int, seed: int) -> Recording:
-    """IP2: the recurrent network of the task boundary the checkpoint holds, run on n_samples
-    trials of the next task of its family (the task it would learn next). Layers: "rsnn" (its
-    input and recurrent synapses; membrane u) and "out" (the read-out y, not spiking)."""
-    from .rules.ip2 import L2LRunner
-    point = state["ip2"]
-    mask = point.get("mask") or point.get("current", "").split("+")
-    try:
-        r = L2LRunner(cfg.rule_object_params(), [m for m in mask if m], cfg.seed)
-        r.load_state_dict(point["sequence"]["runner"])
-    except (RuntimeError, KeyError, ValueError) as e:
-        raise InspectError(f"the checkpoint's recurrent network does not fit its config: "
-                           f"{str(e).strip().splitlines()[0][:200]}") from None
-    task = r.family.new_task()
-    x, target, lmask = task.batch(max(1, int(n_samples)), torch.Generator().manual_seed(seed))
-    m = r.model
-    y, rec = m(x, record=True)
-    s = rec["s"]
-    s_prev = torch.cat([torch.zeros_like(s[:1]), s[:-1]])
-    W = torch.cat([m.W_in, m.W_rec], 1)
-    layers = {
-        "rsnn": LayerRecord("rsnn", pre=torch.cat([x, s_prev], -1).numpy(), post=s.numpy() != 0,
-                            v=rec["u"].float().numpy(), weight=W.detach().float().numpy(), spiking=True,
-                            v_threshold=float(m.theta.mean())),
-        "out": LayerRecord("out", pre=s.numpy() != 0, post=y.numpy() > 0, v=y.float().numpy(),
-                           weight=m.W_out.detach().float().numpy(), spiking=False)}
-    sel = lmask & (target >= 0)
-    return Recording(cfg=cfg, layers=layers, labels=target[sel].numpy(), predictions=y.argmax(-1)[sel].numpy(),
-                     epoch=state.get("tasks_done"), step=state.get("step"),
-                     samples=int(x.shape[1]), timesteps=int(x.shape[0]), unit="task",
-                     extra={"note": f"IP2: {x.shape[1]} trials of the next task of family "
-                                    f"{cfg.rule_object_params().family!r}; accuracy over the scored steps"})
-
-
-@torch.no_grad()
 def record_network(state: dict, n_samples: int = 64, seed: int = 12345) -> Recording:
     """Rebuild the checkpoint's network, load its weights and run it on the first n_samples test
     samples (encoded with a fixed generator) recording every layer's spikes and membrane."""
@@ -542,8 +516,9 @@ def record_network(state: dict, n_samples: int = 64, seed: int = 12345) -> Recor
     from .models import build_model
     cfg = checkpoint_config(state)
     check_supported(cfg, state)
-    if cfg.model == "rsnn":
-        return _record_ip2(state, cfg, n_samples, seed)
+    rec = _rule_class(cfg).inspect_record(state, cfg, n_samples, seed)
+    if rec is not None:                    # the rule runs its own network (e.g. a recurrent one)
+        return rec
     try:
         data = load_dataset(cfg)
         model = build_model(cfg, data.input_size, data.n_classes, data.input_shape)
@@ -803,9 +778,9 @@ def analyse(rec: Recording, *, max_sync_neurons: int = SYNC_NEURONS, seed: int =
 
 
 def checkpoint_unit(cfg: dict | Any) -> str:
-    """What a run's checkpoints count: "task" for IP2 (one per task of its sequence), else "epoch"."""
-    rule = cfg.get("rule") if isinstance(cfg, dict) else getattr(cfg, "rule", None)
-    return "task" if rule == "ip2" else "epoch"
+    """What a run's checkpoints count: the rule's checkpoint_unit (e.g. "task" for a rule that
+    writes one per task of its sequence), else "epoch"."""
+    return getattr(_rule_class(cfg), "checkpoint_unit", "epoch")
 
 
 def report(rec: Recording, stats: dict[str, LayerStats], source: str) -> dict[str, Any]:
@@ -829,9 +804,12 @@ def report(rec: Recording, stats: dict[str, LayerStats], source: str) -> dict[st
 def model_weights(state: dict) -> dict[str, np.ndarray]:
     """Layer name -> the weight matrix the network uses, from a checkpoint's model state (no data
     needed: the layer sizes come from the state dict itself)."""
+    cfg = state.get("config")
+    rule_cls = _rule_class(cfg) if isinstance(cfg, dict) else None
+    own = rule_cls.checkpoint_weights(state) if rule_cls is not None else None
+    if own is not None:                                       # the rule reads its own network
+        return {k: v.detach().float().cpu().numpy() for k, v in own.items()}
     w = state.get("model") or {}
-    if not w and isinstance(state.get("ip2"), dict):          # IP2's task checkpoint: the RSNN in its runner
-        w = (((state["ip2"].get("sequence") or {}).get("runner") or {}).get("model")) or {}
     out = {}
     if any(k.startswith("fcs.") for k in w):                  # SpikingMLP: fcs.i.weight, out.weight
         i = 0
@@ -840,24 +818,8 @@ def model_weights(state: dict) -> dict[str, np.ndarray]:
             i += 1
         if "out.weight" in w:
             out["out"] = w["out.weight"]
-    elif "W_rec" in w:                                          # RSNN (IP2): input, recurrent, read-out
-        out = {"in": w["W_in"], "rec": w["W_rec"], "out": w["W_out"]}
     elif any(k.startswith(("convs.", "layer1.")) or k == "conv1.weight" for k in w):
         out = _conv_weights(w)
-    elif any(k.startswith("layers.") for k in w):             # MPSNet: W_eff = sum_k A_k W_k, from the
-        from .rules.mps import MPSNet                          # net itself (shares need its Z and mode)
-        cfg = checkpoint_config(state)
-        idx = sorted({int(k.split(".")[1]) for k in w if k.startswith("layers.")})
-        shapes = [next(v.shape for k, v in w.items() if k.startswith(f"layers.{i}.W_")) for i in idx]
-        sizes = [shapes[0][1]] + [s[0] for s in shapes]
-        try:
-            net = MPSNet.from_params(sizes, cfg.timesteps, cfg.rule_object_params())
-            net.load_state_dict(w)
-        except (RuntimeError, ValueError) as e:
-            raise InspectError(f"the checkpoint's weights do not fit an MPS network: "
-                               f"{str(e).strip().splitlines()[0][:200]}") from None
-        with torch.no_grad():
-            out = {n: layer.effective_weight() for n, layer in zip(net.names, net.layers)}
     return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
 
 

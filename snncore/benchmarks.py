@@ -42,6 +42,7 @@ import tempfile
 import time
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -336,9 +337,43 @@ def write_random_cifar(folder: str, n: int = 64, seed: int = 0) -> str:
     return folder
 
 
+@dataclass
+class BenchCase:
+    """A benchmark case a rule declares in its package's bench.py (``CASES``).
+
+    run:   None -- the generic case: the rule's Trainer step against the baseline rule's step on the
+           same model size and batch (rule/<id>, and rule/<id>@<model> on a conv model); else
+           run(ctx) -> a case dict, with ctx the dict of RuleBenchContext fields (tr: the rule's
+           Trainer, or None for a rule that runs its own loop; x, y, repeats, steps, device,
+           hidden, T, B, tmp). Own cases run on the MLP setting only.
+    quick: the case is part of ``bench --quick``.
+    """
+    run: Callable[[dict], dict] | None = None
+    quick: bool = False
+
+
+STEP_CASE = BenchCase()          # what a rule without a bench.py gets
+
+
+def rule_cases(rule: str) -> list[BenchCase]:
+    """The cases rule ``rule`` declares; the generic step case when it declares none."""
+    from .rules import get_rule
+    return get_rule(rule).bench_cases() or [STEP_CASE]
+
+
+def baseline_rule() -> str:
+    """The registry's gradient-only baseline: the rule every overhead case is a ratio against."""
+    from .rules import get_rule, rule_names
+    for n in rule_names():
+        if getattr(get_rule(n), "baseline", False):
+            return n
+    raise RuntimeError("no rule in the registry declares baseline = True")
+
+
 def bench_rules(rules, repeats: int, steps: int, device, *, hidden=(256,), T=16, B=64,
                 conv: dict | None = None) -> list[dict]:
-    """Each rule's Trainer step against the bptt step on the same model size and batch.
+    """Each rule's declared cases (see BenchCase); the generic one: its Trainer step against the
+    baseline rule's step on the same model size and batch.
 
     Default: the digits MLP, where the rule's layers are the whole net (the worst case for a rule
     acting on the last two layers). ``conv`` (e.g. {"model": "resnet19", "width": 0.25, "T": 4,
@@ -347,6 +382,7 @@ def bench_rules(rules, repeats: int, steps: int, device, *, hidden=(256,), T=16,
     """
     from .rules import get_rule
     out = []
+    ref = baseline_rule()
     with tempfile.TemporaryDirectory() as tmp:
         suffix, extra = "", {}
         if conv:
@@ -355,46 +391,57 @@ def bench_rules(rules, repeats: int, steps: int, device, *, hidden=(256,), T=16,
             T, B = conv.pop("T", T), conv.pop("B", B)
             extra = dict(conv, dataset="cifar10", data_dir=write_random_cifar(tmp + "/data", n=max(B, 16)),
                          encoding="direct")
-        base = _trainer("bptt", hidden, T, B, device, tmp, **extra)
+        base = _trainer(ref, hidden, T, B, device, tmp, **extra)
         x, y = next(base.data.batches("train", B, T, shuffle=False))
         for rule in rules:
             cls = get_rule(rule)
             name = f"rule/{rule}{suffix}"
-            if rule == "ip2":
-                if not conv:          # the RSNN is IP2's own model: no conv variant
-                    out.append(bench_ip2_overhead(repeats, 5 * steps, device))   # an update is ~10 ms
-                continue
+            cases = rule_cases(rule)
+            ctx = dict(tr=None, x=x, y=y, repeats=repeats, steps=steps, device=device, hidden=hidden,
+                       T=T, B=B, tmp=tmp)
             if cls.runs_own_loop:
-                out.append({"name": name, "ours": rule, "reference": "bptt", "ours_s": None,
-                            "reference_s": None, "ratio": None, "speedup": None,
-                            "target": "overhead <= 3 %", "met": None,
-                            "skipped": "runs its own task loop (no per-batch step to compare)"})
+                own = [c for c in cases if c.run is not None]
+                if not conv:          # its own model (e.g. a recurrent one): no conv variant
+                    out.extend(c.run(ctx) for c in own)
+                if not own:
+                    out.append({"name": name, "ours": rule, "reference": ref, "ours_s": None,
+                                "reference_s": None, "ratio": None, "speedup": None,
+                                "target": "overhead <= 3 %", "met": None,
+                                "skipped": "runs its own task loop (no per-batch step to compare)"})
                 continue
-            if conv and rule == "mps":
-                continue                  # MPS brings its own MLP (mps_mlp): no conv variant
-            tr = _trainer(rule, hidden, T, B, device, tmp, **extra)   # MPS brings its own network (mps_mlp)
-            ref_tr = base
-
-            hooks = _time_hooks(tr.rule, device)
-            # the whole step as a user pays it (forward with the rule's traces, its hooks, its
-            # telemetry at the default log_every), ABAB pairs: on a shared box the ratio of two
-            # separately timed medians swung 0.6x..5.4x between runs; a ratio per pair does not
-            a, b = compare_samples(_steps(tr, x, y, steps), _steps(ref_tr, x, y, steps), repeats, device=device)
-            runs = repeats + 1                 # the warm-up run included in the hook clock
-            frac = hooks["s"] / (runs * steps) / (statistics.median(b) / steps)
-            same = ref_tr.cfg.model == tr.cfg.model
-            out.append(_paired_case(name, a, b, f"Trainer step with {rule} (its traces, hooks and telemetry)",
-                                    f"Trainer step with bptt (model {ref_tr.cfg.model}, T={T}, B={B})"
-                                    + ("" if same else f"; not like for like: {rule} runs its own {tr.cfg.model}"),
-                                    "overhead <= 3 % (median paired step-time ratio, whole step)",
-                                    lambda st: st["ratio"] <= 1.03, model=tr.cfg.model, targets=_rule_targets(tr),
-                                    # the hooks alone, clocked inside the rule's steps: where the time goes
-                                    hook_s_per_step=float(f"{hooks['s'] / (runs * steps):.4g}"),
-                                    hook_fraction=round(frac, 4)))
-            out[-1]["overhead"] = round(out[-1]["ratio"] - 1, 4)
-            if rule == "mps":         # the case above compares different networks; this one does not
-                out.append(bench_mps_overhead(tr, x, y, repeats, steps, device, hidden, T, B, tmp))
+            if conv and cls.requires_model:
+                continue                  # the rule brings its own network: no conv variant
+            tr = _trainer(rule, hidden, T, B, device, tmp, **extra)   # or the rule's own network
+            ctx["tr"] = tr
+            for case in cases:
+                if case.run is not None:
+                    if not conv:
+                        out.append(case.run(ctx))
+                    continue
+                out.append(_step_case(name, rule, tr, base, x, y, repeats, steps, device, T, B))
     return out
+
+
+def _step_case(name, rule, tr, ref_tr, x, y, repeats, steps, device, T, B) -> dict:
+    """The rule's whole Trainer step (forward with its traces, its hooks, its telemetry at the
+    default log_every) vs the baseline's, in ABAB pairs: on a shared box the ratio of two
+    separately timed medians swung 0.6x..5.4x between runs; a ratio per pair does not."""
+    hooks = _time_hooks(tr.rule, device)
+    a, b = compare_samples(_steps(tr, x, y, steps), _steps(ref_tr, x, y, steps), repeats, device=device)
+    runs = repeats + 1                 # the warm-up run included in the hook clock
+    frac = hooks["s"] / (runs * steps) / (statistics.median(b) / steps)
+    same = ref_tr.cfg.model == tr.cfg.model
+    ref = ref_tr.cfg.rule
+    c = _paired_case(name, a, b, f"Trainer step with {rule} (its traces, hooks and telemetry)",
+                     f"Trainer step with {ref} (model {ref_tr.cfg.model}, T={T}, B={B})"
+                     + ("" if same else f"; not like for like: {rule} runs its own {tr.cfg.model}"),
+                     "overhead <= 3 % (median paired step-time ratio, whole step)",
+                     lambda st: st["ratio"] <= 1.03, model=tr.cfg.model, targets=_rule_targets(tr),
+                     # the hooks alone, clocked inside the rule's steps: where the time goes
+                     hook_s_per_step=float(f"{hooks['s'] / (runs * steps):.4g}"),
+                     hook_fraction=round(frac, 4))
+    c["overhead"] = round(c["ratio"] - 1, 4)
+    return c
 
 
 def _time_hooks(rule, device) -> dict:
@@ -412,70 +459,6 @@ def _time_hooks(rule, device) -> dict:
             return r
         setattr(rule, hook, timed)
     return clock
-
-
-def bench_mps_overhead(tr, x, y, repeats: int, steps: int, device, hidden, T: int, B: int, tmp: str) -> dict:
-    """MPS's Trainer step ``tr`` (adaptive shares) vs the same mps_mlp (same seed, mechanisms, sizes,
-    batch) with assign_mode 'fixed' (equal shares, Z frozen): the spec's "fixed equal shares"
-    ablation. Both run the forward over all mechanisms and the local Hebbian/SBP updates, so the
-    difference is the assignment's own cost (gradient into Z through the softmax, Z's Adam group)."""
-    p = tr.rule.params
-    fixed = _trainer("mps", hidden, T, B, device, tmp,
-                     rule_params={"mechanisms": list(p.mechanisms), "assign_mode": "fixed"})
-
-    a, b = compare_samples(_steps(tr, x, y, steps), _steps(fixed, x, y, steps), repeats, device=device)
-    mechs = "+".join(p.mechanisms)
-    c = _paired_case("rule/mps_vs_fixed_shares", a, b,
-                 f"Trainer step with mps ({mechs}, assign_mode {p.assign_mode}: shares learned)",
-                 f"the same mps_mlp step with assign_mode fixed (equal shares, Z frozen; same mechanisms, "
-                 f"local updates still run; T={T}, B={B})", "overhead <= 3 % (median paired ratio)",
-                 lambda st: st["ratio"] <= 1.03, model=tr.cfg.model, hidden=list(hidden),
-                 mechanisms=list(p.mechanisms), assign_mode=p.assign_mode,
-                 reference_assign_mode=fixed.rule.params.assign_mode)
-    c["overhead"] = round(c["ratio"] - 1, 4)
-    return c
-
-
-def bench_ip2_overhead(repeats: int, steps: int, device, mask=None) -> dict:
-    """One IP2 fast-level update (L2LRunner.update) with learnable intrinsics vs the same RSNN (same
-    seed, weights, task, batch) with every intrinsic property frozen ("no IP", as bench/check_ip2.py),
-    ``steps`` updates each. mask: the learnable types (default IP2Params' meta_mode=fixed mask); the
-    all-three mask (the slow level's most expensive choice) is timed too, reported as ``all_props``.
-    Reduced setting of IP2Params (tiny(): N 8, T 4, batch 2); sigma_h set on both (as after task 1)."""
-    from .rules.ip2 import IP2Params, L2LRunner, PROPS, mask_key
-    p = IP2Params(N=8, T=4, batch=2) if tiny() else IP2Params()
-    mask = list(p.mask) if mask is None else list(mask)
-
-    def runner(m):
-        r = L2LRunner(p, m, seed=0, device=device)
-        r.start_task()
-        return r
-    frozen = runner([])
-    batch = tuple(t.to(device) for t in frozen.task.batch(p.batch, torch.Generator().manual_seed(0)))
-    with torch.no_grad():
-        sigma_h = float(frozen.model(batch[0])[1]["u"].pow(2).mean())
-
-    def run(r):
-        r.sigma_h = sigma_h
-
-        def go():
-            for _ in range(steps):
-                r.update(batch)
-        return go
-    ours = runner(mask)
-    a, b = compare_samples(run(ours), run(frozen), repeats, device=device)
-    all_s, ref2_s = compare(run(runner(list(PROPS))), run(runner([])), repeats, device=device)
-    c = _paired_case("rule/ip2", a, b,
-                 f"IP2 update (forward, loss, backward, Adam, clamp) with intrinsics {mask_key(mask)} learnable",
-                 f"the same RSNN update with all intrinsics frozen (no IP; same weights, task, batch; "
-                 f"N={p.N}, T={p.T}, batch={p.batch}, {p.threads} thread(s))", "overhead <= 3 % (median paired ratio)",
-                 lambda st: st["ratio"] <= 1.03, mask=mask_key(ours.mask),
-                 reference_mask=mask_key(frozen.mask), updates=steps, N=p.N, T=p.T, batch=p.batch,
-                 all_props={"mask": mask_key(PROPS), "ours_s": round(all_s, 6), "reference_s": round(ref2_s, 6),
-                            "ratio": round(all_s / ref2_s, 4), "overhead": round(all_s / ref2_s - 1, 4),
-                            "met": all_s / ref2_s <= 1.03})
-    c["overhead"] = round(c["ratio"] - 1, 4)
-    return c
 
 
 def _train_step(tr, x, y) -> None:
@@ -516,7 +499,7 @@ def bench_recorder(repeats: int, steps: int, device, *, hidden=(256,), T=16, B=6
     every, kept = d.record_every, d.record_batches
     n = max(steps, every)                     # at least one whole recording period per timing
     with tempfile.TemporaryDirectory() as tmp:
-        tr = _trainer("bptt", hidden, T, B, device, tmp, record_every=every, record_batches=kept)
+        tr = _trainer(baseline_rule(), hidden, T, B, device, tmp, record_every=every, record_batches=kept)
         x, y = next(tr.data.batches("train", B, T, shuffle=False))
 
         def scheduled():
@@ -806,7 +789,9 @@ def run_all(quick: bool = False, device: str | None = None, progress: Callable[[
     for enc, ref in (("direct", "sj"), ("direct", "loop"), ("rate", "sj")):
         add(bench_mlp_epoch(steps if ref == "sj" else max(1, steps // 2), reps, dev, encoding=enc,
                             reference=ref, gemm_flops=gemm, **mkw))
-    rules = ["stdp", "rstdp", "ssdp", "da_ssdp", "mps", "ip2"] if not quick else ["ssdp", "da_ssdp", "ip2"]
+    from .rules import rule_names
+    base = baseline_rule()            # every rule but the baseline; --quick: those with a quick case
+    rules = [r for r in rule_names() if r != base and (not quick or any(c.quick for c in rule_cases(r)))]
     say(f"rules {rules}")
     rkw = dict(hidden=(16,), T=4, B=16) if small else {}
     r_reps, r_steps = (1, 2) if small else (2, 4) if quick else (3, 10)

@@ -91,3 +91,14 @@ def test_rule_steps_read_telemetry_at_the_log_rate(tmp_path):
     n = 2 * RunConfig().log_every + 1
     b._steps(tr, x, y, n)()
     assert len(calls) == 3
+
+
+def test_cases_and_baseline_come_from_the_rules():
+    """The reference is the registry's baseline; --quick takes the rules that declare a quick case."""
+    from snncore import benchmarks as b
+    from snncore.rules import rule_names
+    assert b.baseline_rule() == "bptt"
+    quick = [r for r in rule_names() if r != "bptt" and any(c.quick for c in b.rule_cases(r))]
+    assert sorted(quick) == ["da_ssdp", "ip2", "ssdp"]
+    assert [c.run is None for c in b.rule_cases("mps")] == [True, False]    # step case, then fixed shares
+    assert b.rule_cases("stdp") == [b.STEP_CASE]                           # no bench.py: the generic case

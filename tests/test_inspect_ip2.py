@@ -65,3 +65,18 @@ def test_weights_of_every_task_checkpoint(ip2_run):
     hists = A.checkpoint_weight_histograms([(e, s, str(p)) for e, s, p in store.checkpoints(rid)])
     assert set(hists) == {"in", "rec", "out"}
     assert hists["rec"]["epochs"] == [1, 2, 3]                 # one point per task
+
+
+def test_loop_key_and_old_ip2_key_read_alike(ip2_run):
+    """Own-loop checkpoints keep the loop state under "loop"; runs from before under "ip2"."""
+    _, rid, store = ip2_run
+    state = A.load_checkpoint(A.run_checkpoint(store, rid)[2])
+    point = state.get("loop") if isinstance(state.get("loop"), dict) else state["ip2"]
+    rest = {k: v for k, v in state.items() if k not in ("loop", "ip2")}
+    new, old = dict(rest, loop=point), dict(rest, ip2=point)
+    a, b = A.record_network(new, 4), A.record_network(old, 4)
+    assert (a.layers["rsnn"].post == b.layers["rsnn"].post).all() and a.unit == b.unit == "task"
+    wa, wb = A.model_weights(new), A.model_weights(old)
+    assert set(wa) == {"in", "rec", "out"} and all((wa[k] == wb[k]).all() for k in wa)
+    with pytest.raises(A.InspectError, match="nothing to re-run"):
+        A.record_network(rest, 4)

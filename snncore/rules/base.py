@@ -85,6 +85,7 @@ class Rule:
     conv_targets: str | None | bool = False
     checkpoint_unit: str = "epoch"       # what one checkpoint of a run stands for ("task": one per task)
     legacy_loop_keys: tuple[str, ...] = ()   # own-loop rules: older checkpoint keys of the loop state
+    baseline: bool = False               # True: the gradient-only reference the benchmarks compare with
 
     # ---- what the rest of the system reads from a rule (no rule id is named outside its module).
     # A rule package keeps the larger parts in submodules, imported on first use: lab.py (LAB: its
@@ -105,6 +106,29 @@ class Rule:
     def bench_cases(cls) -> list:
         """The rule's benchmark cases (empty: none)."""
         return list(rule_part(cls, "bench", "CASES") or [])
+
+    # Inspect: a rule whose checkpoint keeps its network outside state["model"] (or whose weights
+    # need the rule's own network to read) says so in its package's inspect.py.
+    @classmethod
+    def inspect_supports(cls, cfg, state: dict | None) -> bool | None:
+        """True: Inspect re-runs this checkpoint through inspect_record; None: the generic path
+        decides. Raises analysis.InspectError when the rule knows the checkpoint cannot be re-run."""
+        fn = rule_part(cls, "inspect", "supports")
+        return fn(cfg, state) if fn is not None else None
+
+    @classmethod
+    def inspect_record(cls, state: dict, cfg, n_samples: int, seed: int):
+        """analysis.Recording of the checkpoint's network run on n_samples inputs, or None (the
+        generic path rebuilds the model from state["model"])."""
+        fn = rule_part(cls, "inspect", "record")
+        return fn(state, cfg, n_samples, seed) if fn is not None else None
+
+    @classmethod
+    def checkpoint_weights(cls, state: dict) -> dict | None:
+        """Layer name -> weight tensor the network uses, from a checkpoint, or None (the generic
+        path reads state["model"] by its key layout)."""
+        fn = rule_part(cls, "inspect", "weights")
+        return fn(state) if fn is not None else None
 
     def __init__(self, params=None, model: torch.nn.Module | None = None, *,
                  total_steps: int = 1, device: torch.device | str = "cpu"):

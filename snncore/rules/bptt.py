@@ -13,3 +13,4 @@ class BPTT(Rule):
     name = "bptt"
     conv_targets = None           # runs on conv models; changes no layer itself
     summary = "Surrogate-gradient BPTT only (the baseline)."
+    baseline = True

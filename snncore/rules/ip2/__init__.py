@@ -630,9 +630,9 @@ class IP2(Rule):
                "available; this is our reading of it.")
     uses_gradient = True
     runs_own_loop = True
+    checkpoint_unit = "task"             # one checkpoint per task of its sequence
     requires_model = "rsnn"
     requires_dataset = "l2l_tasks"
-    checkpoint_unit = "task"
     legacy_loop_keys = ("ip2",)      # checkpoints written before the loop state's key was "loop"
 
     def __init__(self, params=None, model=None, *, total_steps: int = 1, device="cpu"):
