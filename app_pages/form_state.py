@@ -12,7 +12,7 @@ import dataclasses
 import streamlit as st
 
 from snncore.config import ConfigError, RunConfig
-from snncore.rules import get_rule
+from snncore.rules import get_rule, rule_names
 
 # config field -> widget key, where they differ (the dataset panel owns its ds_* widgets)
 KEYS = {"data_dir": "ds_data_dir", "encoding": "ds_encoding", "augment": "ds_augment", "frames": "ds_frames",
@@ -44,6 +44,11 @@ def load_into_widgets(values: dict) -> RunConfig:
     for k, v in cfg.to_dict().items():
         if k == "rule_params":
             continue
+        if k == "rule":            # an outside rule by import path goes into its own text box
+            own = v not in rule_names()
+            ss["rule_path"] = v if own else ""
+            if own:
+                continue
         ss[key_of(k)] = widget_value(v)
     cls = get_rule(cfg.rule).Params
     params = cfg.rule_object_params()

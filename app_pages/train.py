@@ -21,7 +21,8 @@ from snncore.health import chance_warning
 from snncore.launch import launch_resume, launch_run
 from snncore.presets import scan_presets
 from snncore.train import resolve_device
-from snncore.rules import get_rule, rule_names
+from snncore.rules import FORM_RULE, get_rule, rule_names
+from snncore.rules.base import Rule
 from snncore.store import LIVE
 
 st.title("Train")
@@ -89,6 +90,15 @@ def progress_line(run: dict, own_loop_run: bool) -> tuple[float, str]:
     return frac, text
 
 
+def _run_rule(cfg: dict):
+    """The Rule class of a stored run's config, or None when it no longer loads (an outside rule
+    removed since)."""
+    try:
+        return get_rule(cfg.get("rule"))
+    except (ValueError, TypeError):
+        return None
+
+
 # ---- the form ---------------------------------------------------------------------------------
 fs.init_from_url()
 form_cfg = None
@@ -116,7 +126,17 @@ with st.sidebar:
     if st.session_state.get("_loaded_preset"):
         st.success(f"Loaded lesson: {st.session_state.pop('_loaded_preset')}")
     names = rule_names()
-    rule = fs.select(st, "rule", names, "rule", "ssdp", help="plasticity rule (bptt = surrogate gradient only)")
+    rule = fs.select(st, "rule", names, "rule", FORM_RULE, help="plasticity rule (built-in or installed); "
+                     "its one-line summary shows below")
+    own = fs.text(st, "or your own rule: package.module:Class", "rule_path", "",
+                  help="a Rule subclass importable from the Python path or the app's folder "
+                       "(e.g. examples.triplet_stdp:TripletSTDP); empty: the rule above").strip()
+    if own:
+        try:
+            get_rule(own)
+            rule = own
+        except ValueError as e:
+            st.error(f"Your rule does not load: {e}")
     rule_cls = get_rule(rule)
     if rule_cls.summary:
         st.caption(rule_cls.summary)
@@ -240,7 +260,7 @@ def live_panel(run_id: str) -> None:
         return
     cfg = run["config"]
     status = run["status"]
-    own_loop_run = cfg.get("rule") in rule_names() and get_rule(cfg["rule"]).runs_own_loop
+    own_loop_run = _run_rule(cfg) is not None and _run_rule(cfg).runs_own_loop
     # progress + stop
     c1, c2 = st.columns([5, 1])
     c1.progress(*progress_line(run, own_loop_run))
@@ -319,7 +339,7 @@ def detail_panel(run_id: str) -> None:
         return
     cfg = run["config"]
     status = run["status"]
-    own_loop_run = cfg.get("rule") in rule_names() and get_rule(cfg["rule"]).runs_own_loop
+    own_loop_run = _run_rule(cfg) is not None and _run_rule(cfg).runs_own_loop
     m = store.metrics_frame(run_id)
     if m.empty:
         return
@@ -368,7 +388,7 @@ def detail_panel(run_id: str) -> None:
             cols = st.columns(2)
             for i, (g, columns) in enumerate(groups.items()):
                 cols[i % 2].plotly_chart(viz.telemetry_figure(tel, g, columns), width="stretch", key=f"tel_{g}")
-    elif cfg["rule"] != "bptt":
+    elif _rule_reports(cfg["rule"]):
         st.caption("No rule telemetry yet.")
     with st.expander("export: config, command line, metrics"):
         st.caption("Every figure has a camera button (top right of the chart) that saves it as PNG.")
@@ -383,6 +403,12 @@ def detail_panel(run_id: str) -> None:
         if not tel.empty:
             c3.download_button("rule telemetry (CSV)", tel.to_csv(), file_name=f"{run_id}_telemetry.csv",
                                mime="text/csv", key=f"dl_tel_{run_id}", width="stretch")
+
+
+def _rule_reports(rule: str) -> bool:
+    """Whether the run's rule reports telemetry at all (the baseline does not)."""
+    cls = _run_rule({"rule": rule})
+    return cls is not None and cls.telemetry is not Rule.telemetry
 
 
 live_panel(run_id)

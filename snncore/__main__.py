@@ -32,11 +32,19 @@ def _fail(message: str, code: int = 2):
     raise SystemExit(code)
 
 
-def _rule_param_fields() -> dict[str, dict[str, type]]:
-    """rule -> {param name: type} for every registered rule."""
-    from .rules import get_rule, rule_names
+def _rule_param_fields(extra: str | None = None) -> dict[str, dict[str, type]]:
+    """rule -> {param name: type} for every registered rule, and `extra` (an import-path rule
+    given with --rule or in --config) when it loads (when not, validation names why)."""
+    from .rules import get_rule, is_import_path, rule_names
     out = {}
-    for name in rule_names():
+    names = rule_names()
+    if extra and is_import_path(extra) and extra not in names:
+        try:
+            get_rule(extra)
+            names.append(extra)
+        except ValueError:
+            pass
+    for name in names:
         cls = get_rule(name).Params
         out[name] = {f.name: type(getattr(cls(), f.name)) for f in dataclasses.fields(cls)}
     return out
@@ -49,12 +57,34 @@ def _field_help(name: str) -> str:
     return (f.metadata.get("help") if f is not None else "") or f"--{name.replace('_', '-')} option"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _rule_in_argv(argv) -> str | None:
+    """The rule named by --rule (or in the --config file) of a train command line, before parsing."""
+    argv, rule, cfg = list(argv or []), None, None
+    for i, a in enumerate(argv):
+        for flag in ("--rule", "--config"):
+            if a == flag and i + 1 < len(argv):
+                val = argv[i + 1]
+            elif a.startswith(flag + "="):
+                val = a[len(flag) + 1:]
+            else:
+                continue
+            rule, cfg = (val, cfg) if flag == "--rule" else (rule, val)
+    if rule is None and cfg:
+        try:
+            from .config import RunConfig
+            rule = RunConfig.load(cfg).get("rule")
+        except Exception:  # noqa: BLE001 -- a bad file is reported by the parse that follows
+            rule = None
+    return rule if isinstance(rule, str) else None
+
+
+def build_parser(argv=None) -> argparse.ArgumentParser:
     from .config import RunConfig, rule_param_clashes
     p = _Parser(prog="python -m snncore", description="Plasticity Lab engine")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
-    clashes = [(rule, name) for rule, fields in _rule_param_fields().items() for name in fields
+    extra = _rule_in_argv(argv)
+    clashes = [(rule, name) for rule, fields in _rule_param_fields(extra).items() for name in fields
                if rule_param_clashes(name)]
     t = sub.add_parser("train", help="train one run (prints progress; --json: last line is a JSON summary)",
                        epilog="A rule hyperparameter named like a run setting has only its --RULE.NAME flag; "
@@ -80,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"{f.metadata.get('help', '')} (default {f.default if f.default is not dataclasses.MISSING else f.default_factory()})")
     seen = {}
     g = t.add_argument_group("rule hyperparameters (apply to the chosen --rule; each also as --RULE.NAME)")
-    for rule, fields in _rule_param_fields().items():
+    for rule, fields in _rule_param_fields(extra).items():
         for name in fields:
             clash = rule_param_clashes(name)      # the --RULE.NAME form is its only flag: listed
             g.add_argument(f"--{rule}.{name.replace('_', '-')}", dest=f"rule:{rule}:{name}", default=None,
@@ -116,7 +146,7 @@ def config_from_args(args, note: bool = True) -> "RunConfig":
         if k.startswith("cfg:"):
             values[k[4:]] = v
     rule = values.get("rule", RunConfig().rule)
-    fields = _rule_param_fields()
+    fields = _rule_param_fields(rule if isinstance(rule, str) else None)
     for k, v in vars(args).items():
         if v is None:
             continue
@@ -130,7 +160,7 @@ def config_from_args(args, note: bool = True) -> "RunConfig":
                                   f"(its hyperparameters: {allowed})")
             rule_params[name] = v
         elif k.startswith("rule:"):
-            _, r, name = k.split(":")
+            r, name = k.split(":", 1)[1].rsplit(":", 1)      # an import-path rule holds ':'
             if r != rule:
                 raise ConfigError(f"--{r}.{name.replace('_', '-')} given but the rule is {rule!r}")
             rule_params[name] = v
@@ -493,7 +523,7 @@ def main(argv=None) -> int:
         import importlib
         mod = importlib.import_module(f".{SUBMODULES[argv[0]]}", __package__)
         return mod.main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     if args.cmd == "train":
         return cmd_train(args)
     if args.cmd == "runs":

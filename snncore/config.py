@@ -147,7 +147,7 @@ class RunConfig:
             kwargs[k] = v
         # a rule that needs its own model / dataset gets them unless they were given explicitly
         rule = kwargs.get("rule", cls().rule)
-        if rule in rule_names():
+        if _rule_loads(rule):
             rcls = get_rule(rule)
             for what, needs in (("model", rcls.requires_model), ("dataset", rcls.requires_dataset)):
                 if needs and what not in values:
@@ -213,14 +213,16 @@ class RunConfig:
     # ---- validation ---------------------------------------------------------------------
     def errors(self) -> list[str]:
         errs = check_params(self)
-        if self.rule not in rule_names():
-            errs.append(f"rule: unknown rule {self.rule!r} (choose from {', '.join(rule_names())})")
+        try:
+            get_rule(self.rule)
+        except ValueError as e:
+            errs.append(f"rule: {e}")
         else:
             try:
                 errs += check_params(self.rule_object_params(), prefix=f"{self.rule}.")
             except ValueError as e:
                 errs.append(f"{self.rule}.{e}")
-        if self.rule in rule_names():
+        if _rule_loads(self.rule):
             cls = get_rule(self.rule)
             for what, needs in (("model", cls.requires_model), ("dataset", cls.requires_dataset)):
                 got = getattr(self, what)
@@ -256,7 +258,7 @@ class RunConfig:
         if self.dataset in FLAT_DATASETS:
             errs.append(f"model: {self.model!r} needs image data (C, H, W per step); dataset {self.dataset!r} "
                         f"gives flat vectors (use model 'mlp')")
-        if self.rule not in rule_names() or get_rule(self.rule).requires_model:
+        if not _rule_loads(self.rule) or get_rule(self.rule).requires_model:
             return errs                    # reported above (unknown rule / the rule's own model)
         default = get_rule(self.rule).conv_targets
         if default is False:
@@ -292,6 +294,14 @@ class RunConfig:
     def rule_object_params(self):
         """The rule's typed Params built from rule_params (raises ValueError on unknown/bad keys)."""
         return params_from_dict(get_rule(self.rule).Params, self.rule_params)
+
+
+def _rule_loads(rule) -> bool:
+    """A rule id or import path that loads (RunConfig.errors names why one does not)."""
+    try:
+        return isinstance(rule, str) and get_rule(rule) is not None
+    except ValueError:
+        return False
 
 
 def _parse_hidden(v) -> list:

@@ -75,3 +75,23 @@ def test_data_folder_outside_the_data_root_is_refused(runs_dir, tmp_path, monkey
     at.sidebar.text_input(key="ds_data_dir").set_value("../escape")
     at.run()
     assert any("outside the data folder" in e.value for e in at.sidebar.error)
+
+
+def test_your_own_rule_by_import_path(runs_dir):
+    at = page()
+    at.sidebar.text_input(key="rule_path").set_value("examples.nope:Rule")
+    at.run()
+    assert any("Your rule does not load" in e.value and "examples.nope" in e.value for e in at.sidebar.error)
+    at.sidebar.text_input(key="rule_path").set_value("examples.triplet_stdp:TripletSTDP")
+    at.run()
+    assert not at.exception
+    assert at.sidebar.number_input(key="rp_examples.triplet_stdp:TripletSTDP_tau_y").value == 114.0
+    assert qp(at, "rule") == "examples.triplet_stdp:TripletSTDP"
+    code = [c.value for c in at.sidebar.code]
+    assert any("--rule examples.triplet_stdp:TripletSTDP" in c for c in code), code
+
+
+def test_a_link_with_an_import_path_rule_fills_the_text_box(runs_dir):
+    at = page({"rule": "examples.triplet_stdp:TripletSTDP", "rp.a3_plus": "0.01"})
+    assert at.sidebar.text_input(key="rule_path").value == "examples.triplet_stdp:TripletSTDP"
+    assert at.sidebar.number_input(key="rp_examples.triplet_stdp:TripletSTDP_a3_plus").value == 0.01
