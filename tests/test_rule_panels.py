@@ -293,7 +293,7 @@ def test_stdp_lesson_shows_pattern_vs_noise_weights(tmp_path, monkeypatch):
     hidden neurons prefer the pattern: the Train page shows both, from the run's own weights."""
     import numpy as np
 
-    from app_pages.rule_panels import pattern_channels
+    from snncore.rules.stdp.panels import pattern_channels
     from snncore.viz.rules import pattern_preference
     d = tmp_path / "runs"
     monkeypatch.setenv("SNNCORE_RUNS", str(d))
