@@ -293,7 +293,7 @@ def test_stdp_lesson_shows_pattern_vs_noise_weights(tmp_path, monkeypatch):
     hidden neurons prefer the pattern: the Train page shows both, from the run's own weights."""
     import numpy as np
 
-    from app_pages.rule_panels import pattern_channels
+    from snncore.rules.stdp.panels import pattern_channels
     from snncore.viz.rules import pattern_preference
     d = tmp_path / "runs"
     monkeypatch.setenv("SNNCORE_RUNS", str(d))
@@ -356,3 +356,30 @@ def test_ip2_train_page_has_one_loss_chart_and_the_homeostasis(ip2_run, monkeypa
     assert "task loss per update" not in charts
     assert set(charts["loss (IP2: total L and task loss L_task)"]) >= {"train/loss", "train/l_task"}
     assert charts["homeostasis: mean u² vs its target sigma_h"] == ["ip2/mean_u2", "ip2/sigma_h"]
+
+
+def _panels_of_rule_without_builder(rule, with_tel):
+    import pandas as pd
+
+    from app_pages import rule_panels
+
+    class Stub:
+        root = "stub-default"
+
+        def snapshot_steps(self, run_id):
+            raise AssertionError("the default panels read no snapshot")
+
+    tel = pd.DataFrame({"sync/fc1": [0.1, 0.2], "dw/fc1": [1e-3, 2e-3]}, index=[0, 1]) if with_tel else None
+    rule_panels.render(rule, Stub(), "stub", {"rule": rule}, tel)
+
+
+@pytest.mark.parametrize("with_tel", [False, True])
+def test_rule_without_panels_module_shows_its_telemetry(with_tel):
+    """bptt (like a rule from outside with only telemetry()) has no panels.py: its panels are its
+    telemetry charts by key prefix, and nothing at all (not even the heading) without telemetry."""
+    at = AppTest.from_function(_panels_of_rule_without_builder, args=("bptt", with_tel), default_timeout=30)
+    at.run()
+    assert not at.exception, at.exception
+    assert texts(at, "subheader") == (["bptt panels"] if with_tel else [])
+    titles = _chart_titles(at)
+    assert titles == (["synchrony S per plastic layer", "|dW| of the local update"] if with_tel else [])

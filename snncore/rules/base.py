@@ -103,6 +103,12 @@ class Rule:
         return rule_part(cls, "panels", "panels")
 
     @classmethod
+    def panel_flag(cls, name: str) -> bool:
+        """A module-level flag of the rule's panels.py (NEEDS_SNAPSHOT, RECONSTRUCTED; see
+        snncore.viz.panels); False when absent."""
+        return bool(rule_part(cls, "panels", name))
+
+    @classmethod
     def bench_cases(cls) -> list:
         """The rule's benchmark cases (empty: none)."""
         return list(rule_part(cls, "bench", "CASES") or [])
