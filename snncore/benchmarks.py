@@ -42,7 +42,6 @@ import tempfile
 import time
 import warnings
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -694,8 +693,7 @@ class _Worker:
     budget before torch and Numba load); 'plain' with none of our thread settings (library defaults)."""
 
     def __init__(self, side: str, timeout_s: float):
-        env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=os.pathsep.join(
-            [str(Path(__file__).resolve().parent.parent)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
         if side == "plain":                  # as this process started: before threads.set_env
             from .threads import ORIGINAL_ENV
             for k in PLAIN_DROP:
