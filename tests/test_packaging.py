@@ -34,10 +34,29 @@ def lock_pins(text: str) -> dict[str, str]:
     return pins
 
 
-def unlocked(installed: dict[str, str], pins: dict[str, str]) -> list[str]:
-    """Installed distributions the lock does not pin at their installed version."""
+def unlocked(installed: dict[str, str], pins: dict[str, str], torch_deps: frozenset = frozenset()) -> list[str]:
+    """Installed distributions the lock does not pin at their installed version. torch_deps: what the
+    torch trio needs (a CUDA build brings nvidia-*, triton...); exempt where the lock leaves it out."""
     return sorted(f"{n}=={v} (lock: {pins.get(n, 'absent')})" for n, v in installed.items()
-                  if n not in NOT_LOCKED and not n.startswith("nvidia-") and pins.get(n) != v)
+                  if n not in NOT_LOCKED and not n.startswith("nvidia-") and pins.get(n) != v
+                  and not (n in torch_deps and n not in pins))
+
+
+def torch_trio_deps() -> frozenset:
+    """Every distribution the installed torch, torchvision, torchaudio need, transitively."""
+    from packaging.requirements import Requirement
+    seen, todo = set(), ["torch", "torchvision", "torchaudio"]
+    while todo:
+        name = todo.pop()
+        try:
+            reqs = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for r in map(Requirement, reqs):
+            if (r.marker is None or r.marker.evaluate({"extra": ""})) and _norm(r.name) not in seen:
+                seen.add(_norm(r.name))
+                todo.append(r.name)
+    return frozenset(seen)
 
 
 def test_lock_pins_exact_versions_and_no_cuda_packages():
@@ -59,6 +78,9 @@ def test_unlocked_finds_a_drifted_or_extra_distribution():
     assert unlocked({"numpy": "2.4.6", "torch": "2.13.0+cpu", "nvidia-cublas-cu12": "1"}, pins) == []
     assert unlocked({"numpy": "2.4.7", "extra-pkg": "1.0"}, pins) == [
         "extra-pkg==1.0 (lock: absent)", "numpy==2.4.7 (lock: 2.4.6)"]
+    # what the torch build needs and the lock leaves out is TORCH_INSTALL's; locked ones must match
+    assert unlocked({"triton": "3.0", "numpy": "2.4.7"}, pins, frozenset({"triton", "numpy"})) == [
+        "numpy==2.4.7 (lock: 2.4.6)"]
 
 
 @pytest.fixture
@@ -70,7 +92,7 @@ def make_venv():
 
 def test_venv_holds_exactly_the_lock(make_venv):
     installed = {_norm(d.metadata["Name"]): d.version for d in metadata.distributions()}
-    assert not unlocked(installed, lock_pins(LOCK.read_text()))
+    assert not unlocked(installed, lock_pins(LOCK.read_text()), torch_trio_deps())
 
 
 def test_console_script_prints_help_outside_the_repo(make_venv, tmp_path):
