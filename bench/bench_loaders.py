@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def write_files(root: Path, quick: bool, only: set) -> dict:

@@ -16,11 +16,9 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 TARGET_MS = 200.0
 # the parameter each rule's slider move toggles (two values, alternated)

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from snncore import threads  # noqa: E402
 
 threads.set_env()                # the run's thread budget, before torch and Numba load

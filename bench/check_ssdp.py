@@ -36,14 +36,10 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 JITTERS = (0, 1, 2, 3)
 INSDEL = (0.0, 0.10, 0.20)

@@ -677,8 +677,7 @@ class _Worker:
     budget before torch and Numba load); 'plain' with none of our thread settings (library defaults)."""
 
     def __init__(self, side: str, timeout_s: float):
-        env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=os.pathsep.join(
-            [str(Path(__file__).resolve().parent.parent)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
         if side == "plain":                  # as this process started: before threads.set_env
             from .threads import ORIGINAL_ENV
             for k in PLAIN_DROP:

@@ -2,19 +2,21 @@
 
 The row is created first (status 'starting'), so the caller can watch the run at once; the child
 writes everything else through the RunStore. Its output goes to <run>/train.log.
+
+The child finds snncore as any program does: the package is installed (`pip install -e .`, what
+`make` does), no PYTHONPATH is set. It runs in the caller's working directory, and `python -m` puts
+that directory first on sys.path, so a user's own module there (an outside rule, say) imports in
+the run as it does in the app started from that directory.
 """
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from .config import RunConfig
 from .store import RunStore, atomic_write_bytes
 from .threads import budget, cores, env_for
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def train_threads() -> int:
@@ -46,12 +48,10 @@ def launch_resume(store: RunStore, run_id: str) -> None:
 def _spawn(store: RunStore, run_id: str, args: list[str]) -> None:
     log = open(store.run_dir(run_id) / "train.log", "ab")
     # the run's one thread budget (torch, Numba, OpenMP, BLAS), set before its libraries load
-    env = dict(os.environ, PYTHONWARNINGS="ignore", **env_for(train_threads()), SNNCORE_THREADS_SOURCE="app",
-               PYTHONPATH=os.pathsep.join(
-        [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    env = dict(os.environ, PYTHONWARNINGS="ignore", **env_for(train_threads()), SNNCORE_THREADS_SOURCE="app")
     proc = subprocess.Popen([sys.executable, "-m", "snncore", "train", *args,
                              "--runs-dir", str(store.root.resolve())],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            cwd=str(REPO_ROOT), env=env, start_new_session=True)
+                            cwd=os.getcwd(), env=env, start_new_session=True)
     log.close()
     store.set_pid(run_id, proc.pid)

@@ -141,13 +141,12 @@ def ensure_worker(store: RunStore) -> int | None:
     """Start a background worker for the store's folder unless one is running; returns its pid."""
     if worker_running(store):
         return None
-    from .launch import REPO_ROOT
-    env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=os.pathsep.join(
-        [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    # as launch.py: snncore is installed; the caller's directory stays the worker's (and its runs')
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
     log = open(store.root / "queue.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "snncore.queue", "--runs-dir", str(store.root.resolve())],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            cwd=str(REPO_ROOT), env=env, start_new_session=True)
+                            cwd=os.getcwd(), env=env, start_new_session=True)
     log.close()
     return proc.pid
 

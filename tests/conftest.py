@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# the checkout under test, even where the venv's editable snncore points at another checkout (git
+# worktrees sharing one venv); a `pytest` started outside the repo root would otherwise test that one
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
 ARTIFACTS = ROOT / "test-artifacts"

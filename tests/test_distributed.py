@@ -41,8 +41,8 @@ def free_port() -> int:
 
 
 def torchrun(args: list[str], timeout: float = 80) -> subprocess.CompletedProcess:
-    path = os.pathsep.join([str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))
-    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "SNNCORE_DIST_TIMEOUT": "60",
+    # cwd=ROOT: `-m snncore` in each worker imports this tree's snncore (first on sys.path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SNNCORE_DIST_TIMEOUT": "60",
            "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
            "--master-addr=127.0.0.1", f"--master-port={free_port()}", "-m", "snncore", *args]
