@@ -90,9 +90,10 @@ def draw(container, items: list, run_id: str) -> None:
             raise TypeError(f"not a panel item: {type(it).__name__}")
 
 
-def render(rule: str, store, run_id: str, cfg: dict, tel) -> None:
+def render(rule: str, store, run_id: str, cfg: dict, tel, metrics=None) -> bool:
     """Draw the rule-specific panels of one run (nothing for a rule without a builder or
-    telemetry); never raises on missing data."""
+    telemetry); never raises on missing data. True when what was drawn is default_panels (the
+    telemetry charts: the page then does not draw them a second time)."""
     cls = _rule_class(rule)
     builder = cls.panel_builder() if cls is not None else None
     tel = tel if isinstance(tel, pd.DataFrame) else pd.DataFrame()
@@ -101,17 +102,18 @@ def render(rule: str, store, run_id: str, cfg: dict, tel) -> None:
         defaults = cls.Params() if cls is not None else None
     except Exception:  # noqa: BLE001 -- a rule's defaults that fail: each builder's own fallbacks
         defaults = None
-    view = PanelView(rule=rule, cfg=cfg, tel=tel, run_id=run_id, defaults=defaults)
+    view = PanelView(rule=rule, cfg=cfg, tel=tel, run_id=run_id, defaults=defaults,
+                     metrics=metrics if isinstance(metrics, pd.DataFrame) else pd.DataFrame())
     if builder is None:
         try:
             items = default_panels(view)
         except Exception as e:  # noqa: BLE001 -- a live view: say what failed, keep the page alive
             st.warning(f"{rule} panels could not be drawn: {type(e).__name__}: {e}")
-            return
+            return False
         if items:
             st.subheader(f"{rule} panels")
             draw(st, items, run_id)
-        return
+        return bool(items)
     st.subheader(f"{rule} panels")
     if cls.panel_flag("RECONSTRUCTED"):
         st.info(RECONSTRUCTED_NOTE, icon=":material/info:")
@@ -120,7 +122,8 @@ def render(rule: str, store, run_id: str, cfg: dict, tel) -> None:
         if not view.snapshots:
             st.caption("waiting for the first snapshot")
             if cls.panel_flag("NEEDS_SNAPSHOT"):
-                return
+                return False
         draw(st, builder(view), run_id)
     except Exception as e:  # noqa: BLE001 -- a live view: say what failed, keep the page alive
         st.warning(f"{rule} panels could not be drawn: {type(e).__name__}: {e}")
+    return False

@@ -307,16 +307,14 @@ def live_panel(run_id: str) -> None:
         if warning := chance_warning({**run, "best_accuracy": float(m["test/accuracy"].max())}):
             st.warning(warning, icon=":material/warning:")
     c1, c2 = st.columns(2)
-    ip2 = "train/l_task" in m and "train/accuracy" not in m     # L and L_task differ by tiny terms: one chart
-    c1.plotly_chart(viz.lines_figure(m, ["train/loss", "test/loss"] + (["train/l_task"] if ip2 else []),
-                                     title="loss (IP2: total L and task loss L_task)" if ip2 else "loss",
+    # a loss made of terms (train/l_<term>, e.g. an own-loop rule's task loss) shares the loss chart
+    terms = [k for k in m.columns if k.startswith("train/l_")]
+    c1.plotly_chart(viz.lines_figure(m, ["train/loss", "test/loss"] + terms,
+                                     title="loss (total and its terms)" if terms else "loss",
                                      ytitle="loss", smooth=5), width="stretch", key="loss")
     if "train/accuracy" in m:
         c2.plotly_chart(viz.lines_figure(m, ["train/accuracy", "test/accuracy"], title="accuracy", ytitle="accuracy",
                                          smooth=5), width="stretch", key="acc")
-    elif ip2 and "ip2/mean_u2" in m:
-        c2.plotly_chart(viz.lines_figure(m, ["ip2/mean_u2", "ip2/sigma_h"], title="homeostasis: mean u² vs its "
-                                         "target sigma_h", ytitle="u²", smooth=10), width="stretch", key="ltask")
 
     if status not in POLLED and live_now:
         st.rerun()  # the run just ended: redraw the page once without the timers
@@ -379,8 +377,9 @@ def detail_panel(run_id: str) -> None:
                                          ytitle="spikes / neuron / step", smooth=5), width="stretch", key="rates")
 
     tel = store.metrics_frame(run_id, table="telemetry")
-    rule_panels.render(cfg["rule"], store, run_id, cfg, tel)       # the rule's own views first
-    if not tel.empty:
+    # the rule's own views first; a rule without its own panels gets its telemetry charts there
+    drew_telemetry = rule_panels.render(cfg["rule"], store, run_id, cfg, tel, metrics=m)
+    if not tel.empty and not drew_telemetry:
         groups = viz.telemetry_groups(tel)
         # a chart per group, redrawn with the rest: switching them off lightens a busy 2-core box
         if st.toggle(f"all {cfg['rule']} telemetry over time ({len(tel.columns)} series in {len(groups)} charts)",
@@ -388,7 +387,7 @@ def detail_panel(run_id: str) -> None:
             cols = st.columns(2)
             for i, (g, columns) in enumerate(groups.items()):
                 cols[i % 2].plotly_chart(viz.telemetry_figure(tel, g, columns), width="stretch", key=f"tel_{g}")
-    elif _rule_reports(cfg["rule"]):
+    elif tel.empty and _rule_reports(cfg["rule"]):
         st.caption("No rule telemetry yet.")
     with st.expander("export: config, command line, metrics"):
         st.caption("Every figure has a camera button (top right of the chart) that saves it as PNG.")

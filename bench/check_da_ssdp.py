@@ -68,7 +68,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_ssdp import (cli_main, ROOT, base_config, ci95, evaluate_spikes, fmt, print_table,  # noqa: E402
+from check_ssdp import (cli_main, base_config, ci95, evaluate_spikes, fmt, print_table,  # noqa: E402
                         train_run)
 
 DA = {"a_plus": 1.5e-3, "a_base": 5e-4}

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_ssdp import ROOT, ci95, cli_main, fmt, print_table  # noqa: E402,F401
+from check_ssdp import ci95, cli_main, fmt, print_table  # noqa: E402,F401
 
 
 def fit_report(iterations) -> dict:

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_ssdp import cli_main, ROOT, ci95, fmt, print_table, train_run  # noqa: E402,F401
+from check_ssdp import cli_main, ci95, fmt, print_table, train_run  # noqa: E402,F401
 
 NOISE = (0.0, 0.2, 0.4)
 CONDITIONS = {

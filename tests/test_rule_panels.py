@@ -354,7 +354,7 @@ def test_ip2_train_page_has_one_loss_chart_and_the_homeostasis(ip2_run, monkeypa
     charts = {f["layout"]["title"]["text"]: [t.get("name") for t in f["data"]]
               for f in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))}
     assert "task loss per update" not in charts
-    assert set(charts["loss (IP2: total L and task loss L_task)"]) >= {"train/loss", "train/l_task"}
+    assert set(charts["loss (total and its terms)"]) >= {"train/loss", "train/l_task"}
     assert charts["homeostasis: mean u² vs its target sigma_h"] == ["ip2/mean_u2", "ip2/sigma_h"]
 
 

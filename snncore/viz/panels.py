@@ -70,6 +70,7 @@ class PanelView:
     rule:     the run's rule id (for titles; a builder never branches on it)
     cfg:      the run's config dict (cfg['rule_params']: the hyperparameters the run set)
     tel:      telemetry frame, step-indexed, one column per telemetry key (may be empty)
+    metrics:  the run's metrics frame (step-indexed, one column per metric key; may be empty)
     run_id:   the run's id
     defaults: the rule's Params() (hyperparameters the run left at their defaults)
     snapshots: [(step, arrays)] of up to ten snapshots evenly spaced over the run, the newest last,
@@ -81,6 +82,7 @@ class PanelView:
     run_id: str = ""
     defaults: Any = None
     snapshots: Union[list, Callable[[], list]] = field(default_factory=list)
+    metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def snaps(self) -> list:

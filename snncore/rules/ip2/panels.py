@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from snncore.viz import lines_figure
 from snncore.viz import rules as vr
 from snncore.viz.panels import Figure, PanelView, Row, Text
 
@@ -36,6 +37,10 @@ def panels(view: PanelView) -> list:
         if t not in seen:
             seen.add(t)
             chosen_snaps.append((t, a))
+    if "ip2/mean_u2" in view.metrics:       # the homeostatic term's drive (logged per update)
+        figs.append(Figure(lines_figure(view.metrics, [k for k in ("ip2/mean_u2", "ip2/sigma_h") if k in view.metrics],
+                                        title="homeostasis: mean u² vs its target sigma_h", ytitle="u²",
+                                        smooth=10), "homeo"))
     for prop in ("tau_d", "tau_s", "theta"):
         data = [(t, a[prop]) for t, a in chosen_snaps if prop in a]
         if data:
