@@ -112,6 +112,10 @@ class TripletSTDP(Rule):
                 self._weights[name] = lt.weight
                 self._stats[name] = torch.stack([dW.float().norm(), lt.weight.detach().float().mean()])
 
+    @classmethod
+    def panel_builder(cls):           # a one-module rule names its Train panels here
+        return triplet_panels
+
     def telemetry(self) -> dict[str, float]:
         out = {}
         for name, s in self._stats.items():
@@ -128,3 +132,18 @@ class TripletSTDP(Rule):
         out["window_dt"] = np.arange(-30, 31, dtype=np.float64)
         out["window_dw"] = pairing_window(self.params)
         return out
+
+
+def triplet_panels(view) -> list:
+    """Train panels from the snapshots: weight histograms over time, the pairing window (arrays())."""
+    from snncore.viz import rules as vr
+    from snncore.viz.panels import Figure, layers_of
+    items = []
+    for layer in layers_of(view.latest, "whist"):
+        h = [(s, a[f"whist/{layer}"], a[f"wedges/{layer}"]) for s, a in view.snaps if f"wedges/{layer}" in a]
+        items.append(Figure(vr.weight_hist_figure(*zip(*h), layer=layer), f"whist_{layer}"))
+    if "window_dw" in view.latest:
+        items.append(Figure(vr.stdp_window_figure(view.latest["window_dt"], view.latest["window_dw"],
+                                                  title="triplet STDP: 5 pairings at 20 Hz",
+                                                  ytitle="dW of 5 pairings"), "window"))
+    return items

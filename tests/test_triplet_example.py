@@ -77,6 +77,23 @@ def test_trains_by_import_path_from_the_command_line(tmp_path):
     assert r.returncode == 0, r.stderr
     rows = json.loads(cli("runs", "--json", runs_dir=tmp_path).stdout)
     assert rows[0]["rule"] == rule and rows[0]["status"] == "finished"
+    # ...and the app's Train page shows its panels (from its snapshots) and its telemetry, once each
+    from streamlit.testing.v1 import AppTest
+    os.environ["SNNCORE_RUNS"] = str(tmp_path)
+    try:
+        at = AppTest.from_file("../app.py", default_timeout=60)
+        at.run()
+        at.query_params["run"] = rows[0]["run_id"]
+        at.switch_page("app_pages/train.py")
+        at.run()
+    finally:
+        del os.environ["SNNCORE_RUNS"]
+    assert not at.exception, at.exception
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert f"{rule} panels" in [e.value for e in at.get("subheader")]
+    assert "weight histogram over time · fc1" in titles and "triplet STDP: 5 pairings at 20 Hz" in titles
+    tel = [t for t in titles if t.startswith(("dw", "w_mean"))]
+    assert tel and len(tel) == len(set(tel)), titles
 
 
 @pytest.mark.parametrize("path,words", [
