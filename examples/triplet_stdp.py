@@ -1,10 +1,10 @@
 """triplet_stdp: the minimal all-to-all triplet STDP of Pfister & Gerstner (2006), an outside rule.
 
-Source: J.-P. Pfister & W. Gerstner, "Triplets of spikes in a model of spike timing-dependent
-plasticity", J. Neurosci. 26(38):9673-9682, 2006, Table 4: the minimal all-to-all model fitted to
-the visual-cortex data (Sjostrom et al. 2001): A2+ = 0, A3+ = 6.5e-3, A2- = 7.1e-3, A3- = 0,
-tau_y = 114 ms; tau_plus = 16.8 ms, tau_minus = 33.7 ms (Bi & Poo). tau_x is unused there (A3- = 0);
-its default is the full model's 101 ms. Our reading: one time step = 1 ms.
+Source: J.-P. Pfister & W. Gerstner, J. Neurosci. 26(38):9673-9682, 2006, Table 4: the minimal
+all-to-all model fitted to the visual-cortex data: A2+ = 0, A3+ = 6.5e-3, A2- = 7.1e-3, A3- = 0,
+tau_y = 114 ms; tau_plus = 16.8 ms, tau_minus = 33.7 ms. tau_x is unused there (A3- = 0); its
+default is the full model's 101 ms. [Values as we read Table 4; only the full model's set
+(tau_y = 125 ms) could be cross-checked here, in NEST's docs.] Our reading: one step = 1 ms.
 
 Traces of synapse i -> j (time in steps, all start at 0 in every batch):
     r1_i[t] = r1_i[t-1] exp(-1/tau_plus)  + s_i[t]      r2_i[t] = r2_i[t-1] exp(-1/tau_x) + s_i[t]
