@@ -55,8 +55,12 @@ def load_from_url() -> None:
     st.session_state["_lab_url_done"] = True
     got = {k: _url_value(v) for k, v in st.query_params.items() if k.startswith("lab_")}
     if got.get("lab_rule") not in (None, *lab.RULES):
-        st.session_state["_lab_url_error"] = f"unknown rule {got['lab_rule']!r} in the link"
-        return
+        try:
+            lab.spec(got["lab_rule"])               # a rule of one's own, by its import path
+        except ValueError:
+            st.session_state["_lab_url_error"] = f"unknown rule {got['lab_rule']!r} in the link"
+            return
+        got["lab_rule_path"] = got.pop("lab_rule")
     for k, v in got.items():
         st.session_state[k] = v
     st.session_state["_lab_url_keys"] = list(got)
@@ -123,6 +127,15 @@ try:
     with st.sidebar:
         st.header("Rule Lab")
         rule = st.selectbox("rule", lab.RULES, format_func=lambda r: lab.spec(r).title, key="lab_rule")
+        own = st.text_input("or your own rule: package.module:Class", key="lab_rule_path",
+                            help="a Rule subclass with a Rule Lab part (docs/NEW_RULE.md), importable from "
+                                 "the Python path or the app's folder; empty: the rule above").strip()
+        if own:
+            try:
+                lab.spec(own)
+                rule = own
+            except ValueError as e:
+                st.error(f"Your rule cannot open here: {e}")
         spec = lab.spec(rule)
         st.subheader("rule parameters")
         st.caption("Defaults are the rule's paper defaults.")

@@ -356,3 +356,27 @@ def test_generic_lab_code_names_no_rule():
     for f in files:
         hits = [ln for ln in f.read_text().splitlines() if pat.search(ln)]
         assert not hits, (f.name, hits)
+
+
+def test_a_rule_of_ones_own_opens_in_the_rule_lab_by_its_import_path():
+    """Issue #16: an outside rule with a Rule Lab part opens by its import path (page, link and
+    lab.simulate); one without a part, or a path that does not load, is one visible line."""
+    from snncore import lab
+    path = "tests.outside_lab_rule:LabbedSTDP"
+    assert lab.spec(path).title == "outside STDP (a test rule)"
+    res = lab.simulate(path, {"eta_plus": 1e-2})
+    assert res.dW.shape == (lab.spec(path).pop.n_post, lab.spec(path).pop.n_pre) and abs(res.dW).sum() > 0
+    with pytest.raises(ValueError, match="has no Rule Lab part"):
+        lab.spec("examples.triplet_stdp:TripletSTDP")
+    at = _lab_page({})
+    at.sidebar.text_input(key="lab_rule_path").set_value(path).run()
+    assert not at.exception, at.exception
+    assert [h.value for h in at.subheader if h.value.startswith("outside STDP")]
+    assert at.query_params["lab_rule"] == [path] or at.query_params["lab_rule"] == path
+    assert len(at.get("plotly_chart")) >= 4
+    at.sidebar.text_input(key="lab_rule_path").set_value("examples.triplet_stdp:TripletSTDP").run()
+    assert not at.exception
+    assert any("has no Rule Lab part" in e.value for e in at.error)
+    linked = _lab_page({"lab_rule": path})                        # the link reproduces the view
+    assert linked.sidebar.text_input(key="lab_rule_path").value == path
+    assert [h.value for h in linked.subheader if h.value.startswith("outside STDP")]

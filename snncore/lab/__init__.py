@@ -117,11 +117,22 @@ def rules() -> tuple[str, ...]:
 
 
 def spec(rule: str) -> LabSpec:
-    """The rule's LabSpec; ValueError (one line) when the rule has none."""
-    from ..rules import get_rule, rule_names
+    """The rule's LabSpec (a registered rule, or one given by its import path package.module:Class);
+    ValueError (one line) when the rule has none or does not load."""
+    from ..rules import get_rule, is_import_path, rule_names
+    if is_import_path(rule) and rule not in rule_names():
+        try:
+            s = get_rule(rule).lab()
+        except ValueError as e:
+            raise ValueError(f"rule: {e}") from None
+        if s is None:
+            raise ValueError(f"rule: {rule!r} has no Rule Lab part (a LAB in its package's lab.py, "
+                             f"or a lab() classmethod; docs/NEW_RULE.md)")
+        return s
     s = get_rule(rule).lab() if rule in rule_names() else None
     if s is None:
-        raise ValueError(f"rule: {rule!r} is not allowed (choose from {', '.join(rules())})")
+        raise ValueError(f"rule: {rule!r} is not allowed (choose from {', '.join(rules())}, "
+                         f"or give your own as package.module:Class)")
     return s
 
 
