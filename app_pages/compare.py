@@ -11,7 +11,7 @@ import streamlit as st
 from app_pages.common import get_store
 from snncore import compare
 from snncore.config import ConfigError
-from snncore.queue import QUEUED, ensure_worker, queue_runs
+from snncore.runs.queue import QUEUED, ensure_worker, queue_runs
 from snncore.store import LIVE
 
 PLOT_CONFIG = {"displaylogo": False}    # the modebar keeps its "download as PNG" button

@@ -18,7 +18,7 @@ from app_pages.dataset_panel import dataset_fields, missing_files, render_datase
 from snncore import viz
 from snncore.config import CONV_MODELS, DATASETS, MODELS, OWNED, SURROGATES, ConfigError, RunConfig
 from snncore.health import chance_warning
-from snncore.launch import launch_resume, launch_run
+from snncore.runs.launch import launch_resume, launch_run
 from snncore.presets import scan_presets
 from snncore.train import resolve_device
 from snncore.rules import FORM_RULE, get_rule, rule_names
@@ -271,7 +271,7 @@ def live_panel(run_id: str) -> None:
     if status == "queued":
         st.info("Queued: it starts when the runs before it have ended (one at a time on this machine).")
         if c2.button("Cancel", key=f"cancel_{run_id}", width="stretch"):
-            from snncore.queue import cancel
+            from snncore.runs.queue import cancel
             cancel(store, run_id)
             st.rerun()
     if status == "failed":

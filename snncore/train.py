@@ -6,7 +6,7 @@
         rule.after_forward(ctx)
         loss.backward();  rule.after_backward(ctx)
         optimizer.step(); rule.after_step(ctx)  # local (e.g. SSDP) updates land here
-        metrics + rule.telemetry() -> RunSink -> RunStore (buffered, flushed ~4x per second)
+        metrics + rule.telemetry() -> RunSink (snncore/runs/sink.py) -> RunStore
     evaluate; checkpoint (bounded on disk: see RunStore.save_checkpoint); rule.on_epoch_end(epoch)
 
 Metric values stay tensors on the device until a flush, so a GPU run syncs a few times per second,
@@ -42,12 +42,9 @@ from .metrics import chi_synchrony
 from .models import build_model
 from .record import SpikeRecorder
 from .rules import get_rule
-from .rules.base import LoopSink, StepContext
+from .rules.base import StepContext
+from .runs.sink import Diverged, RunSink  # noqa: F401  (Diverged: the loop's error, raised by the sink)
 from .store import RunStore, weights_only_state
-
-
-class Diverged(RuntimeError):
-    pass
 
 
 class StopRequested(Exception):
@@ -100,139 +97,6 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> t
     fused = bool(tensors) and all(p.dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16)
                                   and p.device.type in ("cpu", "cuda") for p in tensors)
     return cls(groups, lr=lr, weight_decay=weight_decay, fused=fused or None)
-
-
-class RunSink(LoopSink):
-    """The one writer of a run's results, for the Trainer's loop and for rules that run their own
-    (rule.run_loop(sink)): metric rows buffered (values may stay device tensors until a flush,
-    ~4 per second) and checked for divergence, telemetry rows, TensorBoard (when installed),
-    snapshots, checkpoints, the heartbeat and the stop request it answers.
-
-    Own-loop rules use the LoopSink side (snncore.rules.base.LoopSink): `step` is the global update
-    count rows are logged at, `units` the checkpoint units done (rule.checkpoint_unit), and a
-    checkpoint stores the rule's loop state under "loop" beside the position and config."""
-
-    LOOP_KEY = "loop"
-
-    def __init__(self, store, run_id: str, cfg: RunConfig, progress: Callable[[], tuple[int, int]] | None = None,
-                 unit: str = "epoch"):
-        self.store, self.run_id, self.cfg = store, run_id, cfg
-        self.pending: list[tuple[int, int, dict]] = []      # (step, epoch, {key: value})
-        self.pending_tel: list[tuple[int, dict]] = []       # (step, {key: value})
-        self._last_flush = 0.0
-        self._tb = None
-        self.stop = False
-        self.step, self.units, self.unit = 0, 0, unit
-        self.log_every = cfg.log_every
-        # what the heartbeat reports as (epoch, step); an own loop reports its units as the step
-        self.progress = progress or (lambda: (0, self.units))
-
-    # ---- writing
-    def tensorboard(self):
-        if self._tb is None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self._tb = SummaryWriter(str(self.store.run_dir(self.run_id) / "tb"))
-            except Exception:  # noqa: BLE001 -- TensorBoard is optional; the store has everything
-                self._tb = False
-        return self._tb or None
-
-    def write_metrics(self, rows: list[tuple[int, int, str, float]]) -> None:
-        if not rows:
-            return
-        self.store.log_metrics(self.run_id, rows)
-        tb = self.tensorboard()
-        if tb:  # TensorBoard gets the newest value per key per flush (~4 points a second)
-            for k, (s, v) in {k: (s, v) for s, _, k, v in rows}.items():
-                tb.add_scalar(k, v, s)
-
-    def write_telemetry(self, items: list[tuple[int, dict]]) -> None:
-        trows = [(s, k, v) for s, d in items for k, v in d.items()
-                 if isinstance(v, (int, float)) and math.isfinite(v)]
-        self.store.log_telemetry(self.run_id, trows)
-        tb = self.tensorboard()
-        if tb:
-            for k, (s, v) in {k: (s, v) for s, k, v in trows}.items():
-                tb.add_scalar("rule/" + k, v, s)
-
-    @staticmethod
-    def check_finite(rows) -> None:
-        for s, e, k, v in rows:
-            if k == "train/loss" and not math.isfinite(v):
-                raise Diverged(f"diverged at epoch {e + 1} step {s + 1}: loss is {v}")
-
-    def heartbeat(self) -> bool:
-        epoch, step = self.progress()
-        self.stop = bool(self.store.heartbeat(self.run_id, epoch=epoch, step=step)) or self.stop
-        return self.stop
-
-    def flush(self, force: bool = False) -> bool:
-        """One process: write the buffered rows (at most ~4 times a second unless force), then
-        the heartbeat; returns True when a stop was requested."""
-        now = time.monotonic()
-        if not force and now - self._last_flush < 0.25:
-            return False
-        self._last_flush = now
-        if self.pending:
-            keys = [(s, e, k) for s, e, d in self.pending for k in d]
-            vals = torch.stack([v.detach().float().reshape(()).to("cpu", non_blocking=False)
-                                if isinstance(v, torch.Tensor) else torch.tensor(float(v))
-                                for _, _, d in self.pending for v in d.values()]).tolist()
-            rows = [(s, e, k, v) for (s, e, k), v in zip(keys, vals)]
-            self.pending.clear()
-            self.check_finite(rows)
-            self.write_metrics(rows)
-        if self.pending_tel:
-            items, self.pending_tel = self.pending_tel, []
-            self.write_telemetry(items)
-        return self.heartbeat()
-
-    def save_snapshot(self, step: int, epoch: int, arrays: dict) -> None:
-        if arrays:
-            self.store.save_snapshot(self.run_id, step, epoch, arrays, keep=self.cfg.snapshots_kept)
-
-    def save_checkpoint(self, units: int, step: int, state: dict, *, score: float | None = None,
-                        weights: dict | None = None) -> None:
-        self.store.save_checkpoint(self.run_id, units, step, state, score=score, weights=weights,
-                                   keep=self.cfg.keep_checkpoints, history=self.cfg.weight_history)
-
-    def close(self) -> None:
-        if self._tb:
-            self._tb.close()
-
-    # ---- the LoopSink side, for rules with their own loop
-    def metrics(self, values: dict, step: int | None = None) -> None:
-        """Buffer metric rows at `step` (default: the current update), epoch 0."""
-        self.pending.append((self.step if step is None else step, 0, dict(values)))
-
-    def telemetry(self, values: dict, step: int | None = None) -> None:
-        if values:
-            self.pending_tel.append((self.step if step is None else step, dict(values)))
-
-    def advance(self, steps: int = 0, units: int = 0) -> bool:
-        """`steps` updates / `units` checkpoint units done; a (rate-limited) flush after updates.
-        Returns True when a stop was requested."""
-        self.step += int(steps)
-        self.units += int(units)
-        if steps:
-            self.flush()
-        return self.stop
-
-    def should_stop(self) -> bool:
-        return self.stop
-
-    def snapshot(self, arrays: dict, step: int | None = None) -> None:
-        self.save_snapshot(self.step if step is None else step, 0, arrays)
-
-    def checkpoint(self, loop_state: dict) -> None:
-        """Every buffered row first, then a checkpoint of this unit boundary (`--resume`
-        continues from the newest); it is small (no optimizer), so its history point is all of it."""
-        self.flush(force=True)
-        state = {self.LOOP_KEY: loop_state, "step": self.step, f"{self.unit}s_done": self.units,
-                 "config": self.cfg.to_dict()}
-        self.save_checkpoint(self.units, self.step, state, weights=state)
-        epoch, step = self.progress()      # progress only: a stop is seen at the next update's flush
-        self.store.heartbeat(self.run_id, epoch=epoch, step=step)
 
 
 class Trainer:
@@ -322,11 +186,7 @@ class Trainer:
         if not force and self.step < self._next_sync:
             return False
         comm = torch.device("cuda" if self.device.type == "cuda" else "cpu")   # nccl: CUDA tensors
-        pending = self.sink.pending
-        keys = [(s, e, k) for s, e, d in pending for k in d]
-        vals = [(v.detach().float().reshape(()) if isinstance(v, torch.Tensor)
-                 else torch.tensor(float(v))).to(comm) for _, _, d in pending for v in d.values()]
-        pending.clear()
+        keys, vals = self.sink.take_pending(comm)
         stop = False
         if self.is_main:
             now = time.monotonic()
@@ -349,12 +209,10 @@ class Trainer:
         self._next_sync = self.step + self._sync_every
         rows = [(s, e, k, v) for (s, e, k), v in zip(keys, values)]
         if collective:
-            RunSink.check_finite(rows)
+            RunSink.check_finite(rows)      # every rank: a divergence ends all of them
         if self.is_main:
-            self.sink.write_metrics(rows)
-            if self.sink.pending_tel:
-                self.sink.write_telemetry(self.sink.pending_tel)
-        self.sink.pending_tel = []
+            self.sink.write_rows(rows, check=False)
+        self.sink.write_pending_telemetry(write=self.is_main)
         return stop
 
     def _snapshot(self) -> None:
@@ -555,11 +413,9 @@ class Trainer:
                     if self.step >= self.total_steps:
                         break
                     m = self.train_step(x, y)
-                    self.sink.pending.append((self.step, self.epoch, m))
+                    self.sink.metrics(m, step=self.step, epoch=self.epoch)
                     if self.step % cfg.log_every == 0 and self.is_main:
-                        tel = self.rule.telemetry()
-                        if tel:
-                            self.sink.pending_tel.append((self.step, tel))
+                        self.sink.telemetry(self.rule.telemetry(), step=self.step)
                     if self.step % cfg.record_every == 0:
                         self._snapshot()
                     self.step += 1

@@ -1,11 +1,12 @@
-"""snncore.compare (CI math, seed groups, tables, curves) and snncore.queue (one run at a time)."""
+"""snncore.compare (CI math, seed groups, tables, curves) and snncore.runs.queue (one run at a time)."""
 import math
 import time
 
 import pytest
 
-from snncore import compare, queue
+from snncore import compare
 from snncore.config import RunConfig
+from snncore.runs import queue
 from snncore.store import RunStore
 
 
@@ -173,7 +174,7 @@ def test_cancelled_queued_run_is_not_started(tmp_path):
 
 
 def test_cancel_between_the_workers_check_and_its_start_is_not_lost(tmp_path, monkeypatch):
-    from snncore import launch
+    from snncore.runs import launch
     store = RunStore(tmp_path / "runs")
     (rid,) = queue.queue_runs(store, [dict(rule="bptt")])
     run = store.get_run(rid)                      # the worker's look: queued, no stop requested

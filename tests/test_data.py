@@ -44,3 +44,21 @@ def test_chi_synchrony_extremes():
     var_p = torch.tensor([1., .5, 0., 0.]).var(unbiased=False)
     mean_var = (0.25 + 0.1875) / 2
     assert abs(float(chi_synchrony(s)) - float((var_p / mean_var).sqrt())) < 1e-6
+
+
+def test_l2l_tasks_is_a_task_family_in_the_data_package():
+    """The IP2 task family lives in snncore.data.l2l_tasks (re-exported at the rule's path); it has
+    no fixed samples, so load_dataset names the generator instead of building a bundle."""
+    import pytest
+
+    import snncore.rules.ip2 as ip2
+    from snncore.data import BUILTIN, TASK_SETS, l2l_tasks
+    assert "l2l_tasks" in BUILTIN and "l2l_tasks" in TASK_SETS
+    assert ip2.make_family is l2l_tasks.make_family and ip2.TaskFamily is l2l_tasks.TaskFamily
+    cfg = RunConfig.from_dict({"rule": "ip2"})
+    assert cfg.dataset == "l2l_tasks"
+    with pytest.raises(ValueError, match="no fixed samples.*make_family"):
+        load_dataset(cfg)
+    x, target, mask = l2l_tasks.make_family("dms", seed=3).new_task().batch(4, torch.Generator().manual_seed(0))
+    assert x.shape == (20, 4, l2l_tasks.STIM_DIM + 1) and target.shape == mask.shape == (20, 4)
+    assert not mask[15].any() and mask[16:].all() and (target[:15] == 0).all()

@@ -121,7 +121,7 @@ def test_console_entry_point_is_the_cli_main():
 
 
 def test_run_process_gets_no_pythonpath_and_the_callers_directory(tmp_path, monkeypatch):
-    from snncore import launch
+    from snncore.runs import launch
     from snncore.config import RunConfig
     from snncore.store import RunStore
     seen = {}

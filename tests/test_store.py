@@ -72,7 +72,7 @@ def test_bad_run_ids_and_unwritable(tmp_path):
 
 
 def test_app_launched_runs_leave_a_core_to_the_app(tmp_path, monkeypatch):
-    from snncore import launch
+    from snncore.runs import launch
     from snncore.config import RunConfig
     seen = {}
 

@@ -71,7 +71,7 @@ def test_bad_budget_is_refused_in_one_line():
 def test_app_launch_passes_the_budget(monkeypatch, tmp_path):
     """A run started from the app gets the whole budget in its environment (set before its libraries
     load), one core left to the app; SNNCORE_THREADS given to the app wins."""
-    from snncore import launch
+    from snncore.runs import launch
     from snncore.config import RunConfig
     from snncore.store import RunStore
     seen = {}

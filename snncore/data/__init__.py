@@ -6,6 +6,8 @@ keep spike trains [N, T, D] (bool, or bit-packed uint8 [N, T, ceil(D/8)] with `p
 
 Built-ins (digits, synthetic, l2l_tasks) need no network; the others read their standard files
 from the data folder (--data-dir, $SNNCORE_DATA or ./data) and download what is missing.
+l2l_tasks (l2l_tasks.py) is a task family, not a sample set: a rule that requires it runs its own
+loop and draws tasks with make_family; load_dataset says so instead of building a DataBundle.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ BUILTIN = ("digits", "synthetic", "l2l_tasks")
 IMAGE_SETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
 EVENT_SETS = ("nmnist", "dvs_gesture", "cifar10_dvs", "shd")
 FILE_SETS = IMAGE_SETS + EVENT_SETS
+TASK_SETS = ("l2l_tasks",)          # generated task families (l2l_tasks.py), no fixed samples
 
 
 @dataclass
@@ -148,6 +151,10 @@ def load_dataset(cfg, *, allow_download: bool = True, progress=None) -> DataBund
         from .events import load_events
         b = load_events(cfg.dataset, data_dir=cfg.data_dir, frames=cfg.frames or cfg.timesteps,
                         mode=cfg.frame_mode, allow_download=allow_download, progress=progress)
+    elif cfg.dataset in TASK_SETS:
+        from .l2l_tasks import DESCRIPTION
+        raise ValueError(f"dataset: {cfg.dataset!r} is {DESCRIPTION}; it has no fixed samples to load: "
+                         "the rule that requires it draws its tasks (snncore.data.l2l_tasks.make_family)")
     else:
         raise ValueError(f"dataset: unknown dataset {cfg.dataset!r}")
     if cfg.n_train and cfg.n_train < b.train_y.numel():

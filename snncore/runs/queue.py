@@ -1,8 +1,8 @@
 """Queued runs: started one after another, so "repeat with N seeds" does not start N runs at once.
 
 A queued run is a row with status "queued" and its config.toml in its folder (queue_runs). A worker,
-`python -m snncore.queue [--runs-dir D] [--max-live 1]`, starts the oldest queued run with the same
-launcher the app uses (snncore.launch) as soon as fewer than max-live runs are live on this host, and
+`python -m snncore.runs.queue [--runs-dir D] [--max-live 1]`, starts the oldest queued run with the same
+launcher the app uses (snncore.runs.launch) as soon as fewer than max-live runs are live on this host, and
 exits when the queue is empty. Only one worker works a runs folder at a time (a lock file,
 <runs>/queue.lock); ensure_worker() starts one when none holds the lock.
 
@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from .store import LIVE, RunStore, StoreError, atomic_write_bytes
+from ..store import LIVE, RunStore, StoreError, atomic_write_bytes
 
 QUEUED = "queued"
 LOCK_NAME = "queue.lock"
@@ -28,7 +28,7 @@ LOCK_NAME = "queue.lock"
 
 def queue_runs(store: RunStore, configs: list) -> list[str]:
     """Create queued runs (RunConfig objects or dicts, validated) and return their ids, in order."""
-    from .config import RunConfig
+    from ..config import RunConfig
     cfgs = [c if isinstance(c, RunConfig) else RunConfig.from_dict(c) for c in configs]  # all or none
     ids = []
     for cfg in cfgs:
@@ -63,7 +63,7 @@ def _start(store: RunStore, run: dict) -> None:
     run_id = run["id"]
     cfg_path = store.run_dir(run_id) / "config.toml"
     if not cfg_path.exists():   # queued by an older version or by hand: write it from the row
-        from .config import RunConfig
+        from ..config import RunConfig
         atomic_write_bytes(cfg_path, RunConfig.from_dict(run["config"]).to_toml().encode())
     if not store.claim_queued(run_id):          # cancelled since the worker looked: never start it
         store.end_run(run_id, "stopped", error="cancelled before it started")
@@ -144,7 +144,7 @@ def ensure_worker(store: RunStore) -> int | None:
     # as launch.py: snncore is installed; the caller's directory stays the worker's (and its runs')
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     log = open(store.root / "queue.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "snncore.queue", "--runs-dir", str(store.root.resolve())],
+    proc = subprocess.Popen([sys.executable, "-m", "snncore.runs.queue", "--runs-dir", str(store.root.resolve())],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             cwd=os.getcwd(), env=env, start_new_session=True)
     log.close()
@@ -158,7 +158,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv=None) -> int:
-    p = _Parser(prog="python -m snncore.queue",
+    p = _Parser(prog="python -m snncore.runs.queue",
                                 description="start queued runs one after another, then exit")
     p.add_argument("--runs-dir", help="runs folder (default: $SNNCORE_RUNS or ./runs)")
     p.add_argument("--max-live", type=int, default=1, help="runs live at once on this host (default 1)")

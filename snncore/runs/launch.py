@@ -14,9 +14,9 @@ import os
 import subprocess
 import sys
 
-from .config import RunConfig
-from .store import RunStore, atomic_write_bytes
-from .threads import budget, cores, env_for
+from ..config import RunConfig
+from ..store import RunStore, atomic_write_bytes
+from ..threads import budget, cores, env_for
 
 
 def train_threads() -> int:
