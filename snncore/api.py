@@ -344,6 +344,9 @@ def _train_body(run: Run, cfg: RunConfig, progress: bool, report: Run | None = N
             bar.refresh()
     try:
         Trainer(cfg, run.store, run.id, on_progress=on_progress).run()
+    except KeyboardInterrupt:      # a notebook's interrupt: stored as stopped (resumable), as the CLI does
+        run.store.end_run(run.id, "stopped", error="interrupted")
+        raise
     except Exception as e:  # noqa: BLE001 -- stored as failed with its text, as the CLI does
         reason = write_failure(e)
         msg = (f"cannot write to the runs folder {run.store.root} ({reason})" if reason

@@ -210,3 +210,11 @@ def test_lab_simulate_is_the_specs():
         sc.lab.simulate("stdp", eta_pluss=1.0)
     with pytest.raises(ValueError, match="eta_plus"):
         sc.lab.simulate("stdp", eta_plus=-1.0)
+
+
+def test_progress_bar_and_quiet(tmp_path, capsys):
+    sc.train(rule="stdp", runs_dir=tmp_path, **{**TINY, "progress": True})
+    err = capsys.readouterr().err
+    assert "2/2" in err and "stdp" in err              # tqdm: steps done / total, the rule in its label
+    sc.train(rule="stdp", runs_dir=tmp_path, **TINY)
+    assert "2/2" not in capsys.readouterr().err

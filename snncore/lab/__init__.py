@@ -284,7 +284,7 @@ def _ctx(step: int, total: int, W: torch.Tensor, pre, post, v=None, *, out=None,
 def simulate(rule: str, params=None, pop: PopSpec | None = None, inp: InputSpec | None = None,
              extra: dict | None = None, **overrides) -> LabResult:
     """Run one sandbox experiment. ``params``: the rule's Params (None = paper defaults) or a dict
-    of overrides; ``overrides``: hyperparameters by name (``simulate("stdp", eta_plus=1e-2)``);
+    of overrides; ``overrides``: hyperparameters by name (``simulate(rule, eta_plus=1e-2)``);
     ``pop`` / ``inp`` default to the rule's LabSpec; ``extra``: the sandbox's own knobs
     (LabSpec.extra). Deterministic given pop.seed. Bad values raise ValueError with a one-line
     message; ``res.figures`` are the page's figures."""
