@@ -262,6 +262,13 @@ class LabResult:
     def dW(self) -> np.ndarray:
         return self.W - self.W0
 
+    @property
+    def figures(self) -> dict:
+        """The Rule Lab page's figures of this result by name, as plotly Figures."""
+        import plotly.graph_objects as go
+        from .figures import figures as _figs
+        return {k: go.Figure(v) for k, v in _figs(self).items()}
+
 
 def _raster(chunks: list[np.ndarray]) -> np.ndarray:
     """[steps, N] chunks -> [N, steps] bool, at most MAX_RASTER steps (the newest kept)."""
@@ -286,12 +293,21 @@ def _ctx(step: int, total: int, W: torch.Tensor, pre, post, v=None, *, out=None,
 
 # ----------------------------------------------------------------------------- simulation
 def simulate(rule: str, params=None, pop: PopSpec | None = None, inp: InputSpec | None = None,
-             extra: dict | None = None) -> LabResult:
+             extra: dict | None = None, **overrides) -> LabResult:
     """Run one sandbox experiment. ``params``: the rule's Params (None = paper defaults) or a dict
-    of overrides; ``pop`` / ``inp`` default to the rule's LabSpec; ``extra``: the sandbox's own
-    knobs (LabSpec.extra). Deterministic given pop.seed. Bad values raise ValueError with a
-    one-line message."""
+    of overrides; ``overrides``: hyperparameters by name (``simulate(rule, eta_plus=1e-2)``);
+    ``pop`` / ``inp`` default to the rule's LabSpec; ``extra``: the sandbox's own knobs
+    (LabSpec.extra). Deterministic given pop.seed. Bad values raise ValueError with a one-line
+    message; ``res.figures`` are the page's figures."""
     s = spec(rule)
+    if overrides:
+        names = [f.name for f in dataclasses.fields(_params_class(rule))]
+        bad = sorted(set(overrides) - set(names))
+        if bad:
+            raise ValueError(f"{bad[0]}: not a hyperparameter of rule {rule!r} (allowed: {', '.join(names)})")
+        if params is not None and not isinstance(params, dict):
+            params = dataclasses.asdict(params)
+        params = {**(params or {}), **overrides}
     if params is None or isinstance(params, dict):
         params = make_params(rule, params)
     else:
