@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from snncore import cli_inspect
+from snncore.cli import inspect as cli_inspect
 from snncore.config import RunConfig
 from snncore.store import RunStore
 from snncore.train import Trainer

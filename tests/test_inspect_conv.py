@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from streamlit.testing.v1 import AppTest
 
 from snncore import analysis as A
-from snncore import cli_inspect
+from snncore.cli import inspect as cli_inspect
 from snncore.config import RunConfig
 from snncore.data import load_dataset
 from snncore.models import build_model

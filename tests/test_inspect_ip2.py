@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from snncore import analysis as A
-from snncore.cli_inspect import inspect_target, print_text
+from snncore.cli.inspect import inspect_target, print_text
 from snncore.config import RunConfig
 from snncore.store import RunStore
 from snncore.train import Trainer

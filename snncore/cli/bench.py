@@ -2,15 +2,19 @@
 timed in the same run (snncore/benchmarks.py lists the cases). Bad flags exit 2 with one line."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
+from .common import Parser
+
+NAME = "bench"
+
+
+def add_parser(sub, argv):
+    """Listed in the top-level help only: `main` parses its own arguments."""
+    return sub.add_parser(NAME, help="speed benchmarks as ratios to a reference timed in the same run "
+                                     "([--quick] [--json])", add_help=False)
 
 
 def _fmt(v, unit="s"):
@@ -20,7 +24,7 @@ def _fmt(v, unit="s"):
 
 
 def main(argv=None) -> int:
-    p = _Parser(prog="python -m snncore bench",
+    p = Parser(prog="python -m snncore bench",
                 description="Speed benchmarks: ours vs a reference measured in the same run "
                             "(ratio = ours / reference time; speedup = reference / ours).")
     p.add_argument("--quick", action="store_true", help="the smallest size of each case (about 90 s on 2 cores)")
@@ -31,7 +35,7 @@ def main(argv=None) -> int:
     if a.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda: no CUDA GPU is available (use cpu or leave it out)", file=sys.stderr)
         return 2
-    from .benchmarks import run_all
+    from ..benchmarks import run_all
     progress = lambda s: print(f"... {s}", file=sys.stderr, flush=True)   # noqa: E731 (stdout: the result)
     res = run_all(quick=a.quick, device=a.device, progress=progress)
     if a.json:
@@ -59,6 +63,3 @@ def main(argv=None) -> int:
             print(f"  {c['name']}: ours = {c['ours']}; reference = {c['reference']}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

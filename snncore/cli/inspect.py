@@ -10,17 +10,14 @@ size (a ResNet-19 at width 1 on 32x32: use a few samples). Bad input: exit 2, on
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
 from pathlib import Path
 
+from .common import Parser, print_json
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
+NAME = "inspect"
 
 
 def _samples(v: str) -> int:
@@ -34,7 +31,7 @@ def _samples(v: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m snncore inspect",
+    p = Parser(prog="python -m snncore inspect",
                 description="spike statistics per layer of a run's newest checkpoint or a checkpoint file")
     p.add_argument("target", metavar="RUN_ID|CHECKPOINT_FILE")
     p.add_argument("--runs-dir", help="runs folder (default: $SNNCORE_RUNS or ./runs)")
@@ -49,12 +46,12 @@ def _looks_like_file(target: str) -> bool:
 
 def inspect_target(target: str, runs_dir: str | None, samples: int) -> dict:
     """The report dict for a run id or a checkpoint path; raises InspectError / StoreError."""
-    from . import analysis as A
+    from .. import analysis as A
     if _looks_like_file(target):
         state = A.load_checkpoint(target)
         source = str(Path(target))
     else:
-        from .store import RunStore
+        from ..store import RunStore
         store = RunStore(runs_dir)
         epoch, step, path = A.run_checkpoint(store, target)
         state = A.load_checkpoint(path)
@@ -87,25 +84,30 @@ def print_text(r: dict) -> None:
     print(f"SynOps per sample {r['synops_per_sample']:.0f} ({ratio:.1%} of a dense network's "
           f"{r['dense_macs_per_sample']:.0f} MACs); activation sparsity {_fmt(r['activation_sparsity'])}")
     if any(s.get("map") for s in r["layers"].values()):
-        from .analysis import CONV_NEURONS
+        from ..analysis import CONV_NEURONS
         print(f"conv layers: a neuron is one channel at one position (neurons = C x H x W); CV ISI, Fano, corr, "
               f"chi and contrast describe a random sample of up to {CONV_NEURONS} of them (recorded); rate, "
               f"silent, saturated, sparsity and SynOps cover every neuron and input")
 
 
+def add_parser(sub, argv):
+    """Listed in the top-level help only: `main` parses its own arguments (build_parser)."""
+    return sub.add_parser(NAME, help="spike statistics of a run or a checkpoint file (RUN_ID|FILE [--json])",
+                          add_help=False)
+
+
 def main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore")                 # Triton's CPU notice, Elephant's NaN notices
     args = build_parser().parse_args(argv)
-    from .analysis import InspectError
-    from .store import StoreError
+    from ..analysis import InspectError
+    from ..store import StoreError
     try:
         r = inspect_target(args.target, args.runs_dir, args.samples)
     except (InspectError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:
-        from .__main__ import _finite
-        print(json.dumps(_finite(r)))
+        print_json(r)
     else:
         print_text(r)
     return 0
