@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import get_store
-from snncore import analysis as A
+from snncore import inspect as A
 from snncore.config import RunConfig
 from snncore.viz import inspect as vi
 
