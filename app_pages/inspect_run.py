@@ -2,12 +2,12 @@
 
 Pick a run (its id is in the URL: ?run=ID) or upload a checkpoint (read with weights_only=True, so it
 never runs code). The network is rebuilt from the config inside the checkpoint, run on test samples
-with every layer recorded, and described per layer (snncore.analysis); weights are scrubbable over
+with every layer recorded, and described per layer (snncore.inspect); weights are scrubbable over
 the run's per-epoch checkpoints; a click on the raster (or the neuron picker) shows one neuron.
 Conv models (vgg11, resnet19): a neuron is one channel at one position of a layer's C x H x W map;
 per-neuron statistics, the raster and the picker use a fixed random sample of up to
-analysis.CONV_NEURONS neurons per layer, while rates, silent/saturated counts, sparsity and SynOps
-cover every neuron (snncore.analysis explains the conv SynOps formula).
+inspect.CONV_NEURONS neurons per layer, while rates, silent/saturated counts, sparsity and SynOps
+cover every neuron (snncore.metrics.synops explains the conv SynOps formula).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import get_store
-from snncore import analysis as A
+from snncore import inspect as A
 from snncore.config import RunConfig
 from snncore.viz import inspect as vi
 

@@ -279,7 +279,7 @@ class Run:
         """The per-layer spike statistics of Inspect / `python -m snncore inspect` (the newest
         checkpoint run on ``samples`` test samples): one row per layer; ``.attrs`` holds the
         report's run-wide numbers (accuracy, SynOps, ...)."""
-        from . import analysis as A
+        from . import inspect as A
         _, _, path = A.run_checkpoint(self.store, self.id)
         state = A.load_checkpoint(path)
         rec = A.record_network(state, samples)

@@ -8,7 +8,8 @@ import quantities as pq
 import torch
 from elephant import statistics as es
 
-from snncore import analysis as A
+from snncore import inspect as A
+from snncore import metrics as M
 from snncore.config import RunConfig
 from snncore.store import RunStore
 from snncore.train import Trainer
@@ -29,8 +30,8 @@ def random_spikes():
 
 def test_rates_hand_case_and_elephant(random_spikes):
     s = spikes_from({(0, 0): [0, 2, 5], (1, 0): [1, 2], (1, 1): [3]}, T=6, B=2, N=3)
-    assert A.firing_rates(s).tolist() == pytest.approx([5 / 12, 1 / 12, 0.0])
-    r = A.firing_rates(random_spikes)
+    assert M.firing_rates(s).tolist() == pytest.approx([5 / 12, 1 / 12, 0.0])
+    r = M.firing_rates(random_spikes)
     T, B, N = random_spikes.shape
     for n in range(N):   # Elephant: mean rate of the trains laid back to back, 1 step = 1 ms
         flat = random_spikes[:, :, n].T.reshape(-1)
@@ -40,54 +41,54 @@ def test_rates_hand_case_and_elephant(random_spikes):
 
 def test_isi_within_samples_matches_elephant(random_spikes):
     s = spikes_from({(0, 0): [0, 2, 5], (1, 0): [1, 2], (1, 1): [3]}, T=6, B=2, N=3)
-    isi = A.isi_per_neuron(s)
+    isi = M.isi_per_neuron(s)
     assert sorted(isi[0].tolist()) == [1, 2, 3] and isi[1].size == 0 and isi[2].size == 0
-    trains = A.spike_times(random_spikes)
-    for n, got in enumerate(A.isi_per_neuron(random_spikes)):
+    trains = M.spike_times(random_spikes)
+    for n, got in enumerate(M.isi_per_neuron(random_spikes)):
         ref = np.concatenate([es.isi(t) for t in trains[n]])
         np.testing.assert_array_equal(np.sort(got), np.sort(ref))
 
 
 def test_cv_hand_case_and_nan_when_undefined():
     s = spikes_from({(0, 0): [0, 2, 5], (1, 0): [1, 2], (0, 1): [1, 4]}, T=6, B=2, N=3)
-    cv = A.isi_cv(s)
+    cv = M.isi_cv(s)
     isi = np.array([2.0, 3.0, 1.0])
     assert cv[0] == pytest.approx(isi.std() / isi.mean())          # sqrt(2/3) / 2
     assert math.isnan(cv[1]) and math.isnan(cv[2])                 # one interval; none
     regular = np.zeros((20, 1, 1), bool)
     regular[::4] = True
-    assert A.isi_cv(regular)[0] == 0.0
+    assert M.isi_cv(regular)[0] == 0.0
 
 
 def test_fano_hand_case_and_against_counts(random_spikes):
     # neuron 0: counts over 4 samples 3, 2, 0, 1 -> var 1.25 / mean 1.5
     s = spikes_from({(0, 0): [0, 1, 2], (1, 0): [0, 3], (3, 0): [5]}, T=6, B=4, N=2)
-    f = A.fano_factors(s)
+    f = M.fano_factors(s)
     assert f[0] == pytest.approx(1.25 / 1.5) and math.isnan(f[1])
     counts = random_spikes.sum(0)
-    np.testing.assert_allclose(A.fano_factors(random_spikes), counts.var(0) / counts.mean(0))
+    np.testing.assert_allclose(M.fano_factors(random_spikes), counts.var(0) / counts.mean(0))
 
 
 def test_correlation_against_numpy_and_extremes(random_spikes):
-    c = A.correlation_matrix(random_spikes)
+    c = M.correlation_matrix(random_spikes)
     T, B, N = random_spikes.shape
     flat = random_spikes.transpose(2, 1, 0).reshape(N, B * T).astype(float)
     np.testing.assert_allclose(c, np.corrcoef(flat), atol=1e-12)
     same = np.repeat(random_spikes[:, :, :1], 3, axis=2)
-    assert A.mean_pairwise_correlation(same) == pytest.approx(1.0)
+    assert M.mean_pairwise_correlation(same) == pytest.approx(1.0)
     anti = np.concatenate([random_spikes[:, :, :1], ~random_spikes[:, :, :1]], axis=2)
-    assert A.mean_pairwise_correlation(anti) == pytest.approx(-1.0)
+    assert M.mean_pairwise_correlation(anti) == pytest.approx(-1.0)
     silent = np.zeros((5, 2, 4), bool)
-    assert math.isnan(A.mean_pairwise_correlation(silent))
+    assert math.isnan(M.mean_pairwise_correlation(silent))
 
 
 def test_synchrony_measures_order_synchronous_above_random(random_spikes):
     sync = np.zeros((10, 3, 8), bool)
     sync[[1, 4, 7]] = True
-    assert A.spike_contrast_sync(sync) == pytest.approx(1.0)
-    assert A.chi(sync) == pytest.approx(1.0)
-    assert A.spike_contrast_sync(random_spikes) < 0.5 and A.chi(random_spikes) < 0.5
-    assert math.isnan(A.spike_contrast_sync(np.zeros((5, 2, 4), bool)))
+    assert M.spike_contrast_sync(sync) == pytest.approx(1.0)
+    assert M.chi(sync) == pytest.approx(1.0)
+    assert M.spike_contrast_sync(random_spikes) < 0.5 and M.chi(random_spikes) < 0.5
+    assert math.isnan(M.spike_contrast_sync(np.zeros((5, 2, 4), bool)))
 
 
 def test_silent_saturated_sparsity():
@@ -95,10 +96,10 @@ def test_silent_saturated_sparsity():
     s[:, :, 1] = True               # saturated
     s[:9, :, 2] = True              # 90 %: saturated at the 0.9 line
     s[:2, 0, 3] = True              # 10 %
-    rates = A.firing_rates(s)
-    assert A.silent_saturated(rates) == (1, 2)
-    assert A.sparsity(s) == pytest.approx(1 - rates.mean())
-    assert A.sparsity(np.array([0.0, 0.5, 0.0, 0.0])) == 0.75
+    rates = M.firing_rates(s)
+    assert M.silent_saturated(rates) == (1, 2)
+    assert M.sparsity(s) == pytest.approx(1 - rates.mean())
+    assert M.sparsity(np.array([0.0, 0.5, 0.0, 0.0])) == 0.75
 
 
 def test_synops_counts_events_times_fan_out():
@@ -108,9 +109,9 @@ def test_synops_counts_events_times_fan_out():
     pre[0, 1, 1] = 1                        # sample 1: neuron 1 once
     w = np.array([[1.0, 0.0, 2.0], [0.5, 0.0, 0.0], [1.0, 3.0, 0.0], [0.2, 0.0, 0.0]])
     # fan-outs: 4, 1, 1 -> sample 0: 2*4 + 1 = 9; sample 1: 1 -> mean 5
-    assert A.synops(pre, w) == 5.0
+    assert M.synops(pre, w) == 5.0
     with pytest.raises(ValueError, match="3 inputs"):
-        A.synops(np.zeros((2, 2, 4)), w)
+        M.synops(np.zeros((2, 2, 4)), w)
 
 
 def test_pre_reset_membrane_reproduces_the_lif_spikes():

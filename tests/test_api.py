@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 import snncore as sc
-from snncore import analysis as A
+from snncore import inspect as A
 from snncore.store import RunStore
 
 TINY = dict(dataset="digits", epochs=1, n_train=128, hidden=[32], timesteps=4, batch_size=64,

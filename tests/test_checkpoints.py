@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from snncore import analysis as A
+from snncore import inspect as A
 from snncore import store as S
 from snncore.__main__ import main
 from snncore.config import RunConfig

@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 from streamlit.testing.v1 import AppTest
 
-from snncore import analysis as A
+from snncore import inspect as A
+from snncore import metrics as M
+from snncore.inspect import conv as inspect_conv
 from snncore.cli import inspect as cli_inspect
 from snncore.config import RunConfig
 from snncore.data import load_dataset
@@ -30,19 +32,19 @@ RESNET = dict(dataset="cifar10", model="resnet19", width=0.0625, rule="bptt", ep
 def test_conv_fan_out_and_synops_hand_case():
     w = np.ones((2, 1, 3, 3))
     w[1, 0, 0, 0] = 0.0                     # one zero weight: tap (0, 0) reaches one output channel only
-    fan = A.conv_fan_out(w, (3, 3), stride=1, padding=1)
+    fan = M.conv_fan_out(w, (3, 3), stride=1, padding=1)
     # centre: all 9 taps land inside the 3x3 output -> 2*9 - 1; corner (0, 0): taps ky, kx in {0, 1}
     # (including the zero one) -> 2*4 - 1; corner (2, 2): taps {1, 2} x {1, 2} -> 2*4; edge (0, 1): 2*6 - 1
     assert fan[0, 1, 1] == 17 and fan[0, 0, 0] == 7 and fan[0, 2, 2] == 8 and fan[0, 0, 1] == 11
     pre = np.zeros((2, 2, 1, 3, 3))
     pre[0, 0, 0, 1, 1] = pre[1, 0, 0, 0, 0] = 1          # sample 0: centre + corner (0,0) = 17 + 7
     pre[0, 1, 0, 2, 2] = pre[1, 1, 0, 2, 2] = 1          # sample 1: corner (2,2) twice = 16
-    assert A.conv_synops(pre, w, 1, 1) == 20.0
+    assert M.conv_synops(pre, w, 1, 1) == 20.0
     # stride 2 on 4x4 (padding 1): along an axis input 0 is reached by 1 tap, 1 by 2, 2 and 3 by 1
-    fan2 = A.conv_fan_out(np.ones((3, 1, 3, 3)), (4, 4), stride=2, padding=1)[0]
+    fan2 = M.conv_fan_out(np.ones((3, 1, 3, 3)), (4, 4), stride=2, padding=1)[0]
     assert fan2[1, 1] == 3 * 2 * 2 and fan2[0, 0] == 3 and fan2[3, 1] == 3 * 2 and fan2.sum() == 3 * 25
     # dense MACs count the padded taps too: T * C_out * 2 * 2 * C_in * 9
-    assert A.conv_dense_macs((3, 1, 3, 3), (4, 4), T=5, stride=2, padding=1) == 5 * 3 * 4 * 9
+    assert M.conv_dense_macs((3, 1, 3, 3), (4, 4), T=5, stride=2, padding=1) == 5 * 3 * 4 * 9
 
 
 @pytest.mark.parametrize("stride,padding,dilation,hw", [(1, 1, 1, (5, 6)), (2, 1, 1, (7, 8)), (2, 0, 2, (9, 7)),
@@ -53,7 +55,7 @@ def test_conv_synops_equals_the_summed_convolution_of_the_events(stride, padding
     w = torch.randn(4, 3, 3, 3, generator=g) * (torch.rand(4, 3, 3, 3, generator=g) < 0.6)
     pre = (torch.rand(3, 2, 3, *hw, generator=g) < 0.3).float()
     ref = F.conv2d(pre.flatten(0, 1), (w != 0).float(), stride=stride, padding=padding, dilation=dilation).sum() / 2
-    assert A.conv_synops(pre, w, stride, padding, dilation) == pytest.approx(float(ref))
+    assert M.conv_synops(pre, w, stride, padding, dilation) == pytest.approx(float(ref))
 
 
 # ---- tiny runs ---------------------------------------------------------------------------------
@@ -151,7 +153,7 @@ def test_vgg_record_matches_an_independent_rerun(vgg_rec, monkeypatch):
     s1 = stats["conv1"]
     every = tr["conv1"].post.reshape(4, n, -1).mean((0, 1)).numpy()
     assert s1.n_neurons == 1024 and s1.rates.size == 512 and s1.cv.size == 512
-    assert (s1.silent, s1.saturated) == ((every == 0).sum(), (every >= A.SATURATED_AT).sum())
+    assert (s1.silent, s1.saturated) == ((every == 0).sum(), (every >= M.SATURATED_AT).sum())
     assert s1.sparsity == pytest.approx(1 - every.mean())
     assert s1.dense_macs == 4 * 16 * 8 * 8 * 1 * 9                   # T x C_out x H x W x C_in x 3 x 3
     rep = A.report(rec, stats, "x")
@@ -160,7 +162,7 @@ def test_vgg_record_matches_an_independent_rerun(vgg_rec, monkeypatch):
     assert rep["activation_sparsity"] == pytest.approx(1 - spikes / cells)
     assert rep["layers"]["conv1"]["neurons_recorded"] == 512 and rep["layers"]["conv1"]["map"] == [16, 8, 8]
     # chunking never changes the result: one sample per forward pass gives the same record
-    monkeypatch.setattr(A, "RECORD_ELEMENTS", 1)
+    monkeypatch.setattr(inspect_conv, "RECORD_ELEMENTS", 1)
     small = A.record_network(state, n_samples=n)
     assert "chunks of 1 samples" in small.extra["note"]
     for name, lr in rec.layers.items():

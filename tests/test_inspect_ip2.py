@@ -5,7 +5,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from snncore import analysis as A
+from snncore import inspect as A
 from snncore.cli.inspect import inspect_target, print_text
 from snncore.config import RunConfig
 from snncore.store import RunStore

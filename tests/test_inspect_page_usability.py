@@ -6,7 +6,8 @@ import re
 import pandas as pd
 import pytest
 
-from snncore import analysis as A
+from snncore import inspect as A
+from snncore.inspect import conv as inspect_conv
 from snncore.config import RunConfig
 from snncore.store import RunStore
 from snncore.train import Trainer
@@ -55,7 +56,7 @@ def test_sample_count_defaults_by_model_and_keeps_the_users_choice(page, runs, m
     assert not at.exception and "64 test samples" in shown_samples(at)
     assert not slow_warnings(at)
     # as slow as a full-size net: a visible warning with an estimate, and the choice is honoured
-    monkeypatch.setattr(A, "CONV_SECONDS", {"vgg11": 100.0, "resnet19": 100.0})
+    monkeypatch.setattr(inspect_conv, "CONV_SECONDS", {"vgg11": 100.0, "resnet19": 100.0})
     at.number_input(key="samples").set_value(72).run()
     assert not at.exception and "72 test samples" in shown_samples(at)
     (w,) = slow_warnings(at)

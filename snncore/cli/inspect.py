@@ -2,8 +2,8 @@
 
 Rebuilds the network from a run's newest checkpoint (or a checkpoint file, read with
 weights_only=True so it can never run code), runs it on N test samples and prints the spike
-statistics of every layer (snncore.analysis). Conv models (vgg11, resnet19): a neuron is one channel
-at one position; the per-neuron statistics use a random sample of up to analysis.CONV_NEURONS per
+statistics of every layer (snncore.inspect). Conv models (vgg11, resnet19): a neuron is one channel
+at one position; the per-neuron statistics use a random sample of up to inspect.CONV_NEURONS per
 layer (column "recorded"), the counts and SynOps every neuron. Time grows with N x T x the network's
 size (a ResNet-19 at width 1 on 32x32: use a few samples). Bad input: exit 2, one line "error: ..." on stderr.
 """
@@ -46,7 +46,7 @@ def _looks_like_file(target: str) -> bool:
 
 def inspect_target(target: str, runs_dir: str | None, samples: int) -> dict:
     """The report dict for a run id or a checkpoint path; raises InspectError / StoreError."""
-    from .. import analysis as A
+    from .. import inspect as A
     if _looks_like_file(target):
         state = A.load_checkpoint(target)
         source = str(Path(target))
@@ -84,7 +84,7 @@ def print_text(r: dict) -> None:
     print(f"SynOps per sample {r['synops_per_sample']:.0f} ({ratio:.1%} of a dense network's "
           f"{r['dense_macs_per_sample']:.0f} MACs); activation sparsity {_fmt(r['activation_sparsity'])}")
     if any(s.get("map") for s in r["layers"].values()):
-        from ..analysis import CONV_NEURONS
+        from ..inspect import CONV_NEURONS
         print(f"conv layers: a neuron is one channel at one position (neurons = C x H x W); CV ISI, Fano, corr, "
               f"chi and contrast describe a random sample of up to {CONV_NEURONS} of them (recorded); rate, "
               f"silent, saturated, sparsity and SynOps cover every neuron and input")
@@ -99,7 +99,7 @@ def add_parser(sub, argv):
 def main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore")                 # Triton's CPU notice, Elephant's NaN notices
     args = build_parser().parse_args(argv)
-    from ..analysis import InspectError
+    from ..inspect import InspectError
     from ..store import StoreError
     try:
         r = inspect_target(args.target, args.runs_dir, args.samples)

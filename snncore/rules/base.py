@@ -118,13 +118,13 @@ class Rule:
     @classmethod
     def inspect_supports(cls, cfg, state: dict | None) -> bool | None:
         """True: Inspect re-runs this checkpoint through inspect_record; None: the generic path
-        decides. Raises analysis.InspectError when the rule knows the checkpoint cannot be re-run."""
+        decides. Raises snncore.inspect.InspectError when the rule knows the checkpoint cannot be re-run."""
         fn = rule_part(cls, "inspect", "supports")
         return fn(cfg, state) if fn is not None else None
 
     @classmethod
     def inspect_record(cls, state: dict, cfg, n_samples: int, seed: int):
-        """analysis.Recording of the checkpoint's network run on n_samples inputs, or None (the
+        """snncore.inspect.Recording of the checkpoint's network run on n_samples inputs, or None (the
         generic path rebuilds the model from state["model"])."""
         fn = rule_part(cls, "inspect", "record")
         return fn(state, cfg, n_samples, seed) if fn is not None else None

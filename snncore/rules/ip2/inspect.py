@@ -16,7 +16,7 @@ def supports(cfg, state: dict | None) -> bool:
     """True when the checkpoint carries the RSNN (or no checkpoint is given yet)."""
     if state is None or _loop(state) is not None:
         return True
-    from ...analysis import InspectError
+    from ...inspect import InspectError
     raise InspectError("this IP2 checkpoint was written before task checkpoints carried the recurrent "
                        "network, so there is nothing to re-run (resume or repeat the run to get one)")
 
@@ -26,7 +26,7 @@ def record(state: dict, cfg, n_samples: int, seed: int):
     """The recurrent network of the task boundary the checkpoint holds, run on n_samples trials of
     the next task of its family (the task it would learn next). Layers: "rsnn" (its input and
     recurrent synapses, pre = [x_t, s_{t-1}]; membrane u) and "out" (the read-out y, not spiking)."""
-    from ...analysis import InspectError, LayerRecord, Recording
+    from ...inspect import InspectError, LayerRecord, Recording
     from . import L2LRunner
     point = _loop(state)
     mask = point.get("mask") or point.get("current", "").split("+")

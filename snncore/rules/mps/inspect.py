@@ -7,7 +7,7 @@ import torch
 
 def weights(state: dict) -> dict | None:
     """Layer name -> W_eff of each MPS layer of the checkpoint's net (None: no MPS layers)."""
-    from ...analysis import InspectError, checkpoint_config
+    from ...inspect import InspectError, checkpoint_config
     from . import MPSNet
     w = state.get("model") or {}
     if not any(k.startswith("layers.") for k in w):
