@@ -140,7 +140,7 @@ def record(n: int | None = None) -> dict:
 def torch_threads(n: int):
     """Temporarily set torch's intra-op thread count (restored on exit), never above the budget;
     n <= 0 leaves it alone. For tiny tensors (the Rule Lab, IP2's protocol), where a 2-thread pool
-    on a busy 2-core box made one small matmul ~1000x slower. Same as snncore.rules.ip2's."""
+    on a busy 2-core box made one small matmul ~1000x slower."""
     import torch
     old = torch.get_num_threads()
     if n > 0:

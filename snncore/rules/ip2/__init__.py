@@ -87,7 +87,6 @@ import math
 import time
 import warnings
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -98,6 +97,7 @@ import torch.nn.functional as F
 from ...data.l2l_tasks import STIM_DIM, Task, TaskFamily, make_family  # noqa: F401 -- the spec's make_family
 from ...models.rsnn import (PROPS, RSNN, TAU_MAX, TAU_MIN, THETA_MAX, THETA_MIN,  # noqa: F401
                             mask_key, normalize_mask, spike_fn)
+from ...threads import torch_threads   # tiny matrices: the protocol runs single-threaded by default
 from ..base import Rule, param
 
 # ----------------------------------------------------------------------------- pure functions
@@ -285,28 +285,6 @@ def snapshot(model: RSNN, n_single: int = 5) -> dict:
         out[p] = {"mean": float(v.mean()), "q25": float(q[0]), "median": float(q[1]),
                   "q75": float(q[2]), "single": v[idx].tolist(), "values": v.tolist()}
     return out
-
-
-@contextmanager
-def torch_threads(n: int):
-    """Temporarily set torch's intra-op thread count (restored on exit); n <= 0 leaves it alone.
-
-    The matrices here are tiny ([B,N] x [N,N]); on a busy 2-core box a 2-thread pool made one such
-    matmul take ~15 ms instead of ~0.01 ms, so the protocol runs single-threaded by default."""
-    old = torch.get_num_threads()
-    if n > 0:
-        from ...threads import ThreadsError, budget
-        try:                     # never above the run's thread budget (snncore/threads.py)
-            n = min(n, budget()[0])
-        except ThreadsError:
-            pass
-    if n > 0 and n != old:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != old:
-            torch.set_num_threads(old)
 
 
 class L2LRunner:
