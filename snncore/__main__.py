@@ -523,6 +523,9 @@ def main(argv=None) -> int:
         import importlib
         mod = importlib.import_module(f".{SUBMODULES[argv[0]]}", __package__)
         return mod.main(argv[1:])
+    if argv and argv[0] in ("sweep", "sweeps"):        # snncore/sweeps/cli.py owns both
+        from .sweeps.cli import main as sweep_main
+        return sweep_main(argv)
     args = build_parser(argv).parse_args(argv)
     if args.cmd == "train":
         return cmd_train(args)

@@ -130,10 +130,11 @@ def parse_spec(base: RunConfig, grids: list[str], ranges: list[str], seeds: int 
             if ax.target in seen:
                 raise SweepError(f"{opt} {name}: swept twice")
             seen.add(ax.target)
+            spec.axes.append(ax)             # before the checks: apply() sets only known axes
             if opt == "--grid":
                 vals = [v.strip() for v in rest.split(",")] if rest else []
                 if not vals or any(v == "" for v in vals):
-                    raise SweepError(f"--grid {text!r}: empty value list (give NAME=v1,v2,...)")
+                    raise SweepError(f"--grid {text!r}: an empty value list or an empty value (give NAME=v1,v2,...)")
                 ax.values = vals
                 for v in vals:
                     _check(spec, opt, ax, v)
@@ -156,7 +157,6 @@ def parse_spec(base: RunConfig, grids: list[str], ranges: list[str], seeds: int 
                     raise SweepError(f"--range {name}: {name} is not a real number; use --grid")
                 for v in (lo, hi):
                     _check(spec, opt, ax, v)
-            spec.axes.append(ax)
     if any(a.lo is not None for a in spec.axes) and search == "grid":
         raise SweepError("--range needs --search random or optuna (grid search takes --grid values)")
     if search != "grid" and trials < 1:
