@@ -169,3 +169,24 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     store.close()
     r = _cli(runs, "sweep", "--resume", sweep_id)
     assert r.returncode == 2 and "already finished" in r.stderr
+
+
+def test_a_failed_trial_is_marked_with_its_reason_and_the_sweep_goes_on(tmp_path):
+    """device=cuda on a box without one fails inside its trial."""
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    runs = tmp_path / "runs"
+    r = _cli(runs, "sweep", *TINY[:-2], "--grid", "device=cpu,cuda", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (out["status"], out["trials"], out["finished"], out["failed"]) == ("finished", 2, 1, 1)
+    assert out["best"]["config"]["device"] == "cpu"
+    recs = {r["point"]["device"]: r for r in
+            (json.loads(f.read_text()) for f in runs.glob("sweeps/*/trials/*.json"))}
+    assert recs["cuda"]["status"] == "failed" and "no CUDA GPU is available" in recs["cuda"]["error"]
+    from snncore.store import RunStore
+    store = RunStore(runs)
+    run = store.get_run(recs["cuda"]["run_id"])
+    assert run["status"] == "failed" and "CUDA" in run["error"]
+    store.close()

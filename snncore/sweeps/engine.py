@@ -18,7 +18,7 @@ from .. import threads
 from ..store import atomic_write_bytes, pid_alive
 from .spec import SweepError, SweepSpec
 
-ENDED = ("finished", "failed")
+ENDED = ("finished", "failed", "early_stopped")     # a resume runs these points no more
 OBJECT_STORE_BYTES = 256 * 2**20     # a local Ray's shared memory: trials pass no large objects
 
 
@@ -83,7 +83,8 @@ def summarize(runs_root: Path, state: dict) -> dict:
     """The sweep's JSON summary: sweep_id, status, trials, finished, failed, best, seconds."""
     recs = trial_records(runs_root, state["sweep_id"])
     opts = Options(**state["options"])
-    done = [r for r in recs.values() if r.get("status") == "finished" and r.get("metric") is not None]
+    # an ASHA-stopped trial competes with its last epoch's score
+    done = [r for r in recs.values() if r.get("status") in ("finished", "early_stopped") and r.get("metric") is not None]
     best = None
     if done:
         pick = max if opts.mode == "max" else min
@@ -91,7 +92,8 @@ def summarize(runs_root: Path, state: dict) -> dict:
         best = {"run_id": b["run_id"], "config": b["config"], "point": b["point"], "metric": b["metric"]}
     return {"sweep_id": state["sweep_id"], "name": state.get("name", ""), "status": state["status"],
             "trials": state["n_trials"], "finished": sum(r.get("status") == "finished" for r in recs.values()),
-            "failed": sum(r.get("status") == "failed" for r in recs.values()), "metric": opts.metric,
+            "failed": sum(r.get("status") == "failed" for r in recs.values()),
+            "early_stopped": sum(r.get("status") == "early_stopped" for r in recs.values()), "metric": opts.metric,
             "mode": opts.mode, "best": best, "seconds": round(state.get("seconds", 0.0), 3),
             "created": state.get("created")}
 
@@ -134,6 +136,8 @@ def _trial(config: dict, ctx: dict) -> None:
 
         def on_progress(p):
             if p.test_accuracy is not None:             # an epoch ended
+                if metric == "test_accuracy":           # what an early-stopped trial scored last
+                    rec["metric"] = p.test_accuracy
                 tune.report({"test_accuracy": p.test_accuracy, "epoch": p.epoch, "run_id": run_id})
 
         trainer = Trainer(cfg, store, run_id, on_progress=on_progress)
@@ -151,7 +155,7 @@ def _trial(config: dict, ctx: dict) -> None:
     finally:
         rec["ended"] = time.time()
         if rec["status"] == "running":     # stopped early by the scheduler (ASHA) or the driver
-            rec["status"] = "stopped"
+            rec["status"] = "early_stopped" if ctx["scheduler"] == "asha" else "stopped"
             if rec["run_id"]:
                 run = store.get_run(rec["run_id"])
                 if run and run["status"] in ("starting", "running"):
@@ -167,7 +171,6 @@ def _trial(config: dict, ctx: dict) -> None:
 def _init_ray(opts: Options, n_threads: int) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")   # a failed trial reports no metric
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
     if ray.is_initialized():
         return
@@ -218,7 +221,7 @@ def _run(state: dict, runs_root: Path) -> dict:
     _abandon(runs_root, recs)
     per_trial = max(1, int(opts.cpus_per_trial))
     ctx = {"spec": spec.to_dict(), "sweep_id": state["sweep_id"], "sweep_dir": str(sweep_dir.resolve()),
-           "runs_root": str(Path(runs_root).resolve()), "threads": per_trial, "metric": opts.metric,
+           "runs_root": str(Path(runs_root).resolve()), "threads": per_trial, "metric": opts.metric, "scheduler": opts.scheduler,
            "name": opts.name}
     if spec.search == "grid":
         todo = [i for i in range(state["n_trials"]) if f"{i:05d}" not in ended]
@@ -256,9 +259,7 @@ def _run(state: dict, runs_root: Path) -> dict:
             status, state["error"] = "failed", f"{type(e).__name__}: {e}"
     recs = trial_records(runs_root, state["sweep_id"])
     if status == "finished" and sum(r.get("status") in ENDED for r in recs.values()) < state["n_trials"]:
-        status = "stopped"       # trials left (stopped early or lost): resumable
-        if opts.scheduler == "asha":
-            status = "finished"  # ASHA stops poor trials on purpose
+        status = "stopped"       # trials left (lost, or the driver interrupted): resumable
     state.update(status=status, seconds=time.monotonic() - t0, ended=time.time())
     _write_json(sweep_dir / "sweep.json", state)
     return summarize(runs_root, state)
