@@ -130,6 +130,8 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("bench", help="speed benchmarks as ratios to a reference timed in the same run "
                                  "([--quick] [--json])", add_help=False)
+    from .sweeps.cli import add_parsers      # sweep, sweeps: parsed by snncore/sweeps/cli.py (main below)
+    add_parsers(sub)
     return p
 
 

@@ -93,6 +93,7 @@ BAD = [
     (["--seeds", "0"], "--seeds 0"),
     (["--grid", "lr=1e-3", "--cpus-per-trial", "0"], "--cpus-per-trial"),
     (["--grid", "lr=1e-3", "--lr", "-1"], "lr: -1.0 is out of range"),
+    (["--grid", "lr=1e-3", "--metric", "loss9"], "--metric 'loss9': choose one of"),
     (["--grid", "lr=1e-3", "--bogus", "1"], "unrecognized arguments: --bogus"),
 ]
 

@@ -12,6 +12,10 @@ import time
 from pathlib import Path
 
 
+# keys of the Trainer's summary a sweep can rank trials by
+METRICS = ("test_accuracy", "best_test_accuracy", "seconds", "steps")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2
         print(f"error: {message}", file=sys.stderr)
@@ -116,6 +120,8 @@ def run_sweep(args) -> int:
             base = _base_config(args.rest)
             spec = parse_spec(base, args.grid, args.range, seeds=args.seeds, search=args.search,
                               trials=args.trials)
+            if args.metric not in METRICS:
+                _fail(f"--metric {args.metric!r}: choose one of {', '.join(METRICS)} (keys of a run's summary)")
             if args.metric != "test_accuracy" and args.scheduler == "asha":
                 _fail("--scheduler asha decides on the per-epoch test_accuracy; use --metric test_accuracy")
             from ..data import DatasetError, prepare_dataset
