@@ -136,7 +136,9 @@ def test_rule_hyperparameter_names_resolve_through_the_registry():
 def test_resume_after_the_driver_is_killed(tmp_path):
     runs = tmp_path / "runs"
     # one trial at a time, so the driver dies with trials done and trials left
-    p = subprocess.Popen([sys.executable, "-m", "snncore", "sweep", *TINY, "--grid", "lr=1e-3,2e-3,3e-3",
+    # trials long enough (a few seconds) that the driver is killed with trials left
+    slower = [*TINY, "--n-train", "600", "--epochs", "3"]
+    p = subprocess.Popen([sys.executable, "-m", "snncore", "sweep", *slower, "--grid", "lr=1e-3,2e-3,3e-3",
                           "--max-concurrent", "1", "--json"], cwd=ROOT, env=_env(runs),
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 240
@@ -147,7 +149,8 @@ def test_resume_after_the_driver_is_killed(tmp_path):
             done = [r for r in recs if r["status"] == "finished"]
             if done:
                 break
-            time.sleep(0.2)
+            time.sleep(0.05)
+        assert p.poll() is None, "the sweep ended before it could be killed"
     finally:
         os.killpg(p.pid, signal.SIGKILL)      # the driver and what it started in its session
         p.wait()

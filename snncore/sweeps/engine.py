@@ -104,6 +104,8 @@ def _trial(config: dict, ctx: dict) -> None:
     """One trial: an ordinary run, trained by the Trainer on the trial's thread budget, its
     per-epoch metric reported to Tune (ASHA decides on these), its record written for resume."""
     os.environ.update(threads.env_for(ctx["threads"]))   # Trainer.run applies this budget
+    if os.path.isdir(ctx["cwd"]):             # relative paths mean what they mean to the driver
+        os.chdir(ctx["cwd"])
     from ray import tune
     from ..config import RunConfig
     from ..store import RunStore
@@ -174,14 +176,14 @@ def _init_ray(opts: Options, n_threads: int) -> None:
     import ray
     if ray.is_initialized():
         return
-    # workers import this snncore (not another install's) and get the trial's thread budget
-    # before torch and Numba load in them
-    pkg_parent = str(Path(__file__).resolve().parent.parent.parent)
-    env = {**threads.env_for(n_threads),
-           "PYTHONPATH": os.pathsep.join(p for p in (pkg_parent, os.environ.get("PYTHONPATH", "")) if p),
-           "RAY_USAGE_STATS_ENABLED": "0"}
+    # workers get the trial's thread budget before torch and Numba load in them, and this snncore
+    # shipped as a module (a cluster's nodes need no copy of the code nor a shared filesystem)
+    import snncore
+    env = {**threads.env_for(n_threads), "RAY_USAGE_STATS_ENABLED": "0",
+           "SNNCORE_DATA": os.path.abspath(os.environ.get("SNNCORE_DATA") or "data")}   # as the driver sees it
     kw = dict(include_dashboard=False, log_to_driver=bool(os.environ.get("SNNCORE_DEBUG")),
-              runtime_env={"env_vars": env}, configure_logging=False)
+              runtime_env={"env_vars": env, "py_modules": [str(Path(snncore.__file__).parent)],
+                           "excludes": ["__pycache__", "*.pyc"]}, configure_logging=False)
     if opts.address:
         ray.init(address=opts.address, **kw)
     else:
@@ -222,6 +224,7 @@ def _run(state: dict, runs_root: Path) -> dict:
     per_trial = max(1, int(opts.cpus_per_trial))
     ctx = {"spec": spec.to_dict(), "sweep_id": state["sweep_id"], "sweep_dir": str(sweep_dir.resolve()),
            "runs_root": str(Path(runs_root).resolve()), "threads": per_trial, "metric": opts.metric, "scheduler": opts.scheduler,
+           "cwd": os.getcwd(),
            "name": opts.name}
     if spec.search == "grid":
         todo = [i for i in range(state["n_trials"]) if f"{i:05d}" not in ended]
