@@ -1,4 +1,4 @@
-"""Command line: python -m snncore train | runs | inspect | bench  (add --json for machine-readable output).
+"""Command line: python -m snncore train | runs | inspect | bench | sweep | sweeps  (add --json for machine-readable output).
 
 Bad input exits with status 2 and one line naming the field and what is allowed.
 
@@ -23,8 +23,9 @@ import sys
 
 from . import bench, inspect, runs, train
 from .common import Parser
+from .sweep import SWEEP, SWEEPS
 
-COMMANDS = [train, runs, inspect, bench]
+COMMANDS = [train, runs, inspect, bench, SWEEP, SWEEPS]
 
 
 def build_parser(argv=None) -> argparse.ArgumentParser:

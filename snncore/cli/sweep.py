@@ -1,0 +1,164 @@
+"""`python -m snncore sweep ...` and `python -m snncore sweeps [--json]`.
+
+Every `train` flag also goes on `sweep` and sets the base config (parsed by train's own parser);
+the sweep's own flags are below. Bad input: one line on stderr, exit 2, before Ray starts.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from .common import Parser, fail, print_json
+
+
+# keys of the Trainer's summary a sweep can rank trials by
+METRICS = ("test_accuracy", "best_test_accuracy", "seconds", "steps")
+
+
+def _sweep_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--grid", action="append", default=[], metavar="NAME=v1,v2",
+                   help="values of a config field or rule hyperparameter (RULE.NAME or NAME); repeatable")
+    p.add_argument("--range", action="append", default=[], metavar="NAME=lo:hi[:log]",
+                   help="a real interval for --search random|optuna; repeatable")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per point (seed, seed+1, ...)")
+    p.add_argument("--search", default="grid", choices=("grid", "random", "optuna"))
+    p.add_argument("--trials", type=int, default=0, help="trials for random/optuna search")
+    p.add_argument("--metric", default="test_accuracy", help="a key of the run's summary (default test_accuracy)")
+    p.add_argument("--mode", default="max", choices=("max", "min"))
+    p.add_argument("--scheduler", default="none", choices=("none", "asha"),
+                   help="asha: stop poor trials early from their per-epoch test accuracy")
+    p.add_argument("--max-concurrent", type=int, default=0, help="trials at once (default: cores / cpus-per-trial)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray CPUs (= threads) per trial")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="Ray GPUs per trial (fractions share one)")
+    p.add_argument("--retries", type=int, default=0, help="times a trial lost with its node is retried")
+    p.add_argument("--address", default="", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
+    p.add_argument("--name", default="", help="the sweep's label (its runs are named NAME.<trial>)")
+    p.add_argument("--resume", metavar="SWEEP_ID", help="continue a stopped sweep; finished trials are kept")
+    p.add_argument("--runs-dir", help="runs folder (default: $SNNCORE_RUNS or ./runs)")
+    p.add_argument("--json", action="store_true", help="last line: one JSON object")
+
+
+def sweep_parser() -> Parser:
+    p = Parser(prog="python -m snncore sweep", allow_abbrev=False,
+                description="Sweep ordinary runs over hyperparameters and seeds with Ray Tune. Every "
+                            "`train` flag (see `python -m snncore train --help`) sets the base config.")
+    _sweep_args(p)
+    return p
+
+
+def _base_config(rest: list[str]):
+    """The base RunConfig from the train flags, through train's own parser and config_from_args."""
+    from ..config import ConfigError
+    from . import build_parser
+    from .common import config_from_args
+    argv = ["train", *rest]
+    try:
+        args = build_parser(argv).parse_args(argv)
+        return config_from_args(args, note=False)
+    except ConfigError as e:
+        fail(str(e))
+
+
+def _print(summary: dict, as_json: bool) -> None:
+    if as_json:
+        print_json({k: summary[k] for k in ("sweep_id", "status", "trials", "finished", "failed", "best", "seconds")})
+        return
+    b = summary["best"]
+    best = f"best {summary['metric']} {b['metric']:.4f} (run {b['run_id']}, {b['point']})" if b else "no finished trial"
+    print(f"sweep {summary['sweep_id']} {summary['status']}: {summary['finished']}/{summary['trials']} trials "
+          f"finished, {summary['failed']} failed; {best}; {summary['seconds']:.1f}s")
+
+
+def run_sweep(args) -> int:
+    """args: the sweep parser's namespace plus .rest (the train flags)."""
+    from ..sweeps import engine
+    from ..sweeps.spec import SweepError, parse_spec
+    from ..store import check_run_id, default_runs_dir
+    root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
+    opts = engine.Options(metric=args.metric, mode=args.mode, scheduler=args.scheduler,
+                          max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
+                          gpus_per_trial=args.gpus_per_trial, address=args.address, name=args.name,
+                          retries=args.retries)
+    try:
+        if args.resume:
+            if args.rest or args.grid or args.range:
+                fail("--resume continues a sweep with its stored spec; give no grid or config flags with it")
+            check_run_id(args.resume)
+            summary = engine.resume(root, args.resume)
+        else:
+            for flag, v, lo in (("--max-concurrent", args.max_concurrent, 0), ("--retries", args.retries, 0)):
+                if v < lo:
+                    fail(f"{flag} {v}: give {lo} or more")
+            if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
+                fail("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+            if args.name and not all(c.isalnum() or c in "_.- " for c in args.name):
+                fail("--name: use letters, digits, spaces, '.', '_' or '-'")
+            base = _base_config(args.rest)
+            spec = parse_spec(base, args.grid, args.range, seeds=args.seeds, search=args.search,
+                              trials=args.trials)
+            if args.metric not in METRICS:
+                fail(f"--metric {args.metric!r}: choose one of {', '.join(METRICS)} (keys of a run's summary)")
+            if args.metric != "test_accuracy" and args.scheduler == "asha":
+                fail("--scheduler asha decides on the per-epoch test_accuracy; use --metric test_accuracy")
+            from ..data import DatasetError, prepare_dataset
+            try:
+                prepare_dataset(__import__("snncore.config", fromlist=["RunConfig"]).RunConfig.from_dict(spec.base))
+            except DatasetError as e:
+                fail(str(e))
+            summary = engine.start(spec, opts, root)
+    except (SweepError, ValueError) as e:
+        fail(str(e))
+    _print(summary, args.json)
+    return 0 if summary["status"] == "finished" else 1
+
+
+def run_sweeps(args) -> int:
+    from ..sweeps import engine
+    from ..store import default_runs_dir
+    root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
+    rows = engine.list_sweeps(root)
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print(f"no sweeps in {root}")
+        return 0
+    print(f"{'sweep id':28} {'status':9} {'trials':>6} {'done':>5} {'failed':>6} {'best':>8}  started")
+    for r in rows:
+        best = "-" if not r["best"] else f"{r['best']['metric']:.4f}"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"] or 0))
+        print(f"{r['sweep_id']:28} {r['status']:9} {r['trials']:>6} {r['finished']:>5} {r['failed']:>6} {best:>8}  {when}")
+    return 0
+
+
+class _Sweep:
+    """`sweep`: parses its own arguments (its flags, then train's for the base config)."""
+    NAME = "sweep"
+
+    @staticmethod
+    def add_parser(sub, argv) -> None:
+        sub.add_parser("sweep", add_help=False, help="many runs over a grid / range and seeds, with Ray Tune "
+                       "(every train flag sets the base config; --json)")
+
+    @staticmethod
+    def main(argv: list[str]) -> int:
+        args, train_flags = sweep_parser().parse_known_args(argv)
+        args.rest = train_flags
+        return run_sweep(args)
+
+
+class _Sweeps:
+    """`sweeps [--json]`: the sweeps in the runs folder."""
+    NAME = "sweeps"
+
+    @staticmethod
+    def add_parser(sub, argv) -> None:
+        p = sub.add_parser("sweeps", help="list sweeps with status and best run ([--json])")
+        p.add_argument("--runs-dir", help="runs folder (default: $SNNCORE_RUNS or ./runs)")
+        p.add_argument("--json", action="store_true")
+
+    run = staticmethod(run_sweeps)
+
+
+SWEEP, SWEEPS = _Sweep(), _Sweeps()

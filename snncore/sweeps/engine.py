@@ -1,0 +1,300 @@
+"""Run a sweep's trials with Ray Tune; each trial is an ordinary run in the driver's RunStore.
+
+State under <runs>/sweeps/<sweep_id>/: sweep.json (spec, options, status, driver pid) and
+trials/<key>.json (one per trial, written by the trial itself: run id, point, status, metric,
+error). `--resume` reads the trial files and runs only the points that did not end (finished or
+failed), so none runs twice. Grid points are indexed by their position in SweepSpec.grid_points().
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .. import threads
+from ..store import atomic_write_bytes, pid_alive
+from .spec import SweepError, SweepSpec
+
+ENDED = ("finished", "failed", "early_stopped")     # a resume runs these points no more
+OBJECT_STORE_BYTES = 256 * 2**20     # a local Ray's shared memory: trials pass no large objects
+
+
+@dataclass
+class Options:
+    metric: str = "test_accuracy"
+    mode: str = "max"
+    scheduler: str = "none"
+    max_concurrent: int = 0           # 0: as many as the cores allow at cpus_per_trial
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    address: str = ""                 # "" local Ray started here; "auto" or HOST:PORT joins a cluster
+    name: str = ""
+    retries: int = 0                  # Ray's max_failures per trial (a lost node's trials are retried)
+
+
+def new_sweep_id() -> str:
+    return "sw-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def sweeps_root(runs_root: Path) -> Path:
+    return Path(runs_root) / "sweeps"
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, json.dumps(obj, indent=1).encode(), durable=False)
+
+
+def load_state(runs_root: Path, sweep_id: str) -> dict | None:
+    p = sweeps_root(runs_root) / sweep_id / "sweep.json"
+    if not p.is_file():
+        return None
+    state = json.loads(p.read_text())
+    if state.get("status") == "running" and not pid_alive(state.get("pid")):
+        state["status"] = "stopped"          # its driver died: `sweep --resume` continues it
+    return state
+
+
+def trial_records(runs_root: Path, sweep_id: str) -> dict[str, dict]:
+    d = sweeps_root(runs_root) / sweep_id / "trials"
+    out = {}
+    for f in sorted(d.glob("*.json")) if d.is_dir() else []:
+        try:
+            out[f.stem] = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue                          # a half-written record cannot exist (atomic); skip junk
+    return out
+
+
+def list_sweeps(runs_root: Path) -> list[dict]:
+    root = sweeps_root(runs_root)
+    out = []
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        st = load_state(runs_root, d.name)
+        if st is not None:
+            out.append(summarize(runs_root, st))
+    return out
+
+
+def summarize(runs_root: Path, state: dict) -> dict:
+    """The sweep's JSON summary: sweep_id, status, trials, finished, failed, best, seconds."""
+    recs = trial_records(runs_root, state["sweep_id"])
+    opts = Options(**state["options"])
+    # an ASHA-stopped trial competes with its last epoch's score
+    done = [r for r in recs.values() if r.get("status") in ("finished", "early_stopped") and r.get("metric") is not None]
+    best = None
+    if done:
+        pick = max if opts.mode == "max" else min
+        b = pick(done, key=lambda r: r["metric"])
+        best = {"run_id": b["run_id"], "config": b["config"], "point": b["point"], "metric": b["metric"]}
+    return {"sweep_id": state["sweep_id"], "name": state.get("name", ""), "status": state["status"],
+            "trials": state["n_trials"], "finished": sum(r.get("status") == "finished" for r in recs.values()),
+            "failed": sum(r.get("status") == "failed" for r in recs.values()),
+            "early_stopped": sum(r.get("status") == "early_stopped" for r in recs.values()), "metric": opts.metric,
+            "mode": opts.mode, "best": best, "seconds": round(state.get("seconds", 0.0), 3),
+            "created": state.get("created")}
+
+
+# ---- the trial (runs in a Ray worker) ----------------------------------------------------------
+
+def _trial(config: dict, ctx: dict) -> None:
+    """One trial: an ordinary run, trained by the Trainer on the trial's thread budget, its
+    per-epoch metric reported to Tune (ASHA decides on these), its record written for resume."""
+    os.environ.update(threads.env_for(ctx["threads"]))   # Trainer.run applies this budget
+    if os.path.isdir(ctx["cwd"]):             # relative paths mean what they mean to the driver
+        os.chdir(ctx["cwd"])
+    from ray import tune
+    from ..config import RunConfig
+    from ..store import RunStore
+    from ..train import Trainer
+    spec = SweepSpec.from_dict(ctx["spec"])
+    if "index" in config:
+        index = int(config["index"])
+        key, point = f"{index:05d}", spec.grid_points()[index]
+    else:
+        index = None
+        key = "t-" + str(tune.get_context().get_trial_id() or secrets.token_hex(4))
+        point = {ax.name: config[f"p{i}"] for i, ax in enumerate(spec.axes)}
+        if "seed" in config:
+            point["seed"] = config["seed"]
+    rec_path = Path(ctx["sweep_dir"]) / "trials" / f"{key}.json"
+    rec = {"key": key, "index": index, "point": point, "run_id": None, "status": "running", "metric": None,
+           "error": None, "started": time.time(), "node": os.uname().nodename}
+    store = RunStore(ctx["runs_root"])
+    try:
+        cfg_dict = spec.apply(point)
+        if ctx["name"]:
+            cfg_dict["name"] = f"{ctx['name']}.{key}"
+        cfg = RunConfig.from_dict(cfg_dict)
+        rec["config"] = cfg.to_dict()
+        run_id = rec["run_id"] = store.create_run(cfg.to_dict())
+        _write_json(store.run_dir(run_id) / "sweep.json",          # the run's tag: its sweep and point
+                    {"sweep_id": ctx["sweep_id"], "key": key, "point": point})
+        _write_json(rec_path, rec)
+        metric = ctx["metric"]
+
+        def on_progress(p):
+            if p.test_accuracy is not None:             # an epoch ended
+                if metric == "test_accuracy":           # what an early-stopped trial scored last
+                    rec["metric"] = p.test_accuracy
+                tune.report({"test_accuracy": p.test_accuracy, "epoch": p.epoch, "run_id": run_id})
+
+        trainer = Trainer(cfg, store, run_id, on_progress=on_progress)
+        summary = trainer.run()
+        rec["status"] = "finished" if summary["status"] == "finished" else "failed"
+        rec["metric"] = summary.get(metric)
+        rec["error"] = summary.get("error") or (None if rec["status"] == "finished"
+                                                 else f"run ended {summary['status']}")
+    except Exception as e:  # noqa: BLE001 -- a failed trial is recorded with its reason; the sweep goes on
+        rec["status"], rec["error"] = "failed", f"{type(e).__name__}: {e}"
+        if rec["run_id"]:
+            run = store.get_run(rec["run_id"])
+            if run and run["status"] not in ENDED + ("stopped",):
+                store.end_run(rec["run_id"], "failed", error=rec["error"])
+    finally:
+        rec["ended"] = time.time()
+        if rec["status"] == "running":     # stopped early by the scheduler (ASHA) or the driver
+            rec["status"] = "early_stopped" if ctx["scheduler"] == "asha" else "stopped"
+            if rec["run_id"]:
+                run = store.get_run(rec["run_id"])
+                if run and run["status"] in ("starting", "running"):
+                    store.end_run(rec["run_id"], "stopped", error="stopped early by the sweep's scheduler")
+        _write_json(rec_path, rec)
+        store.close()
+    if rec["status"] == "finished" and rec["metric"] is not None:
+        tune.report({metric: rec["metric"], "run_id": rec["run_id"], "done": True})
+
+
+# ---- the driver --------------------------------------------------------------------------------
+
+def _init_ray(opts: Options, n_threads: int) -> None:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")   # a failed trial reports no metric
+    import ray
+    if ray.is_initialized():
+        return
+    # workers get the trial's thread budget before torch and Numba load in them, and this snncore
+    # shipped as a module (a cluster's nodes need no copy of the code nor a shared filesystem)
+    import snncore
+    env = {**threads.env_for(n_threads), "RAY_USAGE_STATS_ENABLED": "0",
+           "SNNCORE_DATA": os.path.abspath(os.environ.get("SNNCORE_DATA") or "data")}   # as the driver sees it
+    kw = dict(include_dashboard=False, log_to_driver=bool(os.environ.get("SNNCORE_DEBUG")),
+              runtime_env={"env_vars": env, "py_modules": [str(Path(snncore.__file__).parent)],
+                           "excludes": ["__pycache__", "*.pyc"]}, configure_logging=False)
+    if opts.address:
+        ray.init(address=opts.address, **kw)
+    else:
+        ray.init(num_cpus=threads.cores(), object_store_memory=OBJECT_STORE_BYTES, **kw)
+
+
+def start(spec: SweepSpec, opts: Options, runs_root: Path, sweep_id: str | None = None) -> dict:
+    """A new sweep: its state written first (so a killed driver can be resumed), then run."""
+    sweep_id = sweep_id or new_sweep_id()
+    n = len(spec.grid_points()) if spec.search == "grid" else spec.trials
+    state = {"sweep_id": sweep_id, "name": opts.name, "spec": spec.to_dict(), "options": asdict(opts),
+             "status": "running", "pid": os.getpid(), "created": time.time(), "seconds": 0.0, "n_trials": n}
+    _write_json(sweeps_root(runs_root) / sweep_id / "sweep.json", state)
+    return _run(state, runs_root)
+
+
+def resume(runs_root: Path, sweep_id: str) -> dict:
+    state = load_state(runs_root, sweep_id)
+    if state is None:
+        raise SweepError(f"sweep {sweep_id!r} is not in {sweeps_root(runs_root)}")
+    if state["status"] == "running":
+        raise SweepError(f"sweep {sweep_id} is still running (pid {state['pid']})")
+    if state["status"] == "finished":
+        raise SweepError(f"sweep {sweep_id} already finished all its {state['n_trials']} trials")
+    state.update(status="running", pid=os.getpid())
+    _write_json(sweeps_root(runs_root) / sweep_id / "sweep.json", state)
+    return _run(state, runs_root)
+
+
+def _run(state: dict, runs_root: Path) -> dict:
+    from ray import tune
+    spec, opts = SweepSpec.from_dict(state["spec"]), Options(**state["options"])
+    sweep_dir = sweeps_root(runs_root) / state["sweep_id"]
+    t0 = time.monotonic() - state.get("seconds", 0.0)
+    recs = trial_records(runs_root, state["sweep_id"])
+    ended = {k for k, r in recs.items() if r.get("status") in ENDED}
+    _abandon(runs_root, recs)
+    per_trial = max(1, int(opts.cpus_per_trial))
+    ctx = {"spec": spec.to_dict(), "sweep_id": state["sweep_id"], "sweep_dir": str(sweep_dir.resolve()),
+           "runs_root": str(Path(runs_root).resolve()), "threads": per_trial, "metric": opts.metric, "scheduler": opts.scheduler,
+           "cwd": os.getcwd(),
+           "name": opts.name}
+    if spec.search == "grid":
+        todo = [i for i in range(state["n_trials"]) if f"{i:05d}" not in ended]
+        param_space, samples, search_alg = {"index": tune.grid_search(todo)}, 1, None
+    else:
+        todo = list(range(state["n_trials"] - len(ended)))
+        param_space, samples = _sample_space(spec), len(todo)
+        search_alg = None
+        if spec.search == "optuna":
+            from ray.tune.search.optuna import OptunaSearch
+            search_alg = OptunaSearch(seed=int(spec.base.get("seed", 0)))
+    status = "finished"
+    if todo:
+        _init_ray(opts, per_trial)
+        scheduler = None
+        if opts.scheduler == "asha":
+            from ray.tune.schedulers import ASHAScheduler
+            scheduler = ASHAScheduler(time_attr="training_iteration", max_t=int(spec.base.get("epochs", 1)),
+                                      grace_period=1)
+        trainable = tune.with_resources(tune.with_parameters(_trial, ctx=ctx),
+                                        {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
+        concurrent = opts.max_concurrent or max(1, int(threads.cores() // max(opts.cpus_per_trial, 1e-9)))
+        tuner = tune.Tuner(
+            trainable, param_space=param_space,
+            tune_config=tune.TuneConfig(metric=opts.metric, mode=opts.mode, search_alg=search_alg,
+                                        scheduler=scheduler, num_samples=samples,
+                                        max_concurrent_trials=concurrent, reuse_actors=True),
+            run_config=tune.RunConfig(name="tune", storage_path=str((sweep_dir / "ray").resolve()), verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=opts.retries)))
+        try:
+            tuner.fit()
+        except KeyboardInterrupt:
+            status = "stopped"
+        except Exception as e:  # noqa: BLE001 -- Tune itself broke: the sweep is resumable
+            status, state["error"] = "failed", f"{type(e).__name__}: {e}"
+    recs = trial_records(runs_root, state["sweep_id"])
+    if status == "finished" and sum(r.get("status") in ENDED for r in recs.values()) < state["n_trials"]:
+        status = "stopped"       # trials left (lost, or the driver interrupted): resumable
+    state.update(status=status, seconds=time.monotonic() - t0, ended=time.time())
+    _write_json(sweep_dir / "sweep.json", state)
+    return summarize(runs_root, state)
+
+
+def _abandon(runs_root: Path, recs: dict) -> None:
+    """Runs of trials whose driver died mid-trial: marked stopped (their point runs again)."""
+    from ..store import RunStore
+    live = [r for r in recs.values() if r.get("status") not in ENDED and r.get("run_id")]
+    if not live:
+        return
+    store = RunStore(runs_root)
+    try:
+        for r in live:
+            run = store.get_run(r["run_id"])
+            if run and run["status"] in ("starting", "running") and not pid_alive(run.get("pid")):
+                store.end_run(r["run_id"], "stopped", error="its sweep's driver was killed; the point ran again")
+    finally:
+        store.close()
+
+
+def _sample_space(spec: SweepSpec) -> dict:
+    from ray import tune
+    space = {}
+    for i, ax in enumerate(spec.axes):
+        if ax.values is not None:
+            space[f"p{i}"] = tune.choice(ax.values)
+        elif ax.log:
+            space[f"p{i}"] = tune.loguniform(ax.lo, ax.hi)
+        else:
+            space[f"p{i}"] = tune.uniform(ax.lo, ax.hi)
+    if spec.seeds > 1:
+        seed0 = int(spec.base.get("seed", 0))
+        space["seed"] = tune.choice(list(range(seed0, seed0 + spec.seeds)))
+    return space

@@ -1,0 +1,196 @@
+"""Sweeps (issue #15): a local Ray Tune sweep of tiny digits runs through the CLI, its runs in the
+store with their tags, `sweeps --json`, every bad-grid message (exit 2 before Ray starts), and
+`sweep --resume` after the driver was SIGKILLed (no finished trial runs twice)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--dataset", "digits", "--rule", "bptt", "--epochs", "1", "--n-train", "64", "--hidden", "16",
+        "--timesteps", "4", "--batch-size", "32", "--device", "cpu"]
+
+
+def _env(runs):
+    return {**os.environ, "SNNCORE_RUNS": str(runs), "PYTHONWARNINGS": "ignore", "SNNCORE_THREADS": "1"}
+
+
+def _cli(runs, *args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "snncore", *args], cwd=ROOT, env=_env(runs),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    t0 = time.monotonic()
+    r = _cli(runs, "sweep", *TINY, "--grid", "lr=1e-3,5e-3", "--seeds", "2", "--name", "grid test", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return runs, json.loads(r.stdout.strip().splitlines()[-1]), time.monotonic() - t0
+
+
+def test_local_sweep_end_to_end(swept):
+    runs, out, _ = swept
+    assert set(out) == {"sweep_id", "status", "trials", "finished", "failed", "best", "seconds"}
+    assert (out["status"], out["trials"], out["finished"], out["failed"]) == ("finished", 4, 4, 0)
+    assert out["seconds"] > 0
+    best = out["best"]
+    assert set(best) >= {"run_id", "config", "metric"} and 0.0 <= best["metric"] <= 1.0
+    assert best["config"]["lr"] in (1e-3, 5e-3) and best["config"]["hidden"] == [16]
+    from snncore.store import RunStore
+    store = RunStore(runs)
+    rows = [r for r in store.list_runs()]
+    assert len(rows) == 4 and all(r["status"] == "finished" for r in rows)
+    points = set()
+    for r in rows:
+        tag = json.loads((store.run_dir(r["id"]) / "sweep.json").read_text())
+        assert tag["sweep_id"] == out["sweep_id"]
+        assert r["config"]["lr"] == tag["point"]["lr"] and r["config"]["seed"] == tag["point"]["seed"]
+        assert r["config"]["n_train"] == 64 and r["config"]["timesteps"] == 4 and r["name"].startswith("grid test.")
+        assert store.metrics(r["id"]), "a trial is an ordinary run with its metrics"
+        points.add((tag["point"]["lr"], tag["point"]["seed"]))
+    assert points == {(1e-3, 0), (1e-3, 1), (5e-3, 0), (5e-3, 1)}
+    best_row = store.get_run(best["run_id"])
+    assert best_row["summary"]["test_accuracy"] == pytest.approx(best["metric"])
+    assert best["metric"] == pytest.approx(max(r["summary"]["test_accuracy"] for r in rows))
+    store.close()
+
+
+def test_sweeps_lists_it(swept):
+    runs, out, _ = swept
+    r = _cli(runs, "sweeps", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout.strip().splitlines()[-1])
+    assert [x["sweep_id"] for x in rows] == [out["sweep_id"]]
+    assert rows[0]["status"] == "finished" and rows[0]["finished"] == 4 and rows[0]["name"] == "grid test"
+    r = _cli(runs, "sweeps")
+    assert out["sweep_id"] in r.stdout and "finished" in r.stdout
+
+
+BAD = [
+    (["--grid", "nope=1,2"], "nope: not a config field nor a hyperparameter of rule 'bptt'"),
+    (["--grid", "lr="], "empty value list"),
+    (["--grid", "lr=1e-3,,2"], "empty value"),
+    (["--grid", "lr=0,1e-3"], "--grid lr=0: lr: 0.0 is out of range"),
+    (["--grid", "epochs=0"], "--grid epochs=0: epochs: 0 is out of range"),
+    (["--grid", "tau=x"], "tau: expected float"),
+    (["--grid", "lr"], "expected NAME=VALUES"),
+    (["--grid", "lr=1e-3", "--grid", "lr=2e-3"], "lr: swept twice"),
+    (["--search", "random", "--trials", "2", "--range", "lr=1e-3"], "expected NAME=lo:hi"),
+    (["--search", "random", "--trials", "2", "--range", "lr=1e-3:x"], "lo and hi must be numbers"),
+    (["--search", "random", "--trials", "2", "--range", "lr=2e-3:1e-3"], "need finite lo < hi"),
+    (["--search", "random", "--trials", "2", "--range", "lr=0:1e-3:log"], "a log range needs lo > 0"),
+    (["--search", "random", "--trials", "2", "--range", "lr=1e-3:20"], "lr=20.0: lr: 20.0 is out of range"),
+    (["--search", "random", "--trials", "2", "--range", "optimizer=1:2"], "not a real number"),
+    (["--range", "lr=1e-3:1e-2"], "--range needs --search random or optuna"),
+    (["--search", "optuna", "--range", "lr=1e-3:1e-2"], "needs --trials N"),
+    (["--epochs", "1"], "nothing to sweep"),
+    (["--seeds", "0"], "--seeds 0"),
+    (["--grid", "lr=1e-3", "--cpus-per-trial", "0"], "--cpus-per-trial"),
+    (["--grid", "lr=1e-3", "--lr", "-1"], "lr: -1.0 is out of range"),
+    (["--grid", "lr=1e-3", "--metric", "loss9"], "--metric 'loss9': choose one of"),
+    (["--grid", "lr=1e-3", "--bogus", "1"], "unrecognized arguments: --bogus"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_grid_one_line_exit_2_before_ray(tmp_path, monkeypatch, capsys, args, message):
+    from snncore.__main__ import main
+    monkeypatch.setenv("SNNCORE_RUNS", str(tmp_path))
+    ray_loaded = "ray" in sys.modules
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", "--rule", "bptt", *args])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err, err
+    assert not (tmp_path / "sweeps").exists(), "nothing starts on a bad grid"
+    assert ray_loaded or "ray" not in sys.modules
+
+
+def test_rule_hyperparameter_names_resolve_through_the_registry():
+    """RULE.NAME and the rule's own NAME both reach rule_params; a rule other than the base's is refused."""
+    import dataclasses
+    from snncore.config import RunConfig
+    from snncore.rules import get_rule, rule_names
+    from snncore.sweeps import SweepError, parse_spec
+    rule = next(r for r in rule_names() if any(isinstance(getattr(get_rule(r).Params(), f.name), float)
+                                               for f in dataclasses.fields(get_rule(r).Params)))
+    p = next(f.name for f in dataclasses.fields(get_rule(rule).Params)
+             if isinstance(getattr(get_rule(rule).Params(), f.name), float))
+    base = RunConfig.from_dict({"rule": rule})
+    v = getattr(get_rule(rule).Params(), p)
+    for name in (f"{rule}.{p}", p):
+        spec = parse_spec(base, [f"{name}={v}"], [])
+        assert spec.axes[0].target == ("rule", p)
+        assert spec.apply(spec.grid_points()[0])["rule_params"][p] == v
+    other = next(r for r in rule_names() if r != rule)
+    with pytest.raises(SweepError, match="the sweep's rule is"):
+        parse_spec(base, [f"{other}.x=1"], [])
+
+
+def test_resume_after_the_driver_is_killed(tmp_path):
+    runs = tmp_path / "runs"
+    # one trial at a time, so the driver dies with trials done and trials left
+    # trials long enough (a few seconds) that the driver is killed with trials left
+    slower = [*TINY, "--n-train", "600", "--epochs", "3"]
+    p = subprocess.Popen([sys.executable, "-m", "snncore", "sweep", *slower, "--grid", "lr=1e-3,2e-3,3e-3",
+                          "--max-concurrent", "1", "--json"], cwd=ROOT, env=_env(runs),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    done = []
+    try:
+        while time.monotonic() < deadline and p.poll() is None:
+            recs = [json.loads(f.read_text()) for f in runs.glob("sweeps/*/trials/*.json")]
+            done = [r for r in recs if r["status"] == "finished"]
+            if done:
+                break
+            time.sleep(0.05)
+        assert p.poll() is None, "the sweep ended before it could be killed"
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)      # the driver and what it started in its session
+        p.wait()
+    assert done, "no trial finished before the deadline"
+    sweep_id = next(runs.glob("sweeps/*")).name
+    r = _cli(runs, "sweeps", "--json")
+    assert json.loads(r.stdout.splitlines()[-1])[0]["status"] == "stopped"
+    kept = {r["run_id"] for r in done}
+    r = _cli(runs, "sweep", "--resume", sweep_id, "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (out["status"], out["trials"], out["finished"]) == ("finished", 3, 3)
+    recs = [json.loads(f.read_text()) for f in runs.glob(f"sweeps/{sweep_id}/trials/*.json")]
+    assert sorted(r["index"] for r in recs) == [0, 1, 2]
+    assert kept <= {r["run_id"] for r in recs}, "a finished trial was run again"
+    from snncore.store import RunStore
+    store = RunStore(runs)
+    finished = [x for x in store.list_runs() if x["status"] == "finished"]
+    assert len(finished) == 3 and sorted(x["config"]["lr"] for x in finished) == [1e-3, 2e-3, 3e-3]
+    store.close()
+    r = _cli(runs, "sweep", "--resume", sweep_id)
+    assert r.returncode == 2 and "already finished" in r.stderr
+
+
+def test_a_failed_trial_is_marked_with_its_reason_and_the_sweep_goes_on(tmp_path):
+    """device=cuda on a box without one fails inside its trial."""
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    runs = tmp_path / "runs"
+    r = _cli(runs, "sweep", *TINY[:-2], "--grid", "device=cpu,cuda", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (out["status"], out["trials"], out["finished"], out["failed"]) == ("finished", 2, 1, 1)
+    assert out["best"]["config"]["device"] == "cpu"
+    recs = {r["point"]["device"]: r for r in
+            (json.loads(f.read_text()) for f in runs.glob("sweeps/*/trials/*.json"))}
+    assert recs["cuda"]["status"] == "failed" and "no CUDA GPU is available" in recs["cuda"]["error"]
+    from snncore.store import RunStore
+    store = RunStore(runs)
+    run = store.get_run(recs["cuda"]["run_id"])
+    assert run["status"] == "failed" and "CUDA" in run["error"]
+    store.close()
