@@ -65,7 +65,8 @@ def test_first_raster_soon_and_home_opens_the_run(server):
         page.wait_for_timeout(1000)
         page.screenshot(path=str(ARTIFACTS / "home_runs.png"), full_page=True)
         page.locator(f'a[href="train?run={run_id}"]').click()
-        page.wait_for_url(f"**/train?run={run_id}*", timeout=30_000)
+        # Train then writes its form's config into the URL beside run= (so no fixed URL pattern)
+        page.wait_for_url(lambda u: "/train?" in u and f"run={run_id}" in u, timeout=30_000, wait_until="commit")
         page.get_by_text("Finished: test accuracy").wait_for(timeout=60_000)
         assert page.locator('[data-testid="stException"]').count() == 0
         browser.close()
