@@ -27,12 +27,18 @@ def _cut_after(store, rid, n_tasks_done):
     store.save_checkpoint = save
 
 
+
+def _reference(cfg, tmp_path):
+    """(summary, store, run id) of the uninterrupted run."""
+    store = RunStore(tmp_path / "ref")
+    rid = store.create_run(cfg.to_dict())
+    return Trainer(cfg, store, rid).run(), store, rid
+
+
 @pytest.mark.parametrize("rp,cut", [({}, 1), ({"meta_mode": "search", "candidates": "onehot", "k_pilot": 2}, 3)])
 def test_ip2_killed_then_resumed_equals_uninterrupted(tmp_path, rp, cut):
     cfg = _cfg(**rp)
-    ref_store = RunStore(tmp_path / "ref")
-    ref_id = ref_store.create_run(cfg.to_dict())
-    ref = Trainer(cfg, ref_store, ref_id).run()
+    ref, ref_store, ref_id = _reference(cfg, tmp_path)
 
     store = RunStore(tmp_path / "cut")
     rid = store.create_run(cfg.to_dict())
@@ -63,9 +69,7 @@ def test_checkpoint_written_before_the_loop_key_still_resumes(tmp_path):
     import torch
 
     cfg = _cfg()
-    ref_store = RunStore(tmp_path / "ref")
-    ref_id = ref_store.create_run(cfg.to_dict())
-    ref = Trainer(cfg, ref_store, ref_id).run()
+    ref, ref_store, ref_id = _reference(cfg, tmp_path)
 
     store = RunStore(tmp_path / "old")
     rid = store.create_run(cfg.to_dict())
@@ -112,9 +116,7 @@ def test_stop_request_ends_the_task_loop_and_the_run_resumes(tmp_path):
     """A stop asked for during task 2 (the heartbeat answers True through the sink) ends the run
     as "stopped" after the last task checkpoint; resuming finishes it like an uninterrupted run."""
     cfg = _cfg()
-    ref_store = RunStore(tmp_path / "ref")
-    ref_id = ref_store.create_run(cfg.to_dict())
-    ref = Trainer(cfg, ref_store, ref_id).run()
+    ref, ref_store, ref_id = _reference(cfg, tmp_path)
 
     store = RunStore(tmp_path / "stop")
     rid = store.create_run(cfg.to_dict())

@@ -2,7 +2,7 @@
 
 Pure and deterministic given the seed; no Streamlit here (the page is app_pages/rule_lab.py, the
 speed check bench/bench_rule_lab.py). This package is the generic part: inputs, the LIF
-population, the result record, controls and the shared figures. Each rule brings its own part,
+population, the result record and controls (the figures: snncore.viz.lab). Each rule brings its own part,
 a ``LabSpec`` in its package's lab.py (``LAB``, found by ``Rule.lab()``): the simulation, which
 calls the training engine's own update code (never a copy), its widgets, figures and texts. The
 Rule Lab's rules are the registered rules that have one, in registry order.
@@ -266,7 +266,7 @@ class LabResult:
     def figures(self) -> dict:
         """The Rule Lab page's figures of this result by name, as plotly Figures."""
         import plotly.graph_objects as go
-        from .figures import figures as _figs
+        from ..viz.lab import figures as _figs
         return {k: go.Figure(v) for k, v in _figs(self).items()}
 
 
@@ -374,4 +374,4 @@ def control_specs(rule: str) -> list[dict]:
 
 
 # the figures (generic helpers and the page's set), importable from here as before
-from .figures import _add_points, _heat, _layout, _lines, _png, figures, raster, to_plotly_json  # noqa: E402,F401
+from ..viz.lab import _add_points, _heat, _layout, _lines, _png, figures, raster, to_plotly_json  # noqa: E402,F401

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ...lab import InputSpec, LabResult, LabSpec, PopSpec
-from ...lab.figures import _lines
+from ...viz.lab import _lines
 
 
 def simulate(p, pop: PopSpec, inp: InputSpec, ex: dict) -> LabResult:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ...lab import N_CLASSES, InputSpec, LabResult, LabSpec, PopSpec, _busiest, _raster, make_input
-from ...lab.figures import _layout, _lines
+from ...viz.lab import _layout, _lines
 from ..base import StepContext
 
 

@@ -14,7 +14,7 @@ import torch
 
 from ...lab import InputSpec, LabResult, LabSpec, PopSpec, _busiest, _ctx, _init_weight, \
     _population_step, _raster, make_input
-from ...lab.figures import _add_points, _layout, _lines
+from ...viz.lab import _add_points, _layout, _lines
 
 
 def simulate_sync(p, pop: PopSpec, inp: InputSpec, ex: dict, *, gated: bool) -> LabResult:

@@ -10,7 +10,7 @@ import torch
 
 from ...lab import N_CLASSES, InputSpec, LabResult, LabSpec, PopSpec, _busiest, _ctx, _init_weight, \
     _population_step, _raster, make_input
-from ...lab.figures import _lines
+from ...viz.lab import _lines
 
 
 def simulate_timing(p, pop: PopSpec, inp: InputSpec, ex: dict, *, reward: bool) -> LabResult:

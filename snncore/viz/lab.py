@@ -11,7 +11,7 @@ import numpy as np
 
 
 def _layout(title: str, xtitle: str, ytitle: str, **kw) -> dict:
-    from ..viz import LAYOUT
+    from . import LAYOUT
     lay = {k: v for k, v in LAYOUT.items() if not k.startswith("title_")}
     lay["title"] = {"text": title, "y": LAYOUT.get("title_y", 0.97), "yanchor": LAYOUT.get("title_yanchor", "top")}
     lay["xaxis"] = {"title": {"text": xtitle}}
@@ -79,7 +79,7 @@ def _add_points(fig: dict, x, y, name: str) -> dict:
 
 def figures(res) -> dict[str, dict]:
     """The page's figures by name, as plotly figure dicts (go.Figure(fig) gives the object)."""
-    from . import spec
+    from ..lab import spec
     s = spec(res.rule)
     h = res.history
     figs: dict[str, dict] = {}
