@@ -27,7 +27,6 @@ def _cut_after(store, rid, n_tasks_done):
     store.save_checkpoint = save
 
 
-
 def _reference(cfg, tmp_path):
     """(summary, store, run id) of the uninterrupted run."""
     store = RunStore(tmp_path / "ref")
