@@ -194,3 +194,19 @@ def test_a_failed_trial_is_marked_with_its_reason_and_the_sweep_goes_on(tmp_path
     run = store.get_run(recs["cuda"]["run_id"])
     assert run["status"] == "failed" and "CUDA" in run["error"]
     store.close()
+
+
+def test_an_outside_rule_sweeps_over_its_own_hyperparameter(tmp_path):
+    """Issue #16: a rule given by its import path sweeps like a built-in one (its workers import it
+    from the driver's folder); its hyperparameter is swept by its own name."""
+    rule = "examples.triplet_stdp:TripletSTDP"
+    tiny = [a if a != "bptt" else rule for a in TINY]
+    r = _cli(tmp_path, "sweep", *tiny, "--grid", "a3_plus=0.005,0.01", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (out["status"], out["trials"], out["finished"]) == ("finished", 2, 2)
+    rows = json.loads(_cli(tmp_path, "runs", "--json").stdout)
+    assert sorted(r["rule"] for r in rows) == [rule, rule]
+    from snncore.store import RunStore
+    params = sorted(RunStore(tmp_path).get_run(r["run_id"])["config"]["rule_params"]["a3_plus"] for r in rows)
+    assert params == [0.005, 0.01]
