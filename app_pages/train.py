@@ -368,6 +368,12 @@ def detail_panel(run_id: str) -> None:
         if st.session_state.get("_first_snap_drawn") == run_id:
             st.rerun()
         st.session_state["_first_snap_drawn"] = run_id
+    # the rule's panels sit below the charts of c1/c2 but are sent first: with the raster they are
+    # what a user waits for, and each plotly chart before them costs the browser ~0.2 s to draw
+    panel_slot = st.container()
+    tel = store.metrics_frame(run_id, table="telemetry")
+    with panel_slot:        # the rule's own views; a rule without its own panels gets its telemetry there
+        drew_telemetry = rule_panels.render(cfg["rule"], store, run_id, cfg, tel, metrics=m)
     rate_cols = [c for c in m.columns if str(c).startswith("rate/")]
     if "sync/chi" in m:
         c2.plotly_chart(viz.lines_figure(m, ["sync/chi"], title="synchrony chi (Golomb)",
@@ -376,9 +382,6 @@ def detail_panel(run_id: str) -> None:
         c1.plotly_chart(viz.lines_figure(m, rate_cols, title="firing rate per layer",
                                          ytitle="spikes / neuron / step", smooth=5), width="stretch", key="rates")
 
-    tel = store.metrics_frame(run_id, table="telemetry")
-    # the rule's own views first; a rule without its own panels gets its telemetry charts there
-    drew_telemetry = rule_panels.render(cfg["rule"], store, run_id, cfg, tel, metrics=m)
     if not tel.empty and not drew_telemetry:
         groups = viz.telemetry_groups(tel)
         # a chart per group, redrawn with the rest: switching them off lightens a busy 2-core box
