@@ -57,8 +57,9 @@ def load_from_url() -> None:
     if got.get("lab_rule") not in (None, *lab.RULES):
         try:
             lab.spec(got["lab_rule"])               # a rule of one's own, by its import path
-        except ValueError:
-            st.session_state["_lab_url_error"] = f"unknown rule {got['lab_rule']!r} in the link"
+        except ValueError as e:                     # an import path says why it cannot open
+            st.session_state["_lab_url_error"] = (str(e).removeprefix("rule: ") if ":" in str(got["lab_rule"])
+                                                  else f"unknown rule {got['lab_rule']!r} in the link")
             return
         got["lab_rule_path"] = got.pop("lab_rule")
     for k, v in got.items():

@@ -380,3 +380,9 @@ def test_a_rule_of_ones_own_opens_in_the_rule_lab_by_its_import_path():
     linked = _lab_page({"lab_rule": path})                        # the link reproduces the view
     assert linked.sidebar.text_input(key="lab_rule_path").value == path
     assert [h.value for h in linked.subheader if h.value.startswith("outside STDP")]
+
+
+def test_a_link_to_a_rule_without_a_rule_lab_part_says_so():
+    at = _lab_page({"lab_rule": "examples.triplet_stdp:TripletSTDP"})
+    msgs = [w.value for w in at.warning]
+    assert any("has no Rule Lab part" in m for m in msgs), msgs
