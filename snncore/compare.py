@@ -137,7 +137,9 @@ def seed_groups(runs: list[dict]) -> list[SeedGroup]:
                         if len({json.dumps(x.get(k), default=str) for x in flats if "." not in k or k in x}) > 1}
                        - {"rule"})
     for g, f in zip(out, flats):
-        parts = [g.rule] + [f"{k}={_short(f.get(k))}" for k in differing[:3]]
+        # an import-path rule's own hyperparameter goes without the (long) path, already first
+        own = g.rule + "." if ":" in g.rule else "\0"
+        parts = [g.rule] + [f"{k.removeprefix(own)}={_short(f.get(k))}" for k in differing[:3]]
         if len(differing) > 3:
             parts.append("…")
         g.label = " · ".join(parts)

@@ -1,5 +1,9 @@
 """Rule registry: built-in rules, installed ones (entry-point group ``snncore.rules``, entry name =
-rule id, value "module:Class") and any rule given by its import path "package.module:Class"."""
+rule id, value "module:Class") and any rule given by its import path "package.module:Class".
+
+Import-path rules named in the environment variable SNNCORE_RULES (comma- or space-separated) are
+listed beside the built-in ones (the app's rule lists, `--help`), so a lab's own rules need no
+typing: ``SNNCORE_RULES=examples.triplet_stdp:TripletSTDP make app``."""
 from __future__ import annotations
 
 import importlib
@@ -24,8 +28,10 @@ REGISTRY: dict[str, str] = {
 DEFAULT_RULE = "bptt"      # a new run's rule: the surrogate-gradient baseline
 FORM_RULE = "ssdp"         # the rule the app's Train form opens with
 ENTRY_POINT_GROUP = "snncore.rules"
+LIST_ENV = "SNNCORE_RULES"
 _PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 _eps_cache: dict[tuple, dict[str, str]] = {}
+_listed_cache: dict[tuple, tuple[list[str], dict[str, str]]] = {}
 
 
 def entry_point_rules() -> dict[str, str]:
@@ -42,9 +48,33 @@ def entry_point_rules() -> dict[str, str]:
     return _eps_cache[key]
 
 
+def listed_rules() -> tuple[list[str], dict[str, str]]:
+    """The import paths SNNCORE_RULES names that load, and {path: why} for those that do not (a
+    typo there must not break every rule list, so it is reported, not raised). Cached per value
+    of the variable and sys.path."""
+    raw = os.environ.get(LIST_ENV, "")
+    key = (raw, tuple(sys.path))
+    if key not in _listed_cache:
+        ok, bad = [], {}
+        for path in dict.fromkeys(re.split(r"[,\s]+", raw.strip())):
+            if not path:
+                continue
+            try:
+                load_path(path)
+                ok.append(path)
+            except ValueError as e:
+                bad[path] = str(e)
+        _listed_cache.clear()
+        _listed_cache[key] = (ok, bad)
+    ok, bad = _listed_cache[key]
+    return list(ok), dict(bad)
+
+
 def rule_names() -> list[str]:
-    """Built-in rule ids, then installed ones (import-path rules are not listed: they are paths)."""
-    return list(REGISTRY) + [n for n in entry_point_rules() if n not in REGISTRY]
+    """Built-in rule ids, then installed ones, then the import paths SNNCORE_RULES lists (any
+    other import path works too, but is not listed)."""
+    names = list(REGISTRY) + [n for n in entry_point_rules() if n not in REGISTRY]
+    return names + [p for p in listed_rules()[0] if p not in names]
 
 
 def is_import_path(name: str) -> bool:
