@@ -306,6 +306,13 @@ def test_mps_soft_reset_lif_equals_lif_sequence(rho, v_th):
     assert sum(s["s_out"].sum() for s in net.snapshot) > 0
 
 
+def test_mps_net_builds_its_neurons_from_a_lif_record():
+    net = _mps_net()([6, 3], T=4, rho=0.75, v_th=0.6, seed=0)
+    assert net.lif_params == LIFParams(tau=4.0, v_th=0.6, v_reset=None, decay_input=False)
+    lif = net.lifs[0]
+    assert (lif.tau, lif.v_threshold, lif.v_reset, lif.decay_input) == (4.0, 0.6, None, False)
+
+
 # ----------------------------------------------------------------------------- IP2's two-compartment neuron
 def _ip2():
     import snncore.rules.ip2 as ip2

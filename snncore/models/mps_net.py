@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..neurons import LIFParams
 from ..rules.base import LayerTrace
 
 DEFAULT_MECHANISMS = ("bp", "hebb", "sbp")
@@ -194,9 +195,11 @@ class MPSNet(nn.Module):
                 for layer in self.layers[:-1]:
                     layer.register_buffer(
                         "F_sbp", torch.empty(layer.n_out, C).uniform_(-1 / math.sqrt(C), 1 / math.sqrt(C)))
+        # U[t] = rho U[t-1] + I[t], soft reset: SpikingJelly's LIF with tau = 1/(1-rho), no input decay
+        self.lif_params = LIFParams(tau=1.0 / (1.0 - rho), v_th=v_th, v_reset=None, decay_input=False,
+                                    detach_reset=False)
         self.lifs = nn.ModuleList(
-            neuron.LIFNode(tau=1.0 / (1.0 - rho), decay_input=False, v_reset=None,
-                           v_threshold=v_th, detach_reset=False,
+            neuron.LIFNode(**self.lif_params.node_kwargs(),
                            surrogate_function=surrogate.PiecewiseLeakyReLU(w=a / 2, c=0.0),
                            step_mode="m", store_v_seq=True)
             for _ in self.layers)
