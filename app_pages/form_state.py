@@ -17,7 +17,8 @@ from snncore.rules import get_rule, rule_names
 # config field -> widget key, where they differ (the dataset panel owns its ds_* widgets)
 KEYS = {"data_dir": "ds_data_dir", "encoding": "ds_encoding", "augment": "ds_augment", "frames": "ds_frames",
         "frame_mode": "ds_frame_mode"}
-VIEW_PARAMS = ("run",)          # query parameters that are not config fields
+VIEW_PARAMS = ("run", "lesson")  # query parameters that are not config fields
+SHOWN = "_lesson_shown"         # session key: the widget keys a lesson shows (absent: all)
 RP = "rp."                      # query-parameter prefix of rule hyperparameters
 
 
@@ -116,6 +117,20 @@ def sync_url(cfg: RunConfig | None) -> None:
 
 
 # ---- widgets that take their value from session state when it is set -------------------------
+def hidden(key: str) -> bool:
+    """True when a lesson hides this widget (lesson mode, and the teacher has not shown all)."""
+    shown = st.session_state.get(SHOWN)
+    return shown is not None and key not in shown
+
+
+def kept(key: str, default):
+    """A hidden widget's value: the one it holds (re-assigned, so Streamlit does not drop the
+    state of a widget that is not drawn this run), else the default."""
+    v = st.session_state.get(key, default)
+    st.session_state[key] = v
+    return v
+
+
 def _init(key: str, default) -> dict:
     """Pass a default only when the key is not set yet (Streamlit warns when both are given)."""
     if key in st.session_state:
@@ -124,18 +139,26 @@ def _init(key: str, default) -> dict:
 
 
 def number(container, label: str, key: str, default, **kw):
+    if hidden(key):
+        return kept(key, default)
     return container.number_input(label, key=key, **_init(key, default), **kw)
 
 
 def text(container, label: str, key: str, default: str, **kw):
+    if hidden(key):
+        return kept(key, default)
     return container.text_input(label, key=key, **_init(key, default), **kw)
 
 
 def checkbox(container, label: str, key: str, default: bool, **kw):
+    if hidden(key):
+        return kept(key, default)
     return container.checkbox(label, key=key, **_init(key, default), **kw)
 
 
 def slider(container, label: str, lo, hi, key: str, default, step=None, **kw):
+    if hidden(key):
+        return kept(key, default)
     return container.slider(label, lo, hi, key=key, step=step, **_init(key, default), **kw)
 
 
@@ -143,6 +166,8 @@ def select(container, label: str, options, key: str, default, **kw):
     options = list(options)
     if key in st.session_state and st.session_state[key] not in options:
         del st.session_state[key]          # e.g. a value of another rule's choices
+    if hidden(key):
+        return kept(key, default if default in options else options[0])
     if key in st.session_state:
         return container.selectbox(label, options, key=key, **kw)
     return container.selectbox(label, options, key=key, index=options.index(default) if default in options else 0, **kw)

@@ -14,6 +14,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
+from app_pages import form_state as fs
+from app_pages import lesson
 from snncore import lab
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -67,9 +69,44 @@ def load_from_url() -> None:
     st.session_state["_lab_url_keys"] = list(got)
 
 
+def load_lesson(preset) -> None:
+    """A Rule Lab lesson's rule and hyperparameters into the widgets (a value a widget cannot
+    show, e.g. between two steps of a log slider, goes to the nearest one it can)."""
+    cfg = preset.run_config()
+    rule = cfg.rule
+    lab.spec(rule)                          # ValueError: the rule has no Rule Lab part
+    ss = st.session_state
+    if rule in lab.RULES:
+        ss["lab_rule"], ss["lab_rule_path"] = rule, ""
+    else:
+        ss["lab_rule_path"] = rule
+    given = cfg.rule_params or {}
+    for c in lab.control_specs(rule):
+        v = given.get(c["name"], c["default"])
+        if c["kind"] == "log":
+            v = min(c["options"], key=lambda o: abs(o - float(v)))
+        elif c["kind"] == "slider":
+            v = float(min(max(float(v), c["lo"]), c["hi"]))
+        ss[f"lab_{rule}_{c['name']}"] = list(v) if c["kind"] == "multi" else v
+
+
+def lesson_keys(preset) -> set[str]:
+    """Rule Lab's widget keys of a lesson's controls."""
+    rule = preset.run_config().rule
+    named = {"rule": {"lab_rule", "lab_rule_path"}, "updates": {f"lab_{rule}_updates"},
+             "seed": {f"lab_{rule}_seed"},
+             "input": {f"lab_{rule}_in_{k}" for k in ("kind", "rate", "jitter", "period", "spread")}}
+    keys = set()
+    for c in preset.controls or ():
+        keys |= named.get(c, {f"lab_{rule}_{c}"})
+    return keys
+
+
 def save_to_url(rule: str) -> None:
     """The current rule's settings into the URL, so a link reproduces this view."""
     want = {"lab_rule": rule}
+    if lesson.PARAM in st.query_params and st.session_state.get(lesson.ACTIVE):
+        want[lesson.PARAM] = st.query_params[lesson.PARAM]
     for k, v in st.session_state.items():
         if isinstance(k, str) and k.startswith(f"lab_{rule}_"):
             want[k] = v if isinstance(v, str) else json.dumps(v)
@@ -80,6 +117,8 @@ def save_to_url(rule: str) -> None:
 def param_widget(rule: str, spec: dict):
     name, kind, d = spec["name"], spec["kind"], spec["default"]
     key, help_ = f"lab_{rule}_{name}", spec["help"] or None
+    if fs.hidden(key):                      # lesson mode: the lesson does not use it
+        return fs.kept(key, list(d) if kind == "multi" else d)
     if kind == "slider":
         return st.slider(name, min_value=float(spec["lo"]), max_value=float(spec["hi"]),
                          step=float(spec["step"]), key=key, help=help_,
@@ -97,9 +136,18 @@ def param_widget(rule: str, spec: dict):
     raise ValueError(kind)
 
 
+def knob(key: str, default, draw):
+    """draw(key) the widget; in lesson mode, when the lesson does not use it, keep its value unseen."""
+    if fs.hidden(key):
+        return fs.kept(key, default)
+    return draw(key)
+
+
 def extra_widget(rule: str, c: dict, updates: int):
     """One of the sandbox's own knobs (LabSpec.extra_controls) at its spec default."""
     key, d = f"lab_{rule}_{c['key']}", lab.spec(rule).extra[c["name"]]
+    if fs.hidden(key):
+        return fs.kept(key, d)
     if c["kind"] == "radio":
         opts = tuple(c["options"])
         fmt = c.get("format", "{}")
@@ -122,15 +170,21 @@ st.caption("One plasticity rule on a tiny population, simulated here and now wit
            "engine's own update code. Move a slider: everything below is recomputed.")
 
 load_from_url()
+the_lesson = lesson.open_from_url("rule_lab", load_lesson)
+if the_lesson is not None:
+    lesson.panel(the_lesson, lesson_keys(the_lesson))
 if st.session_state.get("_lab_url_error"):
     st.warning(f"The link's Rule Lab settings were not applied: {st.session_state.pop('_lab_url_error')}")
 try:
     with st.sidebar:
         st.header("Rule Lab")
-        rule = st.selectbox("rule", lab.RULES, format_func=lambda r: lab.spec(r).title, key="lab_rule")
-        own = st.text_input("or your own rule: package.module:Class", key="lab_rule_path",
-                            help="a Rule subclass with a Rule Lab part (docs/NEW_RULE.md), importable from "
-                                 "the Python path or the app's folder; empty: the rule above").strip()
+        if fs.hidden("lab_rule"):           # lesson mode: the lesson's rule
+            rule, own = fs.kept("lab_rule", lab.RULES[0]), fs.kept("lab_rule_path", "").strip()
+        else:
+            rule = st.selectbox("rule", lab.RULES, format_func=lambda r: lab.spec(r).title, key="lab_rule")
+            own = st.text_input("or your own rule: package.module:Class", key="lab_rule_path",
+                                help="a Rule subclass with a Rule Lab part (docs/NEW_RULE.md), importable "
+                                     "from the Python path or the app's folder; empty: the rule above").strip()
         if own:
             try:
                 lab.spec(own)
@@ -148,26 +202,28 @@ try:
             if c["section"] == "rule":
                 extra[c["name"]] = extra_widget(rule, c, pop.updates)
         st.subheader("input & population")
-        pop.updates = st.slider("updates", spec.min_updates, 40, key=f"lab_{rule}_updates",
-                                **_init(f"lab_{rule}_updates", value=pop.updates))
+        pop.updates = knob(f"lab_{rule}_updates", pop.updates, lambda k: st.slider(
+            "updates", spec.min_updates, 40, key=k, **_init(k, value=pop.updates)))
         for c in spec.extra_controls:
             if c["section"] == "population":
                 extra[c["name"]] = extra_widget(rule, c, pop.updates)
         if spec.uses_input:
-            inp.kind = st.radio("input", lab.INPUTS, key=f"lab_{rule}_in_kind",
-                                **_init(f"lab_{rule}_in_kind", index=lab.INPUTS.index(inp.kind)),
-                                format_func=lambda k: lab.INPUT_TITLES[k], horizontal=True)
-            inp.rate = st.slider("rate (spikes/step; background for bursts & pattern)", 0.0, 0.5, step=0.005,
-                                 key=f"lab_{rule}_in_rate", format="%.3f", **_init(f"lab_{rule}_in_rate", value=float(inp.rate)))
-            inp.jitter = st.slider("jitter (steps)", 0.0, 5.0, step=0.25, key=f"lab_{rule}_in_jitter",
-                                   **_init(f"lab_{rule}_in_jitter", value=float(inp.jitter)))
-            inp.period = st.slider("period of bursts / pattern (steps)", 2, 40, key=f"lab_{rule}_in_period",
-                                   **_init(f"lab_{rule}_in_period", value=int(inp.period)))
-            inp.spread = st.slider("trial-to-trial spread", 0.0, 1.0, step=0.05, key=f"lab_{rule}_in_spread",
-                                   **_init(f"lab_{rule}_in_spread", value=float(inp.spread)))
+            inp.kind = knob(f"lab_{rule}_in_kind", inp.kind, lambda k: st.radio(
+                "input", lab.INPUTS, key=k, **_init(k, index=lab.INPUTS.index(inp.kind)),
+                format_func=lambda i: lab.INPUT_TITLES[i], horizontal=True))
+            inp.rate = knob(f"lab_{rule}_in_rate", float(inp.rate), lambda k: st.slider(
+                "rate (spikes/step; background for bursts & pattern)", 0.0, 0.5, step=0.005, key=k,
+                format="%.3f", **_init(k, value=float(inp.rate))))
+            inp.jitter = knob(f"lab_{rule}_in_jitter", float(inp.jitter), lambda k: st.slider(
+                "jitter (steps)", 0.0, 5.0, step=0.25, key=k, **_init(k, value=float(inp.jitter))))
+            inp.period = knob(f"lab_{rule}_in_period", int(inp.period), lambda k: st.slider(
+                "period of bursts / pattern (steps)", 2, 40, key=k, **_init(k, value=int(inp.period))))
+            inp.spread = knob(f"lab_{rule}_in_spread", float(inp.spread), lambda k: st.slider(
+                "trial-to-trial spread", 0.0, 1.0, step=0.05, key=k, **_init(k, value=float(inp.spread))))
         else:
             st.caption(spec.input_note)
-        pop.seed = int(st.number_input("seed", 0, 100_000, key=f"lab_{rule}_seed", **_init(f"lab_{rule}_seed", value=0)))
+        pop.seed = int(knob(f"lab_{rule}_seed", 0, lambda k: st.number_input(
+            "seed", 0, 100_000, key=k, **_init(k, value=0))))
 except StreamlitAPIException as e:          # a linked value a widget cannot take
     bad = st.session_state.pop("_lab_url_keys", None)
     if not bad:

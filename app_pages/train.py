@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 from app_pages import form_state as fs
-from app_pages import rule_panels
+from app_pages import lesson, rule_panels
 from app_pages.common import get_store
 from app_pages.dataset_panel import dataset_fields, missing_files, render_dataset_info
 from snncore import viz
@@ -99,14 +99,15 @@ def _run_rule(cfg: dict):
         return None
 
 
-# ---- the form ---------------------------------------------------------------------------------
-fs.init_from_url()
-form_cfg = None
-with st.sidebar:
-    st.header("New run")
-    if st.session_state.get("_form_link_error"):
-        st.warning(st.session_state.pop("_form_link_error"))
-    presets, preset_errors = scan_presets()
+def _box(label: str, keys: list[str], expanded: bool = False):
+    """An expander for a group of widgets; a bare container when a lesson hides all of them."""
+    if keys and all(fs.hidden(k) for k in keys):
+        return st.container()
+    return st.expander(label, expanded=expanded)
+
+
+def preset_picker(presets, preset_errors) -> None:
+    """The lesson presets: pick one, read it, copy its lesson link, load it into the form."""
     with st.expander("lesson presets", expanded=False):
         for msg in preset_errors:
             st.error(msg)
@@ -115,6 +116,7 @@ with st.sidebar:
             pid = st.selectbox("lesson", list(by_id), format_func=lambda i: by_id[i].title, key="preset_pick")
             p = by_id[pid]
             st.caption(p.text + (f" (about {p.cpu_seconds:.0f} s of CPU)" if p.cpu_seconds else ""))
+            lesson.link_box(p)
             if st.button("Load this lesson", key="preset_load", width="stretch"):
                 try:
                     fs.load_into_widgets(p.config)
@@ -123,6 +125,21 @@ with st.sidebar:
                 else:
                     st.session_state["_loaded_preset"] = p.title
                     st.rerun()
+
+
+# ---- the form ---------------------------------------------------------------------------------
+fs.init_from_url()
+the_lesson = lesson.open_from_url("train", lambda p: fs.load_into_widgets(p.config))
+if the_lesson is not None:
+    lesson.panel(the_lesson, lesson.train_keys(the_lesson))
+form_cfg = None
+with st.sidebar:
+    st.header("New run")
+    if st.session_state.get("_form_link_error"):
+        st.warning(st.session_state.pop("_form_link_error"))
+    presets, preset_errors = scan_presets()
+    if not fs.hidden("preset_pick"):            # lesson mode: the lesson is already loaded
+        preset_picker(presets, preset_errors)
     if st.session_state.get("_loaded_preset"):
         st.success(f"Loaded lesson: {st.session_state.pop('_loaded_preset')}")
     names = rule_names()
@@ -176,7 +193,8 @@ with st.sidebar:
             values["readout"] = fs.select(c2, "readout", ("mem", "rate"), "readout", D.readout)
             values["tau"] = fs.number(c1, "tau", "tau", D.tau, help="membrane time constant (steps), >= 1")
             values["v_threshold"] = fs.number(c2, "v_threshold", "v_threshold", D.v_threshold)
-    with st.expander(f"{rule} hyperparameters", expanded=own_loop):
+    rp_keys = [fs.rp_key(rule, f.name) for f in dataclasses.fields(rule_cls.Params)]
+    with _box(f"{rule} hyperparameters", rp_keys, expanded=own_loop or the_lesson is not None):
         values["rule_params"] = rule_param_widgets(rule)
     c1, c2 = st.columns(2)
     if not own_loop:
@@ -186,7 +204,7 @@ with st.sidebar:
         values["lr"] = fs.number(c2, "learning rate", "lr", D.lr, format="%.5g")
     values["device"] = fs.select(c1, "device", ("auto", "cpu", "cuda"), "device", D.device)
     values["seed"] = fs.number(c2, "seed", "seed", D.seed, step=1)
-    with st.expander("more settings"):
+    with _box("more settings", [fs.key_of(n) for n in RunConfig.fields() if n not in MAIN]):
         values.update(more_settings(model, own_loop))
     data_error = values.pop("_error", None)
     try:

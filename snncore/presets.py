@@ -6,6 +6,13 @@ plus
     title = "..."        shown in the picker
     text = "..."         what the lesson shows and what to watch
     cpu_seconds = 20     rough CPU time of one run on a laptop core
+    page = "train"       where its lesson link opens: "train" (default) or "rule_lab"
+    controls = [...]     the controls the lesson uses (config fields, rule hyperparameters by name);
+                         lesson mode hides every other one. Absent: all are shown
+    steps = [...]        the lesson's steps, shown beside the page (markdown)
+    [[lesson.think]]     "Think!" questions, each answer folded until clicked
+    q = "..."
+    a = "..."
 
     from snncore.presets import list_presets, load_preset
     for p in list_presets(): print(p.id, p.title)
@@ -36,6 +43,10 @@ class Preset:
     config: dict                 # the config fields as in the file (validated; without [lesson])
     cpu_seconds: float | None = None
     path: Path | None = field(default=None, repr=False)
+    page: str = "train"
+    controls: list | None = None  # None: the lesson hides nothing
+    steps: list = field(default_factory=list)
+    think: list = field(default_factory=list)     # [{"q": ..., "a": ...}]
 
     def run_config(self) -> RunConfig:
         return RunConfig.from_dict(self.config)
@@ -55,15 +66,59 @@ def _read(path: Path) -> Preset:
     cpu = lesson.get("cpu_seconds")
     if cpu is not None and (isinstance(cpu, bool) or not isinstance(cpu, (int, float)) or cpu < 0):
         raise PresetError(f"{where}: [lesson] cpu_seconds must be a number >= 0, got {cpu!r}")
-    extra = sorted(set(lesson) - {"title", "text", "cpu_seconds"})
+    extra = sorted(set(lesson) - set(LESSON_KEYS))
     if extra:
-        raise PresetError(f"{where}: unknown [lesson] key {extra[0]!r} (allowed: title, text, cpu_seconds)")
+        raise PresetError(f"{where}: unknown [lesson] key {extra[0]!r} (allowed: {', '.join(LESSON_KEYS)})")
     try:
-        RunConfig.from_dict(data)
+        cfg = RunConfig.from_dict(data)
     except ConfigError as e:
         raise PresetError(f"{where}: {e}") from None
+    page = lesson.get("page", "train")
+    if page not in PAGES:
+        raise PresetError(f"{where}: [lesson] page must be one of {', '.join(PAGES)}, got {page!r}")
+    controls = lesson.get("controls")
+    if controls is not None:
+        controls = _str_list(controls, f"{where}: [lesson] controls")
+        allowed = control_names(cfg, page)
+        for c in controls:
+            if c not in allowed:
+                raise PresetError(f"{where}: [lesson] controls: {c!r} is not a control of the "
+                                  f"{page} page for rule {cfg.rule} (allowed: {', '.join(sorted(allowed))})")
+    steps = _str_list(lesson.get("steps", []), f"{where}: [lesson] steps")
+    think = lesson.get("think", [])
+    if not isinstance(think, list) or not all(
+            isinstance(t, dict) and set(t) == {"q", "a"} and all(isinstance(v, str) and v.strip() for v in t.values())
+            for t in think):
+        raise PresetError(f"{where}: [lesson] think must be [[lesson.think]] tables, each with a "
+                          f"non-empty q (the question) and a (its answer)")
     return Preset(path.stem, title.strip(), " ".join(text.split()), data,
-                  None if cpu is None else float(cpu), path)
+                  None if cpu is None else float(cpu), path, page, controls,
+                  [" ".join(x.split()) for x in steps],
+                  [{"q": " ".join(t["q"].split()), "a": " ".join(t["a"].split())} for t in think])
+
+
+LESSON_KEYS = ("title", "text", "cpu_seconds", "page", "controls", "steps", "think")
+PAGES = ("train", "rule_lab")
+# the Rule Lab page's own knobs a lesson can show (besides the rule's hyperparameters)
+LAB_CONTROLS = ("rule", "updates", "input", "seed")
+
+
+def control_names(cfg: RunConfig, page: str = "train") -> set[str]:
+    """What a lesson's `controls` may name on a page: on Train every config field and the rule's
+    hyperparameters; on Rule Lab the hyperparameters and LAB_CONTROLS."""
+    import dataclasses
+
+    from .rules import get_rule
+    params = {f.name for f in dataclasses.fields(get_rule(cfg.rule).Params)}
+    if page == "rule_lab":
+        return params | set(LAB_CONTROLS)
+    return (set(RunConfig.fields()) - {"rule_params"}) | params
+
+
+def _str_list(v, where: str) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+        raise PresetError(f"{where} must be a list of non-empty strings")
+    return list(v)
 
 
 def list_presets(directory: str | Path | None = None) -> list[Preset]:
