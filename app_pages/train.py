@@ -100,8 +100,9 @@ def _run_rule(cfg: dict):
 
 
 def _box(label: str, keys: list[str], expanded: bool = False):
-    """An expander for a group of widgets; a bare container when a lesson hides all of them."""
-    if keys and all(fs.hidden(k) for k in keys):
+    """An expander for a group of widgets; a bare container when there are none or a lesson hides
+    all of them (an empty expander says nothing)."""
+    if all(fs.hidden(k) for k in keys):
         return st.container()
     return st.expander(label, expanded=expanded)
 
