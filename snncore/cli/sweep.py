@@ -18,7 +18,8 @@ METRICS = ("test_accuracy", "best_test_accuracy", "seconds", "steps")
 
 def _sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", action="append", default=[], metavar="NAME=v1,v2",
-                   help="values of a config field or rule hyperparameter (RULE.NAME or NAME); repeatable")
+                   help="values of a config field or rule hyperparameter (RULE.NAME or NAME); a list value "
+                        "in brackets: hidden=[256,128],[512]; repeatable")
     p.add_argument("--range", action="append", default=[], metavar="NAME=lo:hi[:log]",
                    help="a real interval for --search random|optuna; repeatable")
     p.add_argument("--seeds", type=int, default=1, help="seeds per point (seed, seed+1, ...)")

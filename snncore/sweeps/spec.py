@@ -2,6 +2,8 @@
 hyperparameters (`RULE.NAME` or the base rule's own NAME), checked point by point before any run.
 
 Grid points are the product of the grids, times seeds seed0 .. seed0+N-1 (seed is then one more axis).
+A list-valued field takes a list in brackets (`--grid hidden=[256,128],[512]`, `--grid mask=[],[tau_d]`);
+a bare value is a one-element list (`--grid hidden=64,128` sweeps [64] and [128]).
 """
 from __future__ import annotations
 
@@ -108,7 +110,8 @@ def _check(spec: SweepSpec, opt: str, ax: Axis, value) -> None:
     try:
         RunConfig.from_dict(spec.apply({ax.name: value}))
     except ConfigError as e:
-        raise SweepError(f"{opt} {ax.name}={value}: {e}") from None
+        shown = f"[{','.join(map(str, value))}]" if isinstance(value, list) else value
+        raise SweepError(f"{opt} {ax.name}={shown}: {e}") from None
 
 
 def parse_spec(base: RunConfig, grids: list[str], ranges: list[str], seeds: int = 1, search: str = "grid",
@@ -132,7 +135,7 @@ def parse_spec(base: RunConfig, grids: list[str], ranges: list[str], seeds: int 
             seen.add(ax.target)
             spec.axes.append(ax)             # before the checks: apply() sets only known axes
             if opt == "--grid":
-                vals = [v.strip() for v in rest.split(",")] if rest else []
+                vals = _grid_values(text, rest)
                 if not vals or any(v == "" for v in vals):
                     raise SweepError(f"--grid {text!r}: an empty value list or an empty value (give NAME=v1,v2,...)")
                 ax.values = vals
@@ -164,6 +167,34 @@ def parse_spec(base: RunConfig, grids: list[str], ranges: list[str], seeds: int 
     if not spec.axes and seeds == 1 and search == "grid":
         raise SweepError("nothing to sweep: give --grid NAME=v1,v2, --range NAME=lo:hi or --seeds N")
     return spec
+
+
+def _grid_values(text: str, rest: str) -> list:
+    """v1,v2,... with bracketed list values kept whole: "[256],[256,128]" -> [["256"], ["256", "128"]]."""
+    vals, depth, cur, bracketed = [], 0, "", False
+    for ch in rest + ",":
+        if ch == "[":
+            if depth or cur.strip():
+                raise SweepError(f"--grid {text!r}: a '[' inside a value (lists do not nest)")
+            depth, bracketed = 1, True
+        elif ch == "]":
+            if not depth:
+                raise SweepError(f"--grid {text!r}: a ']' without its '['")
+            depth = 0
+        elif ch == "," and not depth:
+            if bracketed:
+                inner = cur.strip()
+                vals.append([x.strip() for x in inner.split(",") if x.strip()] if inner else [])
+            else:
+                vals.append(cur.strip())
+            cur, bracketed = "", False
+        elif bracketed and not depth and ch.strip():
+            raise SweepError(f"--grid {text!r}: text after a ']' (separate values with commas)")
+        else:
+            cur += ch
+    if depth:
+        raise SweepError(f"--grid {text!r}: a '[' without its ']'")
+    return vals if rest.strip() else []
 
 
 def base_value(spec: SweepSpec, ax: Axis):
