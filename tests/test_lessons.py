@@ -2,7 +2,8 @@
 it uses, the page it opens) becomes a lesson: `?lesson=<id>` opens Train or Rule Lab with the
 lesson beside the page and every other control hidden until the teacher shows them."""
 import pytest
-from streamlit.testing.v1 import AppTest
+
+from tests.app_util import open_page
 
 from snncore.presets import PresetError, get_preset, list_presets
 
@@ -39,15 +40,6 @@ def test_every_preset_is_a_lesson_with_steps_questions_and_its_controls():
         assert all(t["q"].endswith("?") and len(t["a"]) > 40 for t in p.think), p.id
 
 
-def _page(path, query=None) -> AppTest:
-    at = AppTest.from_file("../app.py", default_timeout=120)
-    at.run()
-    at.switch_page(path)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def _keys(at) -> set:
@@ -59,7 +51,7 @@ def _query(at) -> dict:
 
 
 def test_train_lesson_hides_unused_controls_and_the_teacher_shows_them(runs_dir):
-    at = _page("app_pages/train.py", {"lesson": "ssdp_synchrony_task"})
+    at = open_page("app_pages/train.py", {"lesson": "ssdp_synchrony_task"})
     assert _keys(at) == {"epochs", "seed", "syn_jitter", "rp_ssdp_a_plus", "rp_ssdp_sigma"}
     md = " ".join(m.value for m in at.markdown)
     assert "Lesson: SSDP on the synchrony task" in md and "**1.**" in md and "**4.**" in md
@@ -81,16 +73,16 @@ def test_train_lesson_hides_unused_controls_and_the_teacher_shows_them(runs_dir)
 
 
 def test_bad_lesson_links_say_why(runs_dir):
-    at = _page("app_pages/train.py", {"lesson": "no_such_lesson"})
+    at = open_page("app_pages/train.py", {"lesson": "no_such_lesson"})
     assert any("lesson link was not opened" in w.value and "unknown preset 'no_such_lesson'" in w.value
                for w in at.warning)
     assert len(_keys(at)) > 25                       # no lesson: the whole form
-    at = _page("app_pages/train.py", {"lesson": "stdp_learning_window"})
+    at = open_page("app_pages/train.py", {"lesson": "stdp_learning_window"})
     assert any("opens on the rule lab page" in w.value for w in at.warning)
 
 
 def test_every_preset_offers_its_lesson_link(runs_dir):
-    at = _page("app_pages/train.py")
+    at = open_page("app_pages/train.py")
     at.selectbox(key="preset_pick").set_value("stdp_learning_window").run()
     assert any(c.value.endswith("/rule_lab?lesson=stdp_learning_window") for c in at.code)
     at.selectbox(key="preset_pick").set_value("bptt_synchrony_task").run()
@@ -98,7 +90,7 @@ def test_every_preset_offers_its_lesson_link(runs_dir):
 
 
 def test_rule_lab_lesson(runs_dir):
-    at = _page("app_pages/rule_lab.py", {"lesson": "stdp_learning_window"})
+    at = open_page("app_pages/rule_lab.py", {"lesson": "stdp_learning_window"})
     assert _keys(at) == {f"lab_stdp_{k}" for k in ("tau_pre", "tau_post", "eta_plus", "eta_minus", "updates")}
     assert any(m.value.startswith("#### Lesson: The STDP learning window") for m in at.markdown)
     assert len(at.get("plotly_chart")) >= 4 and _query(at)["lesson"] == "stdp_learning_window"

@@ -6,7 +6,8 @@ outside rule compare like any others (seed groups with their intervals)."""
 import json
 
 import pytest
-from streamlit.testing.v1 import AppTest
+
+from tests.app_util import open_page
 
 from snncore.config import RunConfig
 from snncore.rules import LIST_ENV, listed_rules, rule_names
@@ -21,17 +22,6 @@ BAD = "no_such_pkg.rules:Nope"
 @pytest.fixture
 def listed(monkeypatch):
     monkeypatch.setenv(LIST_ENV, f"{TRIPLET}, {LABBED}  {BAD},{TRIPLET}")
-
-
-def _page(path: str, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file("../app.py", default_timeout=120)
-    at.run()
-    at.switch_page(path)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def test_listed_paths_join_the_rule_names_and_bad_ones_say_why(listed):
@@ -50,7 +40,7 @@ def test_nothing_listed_by_default(monkeypatch):
 
 
 def test_train_and_rule_lab_list_them(listed, runs_dir):
-    at = _page("app_pages/train.py")
+    at = open_page("app_pages/train.py")
     assert TRIPLET in at.selectbox(key="rule").options
     assert any(BAD in w.value and "left out of the rule lists" in w.value for w in at.warning)
     at.selectbox(key="rule").set_value(TRIPLET).run()
@@ -59,14 +49,14 @@ def test_train_and_rule_lab_list_them(listed, runs_dir):
             for w in at.get(kind)}
     assert f"rp_{TRIPLET}_a3_plus" in keys                           # its own hyperparameters in the form
 
-    lab_at = _page("app_pages/rule_lab.py")
+    lab_at = open_page("app_pages/rule_lab.py")
     box = lab_at.sidebar.selectbox(key="lab_rule")
     assert "outside STDP (a test rule)" in box.options and len(box.options) == 7   # + the built-in six
     box.set_value(LABBED).run()
     assert not lab_at.exception
     assert [h.value for h in lab_at.subheader if h.value.startswith("outside STDP")]
     assert lab_at.query_params["lab_rule"] in (LABBED, [LABBED])
-    linked = _page("app_pages/rule_lab.py", {"lab_rule": LABBED})     # a link selects it in the list
+    linked = open_page("app_pages/rule_lab.py", {"lab_rule": LABBED})     # a link selects it in the list
     assert linked.sidebar.selectbox(key="lab_rule").value == LABBED
     assert not [w for w in linked.warning if "link" in w.value]
 
@@ -90,7 +80,7 @@ def test_compare_groups_runs_of_an_outside_rule(runs_dir):
     assert sorted(acc["n"].tolist()) == [1, 2]                       # two groups: by a3_plus, over seeds
     assert sorted(acc["group"]) == [f"{TRIPLET} · a3_plus=0.0065", f"{TRIPLET} · a3_plus=0.02"]
 
-    at = _page("app_pages/compare.py", {"runs": ",".join(a + b)})
+    at = open_page("app_pages/compare.py", {"runs": ",".join(a + b)})
     assert at.multiselect(key="cmp_runs").value == a + b
     titles = " | ".join(json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart"))
     assert "test accuracy" in titles and "training loss" in titles
