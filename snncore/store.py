@@ -261,6 +261,12 @@ class RunStore:
         """A resumed run's new plan (`train --resume ID --epochs N`)."""
         self._exec("UPDATE runs SET config=? WHERE id=?", (json.dumps(config), run_id))
 
+    def delete_run(self, run_id: str) -> None:
+        """Forget a run's rows (its folder is the caller's to remove)."""
+        for table in ("metrics", "telemetry", "snapshots", "checkpoints"):
+            self._exec(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
+        self._exec("DELETE FROM runs WHERE id=?", (run_id,))
+
     def request_stop(self, run_id: str) -> None:
         self._exec("UPDATE runs SET stop_requested=1 WHERE id=?", (run_id,))
 

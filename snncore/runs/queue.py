@@ -99,9 +99,10 @@ def worker_running(store: RunStore) -> bool:
     return False
 
 
-def work(store: RunStore, *, max_live: int = 1, poll: float = 1.0, timeout: float | None = None) -> list[str]:
-    """Start queued runs one by one until none is left; returns the ids started.
-    Returns [] at once when another worker holds the lock."""
+def work(store: RunStore, *, max_live=1, poll: float = 1.0, timeout: float | None = None) -> list[str]:
+    """Start queued runs one by one until none is left; returns the ids started. `max_live`: an
+    int, or a function of nothing read before each start (the classroom's cap, which the teacher
+    may change while the queue drains). Returns [] at once when another worker holds the lock."""
     started: list[str] = []
     t0 = time.monotonic()
     while True:
@@ -120,7 +121,7 @@ def work(store: RunStore, *, max_live: int = 1, poll: float = 1.0, timeout: floa
                 if nxt["stop_requested"]:
                     store.end_run(nxt["id"], "stopped", error="cancelled before it started")
                     continue
-                if len(live_here(store)) >= max_live:
+                if len(live_here(store)) >= (max_live() if callable(max_live) else max_live):
                     time.sleep(poll)
                     continue
                 try:
@@ -137,14 +138,17 @@ def work(store: RunStore, *, max_live: int = 1, poll: float = 1.0, timeout: floa
             return started
 
 
-def ensure_worker(store: RunStore) -> int | None:
-    """Start a background worker for the store's folder unless one is running; returns its pid."""
+def ensure_worker(store: RunStore, classroom: bool = False) -> int | None:
+    """Start a background worker for the store's folder unless one is running; returns its pid.
+    classroom=True: it starts runs up to the classroom's server cap (snncore.classroom)."""
     if worker_running(store):
         return None
     # as launch.py: snncore is installed; the caller's directory stays the worker's (and its runs')
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     log = open(store.root / "queue.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "snncore.runs.queue", "--runs-dir", str(store.root.resolve())],
+    extra = ["--classroom", "--poll", "0.3"] if classroom else []
+    proc = subprocess.Popen([sys.executable, "-m", "snncore.runs.queue", "--runs-dir", str(store.root.resolve()),
+                             *extra],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             cwd=os.getcwd(), env=env, start_new_session=True)
     log.close()
@@ -164,6 +168,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-live", type=int, default=1, help="runs live at once on this host (default 1)")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between checks (default 1)")
     p.add_argument("--list", action="store_true", help="print the queued runs and exit")
+    p.add_argument("--classroom", action="store_true",
+                   help="runs live at once: the classroom's server cap (<runs>/classroom.json), read before each start")
     args = p.parse_args(argv)
     if args.max_live < 1 or not args.poll > 0:
         print("error: --max-live must be >= 1 and --poll > 0", file=sys.stderr)
@@ -177,7 +183,11 @@ def main(argv=None) -> int:
         for r in queued(store):
             print(r["id"], r["config"].get("rule"), "seed", r["config"].get("seed"))
         return 0
-    started = work(store, max_live=args.max_live, poll=args.poll)
+    max_live = args.max_live
+    if args.classroom:
+        from ..classroom import load_policy
+        max_live = lambda: load_policy(store).live_cap()   # noqa: E731
+    started = work(store, max_live=max_live, poll=args.poll)
     print(f"queue: started {len(started)} run(s){': ' + ' '.join(started) if started else ''}", flush=True)
     return 0
 
