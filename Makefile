@@ -7,6 +7,11 @@ BIN    := $(VENV)/bin
 TORCH_INSTALL ?= torch==2.13.0 torchvision==0.28.0 torchaudio==2.11.0
 HOST ?= 127.0.0.1
 PORT ?= 8501
+# A class: `make app HOST=0.0.0.0 TEACHER_TOKEN=...` (serving beyond this machine turns classroom
+# mode on: sessions own their runs, caps; the token makes a session the teacher; README "Classroom")
+TEACHER_TOKEN ?=
+CLASSROOM_ENV := $(if $(filter 127.0.0.1 localhost ::1,$(HOST)),,SNNCORE_CLASSROOM=1) \
+                 $(if $(TEACHER_TOKEN),SNNCORE_TEACHER_TOKEN=$(TEACHER_TOKEN))
 
 .PHONY: app test setup setup-dev lock clean-venv
 
@@ -44,7 +49,7 @@ lock: $(UV_VENV)/bin/uv
 	@! grep -in '^nvidia' requirements.lock || (echo "error: CUDA packages in requirements.lock" >&2; exit 1)
 
 app: $(VENV)/.installed
-	PYTHONWARNINGS=ignore $(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
+	$(CLASSROOM_ENV) PYTHONWARNINGS=ignore $(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
 	  --server.headless true --browser.gatherUsageStats false
 
 test: $(VENV)/.installed

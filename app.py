@@ -27,6 +27,9 @@ pages = [
 nav = st.navigation(pages)
 from snncore.rules import LIST_ENV, listed_rules  # noqa: E402 -- after set_page_config
 
+from app_pages.common import session_box  # noqa: E402
+
+session_box()
 for _path, _why in listed_rules()[1].items():       # a rule the lab listed that does not load: say why
     st.warning(f"{LIST_ENV} names {_path!r}, which is left out of the rule lists: {_why}")
 nav.run()

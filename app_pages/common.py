@@ -1,11 +1,16 @@
-"""Shared app helpers (the store handle); pages stay thin."""
+"""Shared app helpers (the store handle, the classroom session); pages stay thin."""
 from __future__ import annotations
 
 import os
+import secrets
 
 import streamlit as st
 
+from snncore import classroom
 from snncore.store import RunStore, StoreError
+
+SESSION_KEY = "class_session"      # the session's name (classroom mode)
+TEACHER_KEY = "class_teacher"      # True once the teacher's token was entered in this session
 
 
 @st.cache_resource
@@ -20,3 +25,46 @@ def get_store() -> RunStore | None:
     except StoreError as e:
         st.error(f"{e}. Set SNNCORE_RUNS to a writable folder and reload.")
         return None
+
+
+def who() -> classroom.Who:
+    """The session acting on runs (its name; the teacher once the token was entered)."""
+    ss = st.session_state
+    if SESSION_KEY not in ss:
+        ss[SESSION_KEY] = "student-" + secrets.token_hex(2)
+    return classroom.Who(str(ss[SESSION_KEY]), bool(ss.get(TEACHER_KEY)))
+
+
+def session_box() -> None:
+    """In classroom mode, in the sidebar of every page: the session's name (a link's ?who= sets
+    it; own runs are found by it) and the teacher's token, entered once."""
+    if not classroom.enabled():
+        return
+    ss = st.session_state
+    if "_who_url_done" not in ss:
+        ss["_who_url_done"] = True
+        name = st.query_params.get("who")
+        if name:
+            try:
+                ss[SESSION_KEY] = classroom.check_session_name(name)
+            except ValueError:
+                pass
+    me = who()
+    with st.sidebar.expander(f"session: {me.session}" + (" · teacher" if me.teacher else ""),
+                             expanded=False):
+        new = st.text_input("your name", value=me.session, key="_class_name_box",
+                            help="your runs are found by this name; use the same one after a reload")
+        if new.strip() != me.session:
+            try:
+                ss[SESSION_KEY] = classroom.check_session_name(new)
+                st.rerun()
+            except ValueError as e:
+                st.error(str(e))
+        if os.environ.get(classroom.TOKEN_ENV, "").strip() and not me.teacher:
+            token = st.text_input("teacher token", type="password", key="_class_token_box")
+            if token:
+                if classroom.teacher_token_ok(token):
+                    ss[TEACHER_KEY] = True
+                    st.rerun()
+                else:
+                    st.error("That is not the teacher token.")

@@ -4,8 +4,10 @@ import time
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import get_store
+from app_pages.common import get_store, who
+from snncore import classroom
 from snncore.health import at_chance
+from snncore.store import LIVE
 
 st.title("Plasticity Lab")
 st.markdown(
@@ -32,10 +34,10 @@ def _when(run: dict) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(run["created"] or 0))
 
 
-def _row(r: dict) -> None:
+def _row(r: dict, store, me) -> None:
     c = r["config"]
     what = f"{c.get('rule')} on {c.get('dataset')}"
-    cols = st.columns([5, 3, 1, 1], vertical_alignment="center")
+    cols = st.columns([5, 3, 1, 1, 1], vertical_alignment="center")
     # the name first: lesson runs (all "ssdp on synthetic" otherwise) are told apart by it
     cols[0].markdown(f"**{r['name'] or what}**  \n"
                      f"<small>`{r['id']}` · {what + ' · ' if r['name'] else ''}seed {c.get('seed')} · "
@@ -50,15 +52,43 @@ def _row(r: dict) -> None:
                       query_params={"run": r["id"]})
     cols[3].page_link("app_pages/inspect_run.py", label="Inspect", icon=":material/query_stats:",
                       query_params={"run": r["id"]})
+    whose = classroom.owner(store, r["id"]) if classroom.enabled() else None
+    if whose and whose != me.session:
+        cols[0].caption(f"started by {whose}")
+    # an ended run can go (in a classroom: one's own, or any for the teacher)
+    if r["status"] not in (*LIVE, "queued") and classroom.may_control(store, r["id"], me):
+        if cols[4].button("Delete", key=f"del_{r['id']}", help="remove the run, its metrics and its files"):
+            try:
+                classroom.delete(store, r["id"], me)
+            except (classroom.NotAllowed, ValueError) as e:
+                st.error(str(e))
+            else:
+                st.rerun()
+
+
+def teacher_caps(store, me) -> None:
+    """The teacher sets the caps: runs per session, runs live at once on this server."""
+    pol = classroom.load_policy(store)
+    with st.expander("classroom caps (teacher)", expanded=False):
+        c1, c2 = st.columns(2)
+        s_cap = c1.number_input("runs per session (queued or running)", 1, classroom.MAX_CAP, pol.session_cap)
+        v_cap = c2.number_input("runs at once on this server (0: the cores less one)", 0, classroom.MAX_CAP,
+                                pol.server_cap)
+        if st.button("Save caps", key="save_caps"):
+            classroom.save_policy(store, classroom.Policy(int(s_cap), int(v_cap)), me)
+            st.success(f"Saved: {int(s_cap)} per session, {pol.__class__(int(s_cap), int(v_cap)).live_cap()} at once.")
 
 
 store = get_store()
 if store is not None:
-    runs = store.list_runs(200)
+    me = who()
+    runs = classroom.sort_for(store.list_runs(200), store, me)        # classroom: own runs first
+    if classroom.enabled() and me.teacher:
+        teacher_caps(store, me)
     st.subheader(f"Runs ({len(runs)})")
     if runs:
         for r in runs[:SHOWN]:
-            _row(r)
+            _row(r, store, me)
         if len(runs) > SHOWN:
             st.caption(f"The {SHOWN} newest runs; all of them in the table below.")
         with st.expander("all runs as a table"):
