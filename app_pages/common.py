@@ -41,18 +41,19 @@ def session_box() -> None:
     if not classroom.enabled():
         return
     ss = st.session_state
-    if "_who_url_done" not in ss:
-        ss["_who_url_done"] = True
-        name = st.query_params.get("who")
-        if name:
-            try:
-                ss[SESSION_KEY] = classroom.check_session_name(name)
-            except ValueError:
-                pass
+    name = st.query_params.get("who")
+    if name and ss.get("_who_url") != name:       # a link's name, applied once (the box may change it)
+        ss["_who_url"] = name
+        try:
+            ss[SESSION_KEY] = ss["_class_name_box"] = classroom.check_session_name(name)
+        except ValueError as e:
+            st.sidebar.warning(f"The link's ?who= was not used: {e}")
     me = who()
     with st.sidebar.expander(f"session: {me.session}" + (" · teacher" if me.teacher else ""),
                              expanded=False):
-        new = st.text_input("your name", value=me.session, key="_class_name_box",
+        if "_class_name_box" not in ss:
+            ss["_class_name_box"] = me.session
+        new = st.text_input("your name", key="_class_name_box",
                             help="your runs are found by this name; use the same one after a reload")
         if new.strip() != me.session:
             try:
