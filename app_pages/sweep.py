@@ -98,7 +98,7 @@ def axis_widgets(rule: str, search: str) -> tuple[list[str], list[str]]:
                        disabled=name == NONE).strip()
         if name == NONE:
             continue
-        is_range = search != "grid" and ":" in text and "," not in text
+        is_range = ":" in text and "," not in text       # grid search then says ranges need random/optuna
         (ranges if is_range else grids).append(f"{name}={text}")
     return grids, ranges
 
@@ -192,7 +192,7 @@ if wanted and wanted not in by_id:
 if "sw_pick" not in st.session_state or wanted != st.session_state.get("sw_shown"):
     st.session_state["sw_pick"] = wanted      # arrived by a link or Launch: the picker follows the URL
 pick = st.selectbox("sweep", ids, key="sw_pick", placeholder="choose a sweep",
-                    format_func=lambda i: _label(by_id[i]) if i in by_id else f"{i} · starting")
+                    format_func=lambda i: _label(by_id[i]) if i in by_id else i)
 if pick != wanted:
     wanted = pick
     if pick:
