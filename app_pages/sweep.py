@@ -9,6 +9,8 @@ tab shows the same sweep: its id is in the URL (?sweep=ID).
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import time
 
 import streamlit as st
@@ -220,7 +222,7 @@ def _state_now(sid: str):
     info = launch_info(root, sid)
     if state is None:
         return None, ("starting" if info and info["alive"] else None), info
-    if info and info["alive"] and state["status"] != "running":
+    if info and info["alive"] and state["status"] in ("stopped", "failed"):
         return state, "starting", info         # a Resume launched, its driver not yet marked running
     return state, state["status"], info
 
@@ -258,7 +260,17 @@ def sweep_view(sid: str) -> None:
                 + (f", {summary['early_stopped']} stopped early" if summary["early_stopped"] else "")
                 + (f", {running} running" if running else "") + f" · {secs:.0f}s"
                 + f" · {spec.search} search · {metric} ({mode})")
-    st.progress(min(ended / n, 1.0) if n else 0.0)
+    c1, c2 = st.columns([6, 1], vertical_alignment="center")
+    c1.progress(min(ended / n, 1.0) if n else 0.0)
+    if status == "running" and c2.button("Stop", key=f"sw_stop_{sid}", width="stretch",
+                                         help="stops the sweep's driver (as Ctrl-C would): running trials end, "
+                                              "the rest wait for Resume"):
+        try:
+            os.kill(int(state["pid"]), signal.SIGINT)
+        except (OSError, TypeError, ValueError) as e:
+            st.error(f"Could not stop the driver (pid {state.get('pid')}): {e}")
+        else:
+            st.toast("Stop sent: the sweep ends its running trials and is marked stopped.")
     if status in ("stopped", "failed"):
         why = state.get("error") or "its driver ended with trials left"
         st.warning(f"The sweep {status}: {why}. Resume runs only the trials that did not end "
