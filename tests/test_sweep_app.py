@@ -5,6 +5,7 @@ state; a stopped sweep with a failed trial offering Resume and showing the reaso
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -139,32 +140,69 @@ def test_the_list_of_sweeps_opens_one(swept, monkeypatch):
     assert len(at.dataframe[0].value) == 4
 
 
-def test_a_stopped_sweep_offers_resume_and_shows_why_a_trial_failed(runs_dir):
+def hand_made_sweep(runs_dir, sid, pid, records):
+    """A sweep's state on disk as the engine writes it (tiny digits, lr over three values)."""
     from snncore.config import RunConfig
     from snncore.sweeps import engine
     from snncore.sweeps.spec import parse_spec
-    spec = parse_spec(RunConfig.from_dict({"dataset": "digits", "rule": "bptt", "epochs": 1}),
-                      ["lr=1e-3,5e-3,1e-2"], [])
-    d = runs_dir / "sweeps" / "sw-stopped"
+    spec = parse_spec(RunConfig.from_dict({"dataset": "digits", "rule": "bptt", "epochs": 1, "n_train": 64,
+                                           "hidden": [16], "timesteps": 4}), ["lr=1e-3,5e-3,1e-2"], [])
+    d = runs_dir / "sweeps" / sid
     (d / "trials").mkdir(parents=True)
+    (d / "sweep.json").write_text(json.dumps({
+        "sweep_id": sid, "name": "", "spec": spec.to_dict(), "options": dataclasses.asdict(engine.Options()),
+        "status": "running", "pid": pid, "created": time.time() - 60, "seconds": 0.0, "n_trials": 3}))
+    for r in records:
+        (d / "trials" / f"{r['key']}.json").write_text(json.dumps({
+            "run_id": None, "metric": None, "error": None, "node": "here", "point": {"lr": r["lr"]},
+            "config": spec.apply({"lr": r["lr"]}), **r}))
+
+
+def test_a_stopped_sweep_offers_resume_and_shows_why_a_trial_failed(runs_dir):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()                      # its driver: a pid that is no longer alive
-    (d / "sweep.json").write_text(json.dumps({
-        "sweep_id": "sw-stopped", "name": "", "spec": spec.to_dict(), "options": dataclasses.asdict(engine.Options()),
-        "status": "running", "pid": dead.pid, "created": time.time() - 60, "seconds": 0.0, "n_trials": 3}))
-    (d / "trials" / "00000.json").write_text(json.dumps({
-        "key": "00000", "index": 0, "point": {"lr": 1e-3}, "run_id": None, "status": "failed", "metric": None,
-        "error": "RuntimeError: the loss diverged (nan)", "node": "here"}))
-    (d / "trials" / "00001.json").write_text(json.dumps({
-        "key": "00001", "index": 1, "point": {"lr": 5e-3}, "run_id": None, "status": "finished", "metric": 0.4,
-        "error": None, "node": "here", "config": spec.apply({"lr": 5e-3})}))
+    hand_made_sweep(runs_dir, "sw-stopped", dead.pid, [
+        {"key": "00000", "index": 0, "lr": 1e-3, "status": "failed", "error": "RuntimeError: the loss diverged (nan)"},
+        {"key": "00001", "index": 1, "lr": 5e-3, "status": "finished", "metric": 0.4}])
     at = open_page({"sweep": "sw-stopped"})
     assert any("The sweep stopped" in w.value and "Resume" in w.value for w in at.warning)
-    assert at.button(key="sw_resume_sw-stopped")
     assert any("the loss diverged (nan)" in e.value for e in at.error)
     table = at.dataframe[0].value
     assert list(table["status"]) == ["failed", "finished", "pending"]
     assert any("mean test_accuracy **0.4 (n=1)**" in m.value for m in at.markdown)
+    # Resume starts `sweep --resume ID` in the background (killed here once seen)
+    at.button(key="sw_resume_sw-stopped").click()
+    at.run()
+    assert not at.exception, at.exception
+    from snncore.sweeps.launch import launch_info
+    info = launch_info(runs_dir, "sw-stopped")
+    try:
+        assert info and info["command"][3:6] == ["sweep", "--resume", "sw-stopped"]
+        assert any("**starting**" in m.value for m in at.markdown) or not launch_info(runs_dir, "sw-stopped")["alive"]
+    finally:
+        if info and info["alive"]:
+            os.killpg(info["pid"], signal.SIGKILL)
+
+
+def test_stop_sends_the_driver_sigint(runs_dir, tmp_path):
+    got = tmp_path / "got_sigint"
+    driver = subprocess.Popen([sys.executable, "-c", "import signal, sys, time\n"
+                               f"signal.signal(signal.SIGINT, lambda *a: (open({str(got)!r}, 'w').write('1'), "
+                               "sys.exit(0)))\nprint('ready', flush=True)\ntime.sleep(60)"], stdout=subprocess.PIPE)
+    try:
+        driver.stdout.readline()
+        hand_made_sweep(runs_dir, "sw-live", driver.pid, [
+            {"key": "00000", "index": 0, "lr": 1e-3, "status": "running"}])
+        at = open_page({"sweep": "sw-live"})
+        assert any("**running**" in m.value for m in at.markdown)
+        at.button(key="sw_stop_sw-live").click()
+        at.run()
+        assert not at.exception, at.exception
+        driver.wait(timeout=20)
+        assert got.read_text() == "1"
+    finally:
+        driver.kill()
+        driver.wait()
 
 
 def test_an_unknown_sweep_id_says_so(runs_dir):
