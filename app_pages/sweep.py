@@ -290,7 +290,8 @@ def sweep_view(sid: str) -> None:
     st.dataframe(shown, hide_index=True, width="stretch", key=f"sw_table_{sid}", column_config={
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
         metric: st.column_config.NumberColumn(metric, format="%.4g"),
-        "run": st.column_config.LinkColumn("run", display_text=r"run=(.*)$", help="the trial's run on Train"),
+        "run": st.column_config.LinkColumn("run", display_text=r"run=(.*)$", width="medium",
+                                           help="the trial's run on Train"),
         "error": st.column_config.TextColumn("error", width="large")})
     failed = frame[frame["status"] == "failed"]
     if len(failed):

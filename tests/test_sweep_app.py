@@ -56,6 +56,18 @@ def cli_error(args) -> str:
     return buf.getvalue().strip().removeprefix("error: ")
 
 
+def test_the_sweep_id_flag_is_checked_before_anything_starts(runs_dir, capsys):
+    """The page's Launch passes its own id (--sweep-id): a taken or malformed one exits 2."""
+    from snncore.__main__ import main
+    (runs_dir / "sweeps" / "sw-taken").mkdir(parents=True)
+    (runs_dir / "sweeps" / "sw-taken" / "sweep.json").write_text("{}")
+    for sid, msg in (("sw-taken", "a sweep with this id exists"), ("../x", "is not valid")):
+        with pytest.raises(SystemExit) as e:
+            main(["sweep", *TINY, "--grid", "lr=1e-3,2e-3", "--sweep-id", sid])
+        assert e.value.code == 2 and msg in capsys.readouterr().err
+    assert sorted(p.name for p in (runs_dir / "sweeps").iterdir()) == ["sw-taken"]
+
+
 def test_no_sweeps_yet(runs_dir):
     at = open_page()
     assert any("No sweeps yet" in i.value for i in at.info)
