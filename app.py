@@ -23,6 +23,7 @@ pages = [
     st.Page("app_pages/rule_lab.py", title="Rule Lab", icon=":material/science:", url_path="rule_lab"),
     st.Page("app_pages/inspect_run.py", title="Inspect", icon=":material/query_stats:", url_path="inspect"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page("app_pages/sweep.py", title="Sweep", icon=":material/grid_view:", url_path="sweep"),
 ]
 nav = st.navigation(pages)
 from snncore.rules import LIST_ENV, listed_rules  # noqa: E402 -- after set_page_config

@@ -36,6 +36,7 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default="", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
     p.add_argument("--name", default="", help="the sweep's label (its runs are named NAME.<trial>)")
     p.add_argument("--resume", metavar="SWEEP_ID", help="continue a stopped sweep; finished trials are kept")
+    p.add_argument("--sweep-id", help=argparse.SUPPRESS)   # an id chosen by the caller (the app's Launch)
     p.add_argument("--runs-dir", help="runs folder (default: $SNNCORE_RUNS or ./runs)")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
 
@@ -95,6 +96,10 @@ def run_sweep(args) -> int:
                 fail("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
             if args.name and not all(c.isalnum() or c in "_.- " for c in args.name):
                 fail("--name: use letters, digits, spaces, '.', '_' or '-'")
+            if args.sweep_id:
+                check_run_id(args.sweep_id)
+                if (engine.sweeps_root(root) / args.sweep_id / "sweep.json").exists():
+                    fail(f"--sweep-id {args.sweep_id}: a sweep with this id exists")
             base = _base_config(args.rest)
             spec = parse_spec(base, args.grid, args.range, seeds=args.seeds, search=args.search,
                               trials=args.trials)
@@ -107,7 +112,7 @@ def run_sweep(args) -> int:
                 prepare_dataset(__import__("snncore.config", fromlist=["RunConfig"]).RunConfig.from_dict(spec.base))
             except DatasetError as e:
                 fail(str(e))
-            summary = engine.start(spec, opts, root)
+            summary = engine.start(spec, opts, root, sweep_id=args.sweep_id)
     except (SweepError, ValueError) as e:
         fail(str(e))
     _print(summary, args.json)

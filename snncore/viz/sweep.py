@@ -1,0 +1,123 @@
+"""A sweep's figures: hyperparameters -> metric as parallel coordinates, the seed-mean metric over
+two hyperparameters as a heatmap (95 % interval in the hover), and each hyperparameter's effect
+(mean and 95 % interval per value). Inputs are the frames of snncore.sweeps.results."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from . import LAYOUT
+
+
+def is_log(values) -> bool:
+    """Numbers spread over two decades or more, all positive: drawn on a log axis."""
+    try:
+        v = np.asarray([float(x) for x in values], dtype=float)
+    except (TypeError, ValueError):
+        return False
+    v = v[np.isfinite(v)]
+    return bool(v.size) and bool((v > 0).all()) and v.max() / v.min() >= 100
+
+
+def _numeric(values) -> bool:
+    return all(isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+               for x in values)
+
+
+def _label(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.4g}"
+    return str(v)
+
+
+def _style(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
+    fig.update_layout(**{**LAYOUT, "height": height, "margin": {**LAYOUT["margin"], "t": 50}}, title=title)
+    return fig
+
+
+def parallel_figure(frame: pd.DataFrame, axes: list[str], metric: str, log: dict | None = None) -> go.Figure:
+    """One line per finished trial through its hyperparameter values to its metric (coloured by
+    the metric). Text or boolean values get one tick each; a log axis is drawn as log10(value)."""
+    log = log or {}
+    dims = []
+    for name in axes:
+        col = frame[name].tolist()
+        if _numeric(col):
+            v = np.asarray(col, dtype=float)
+            if log.get(name, is_log(v)):
+                dims.append(dict(label=f"log10({name})", values=np.log10(v)))
+            else:
+                dims.append(dict(label=name, values=v))
+        else:
+            cats = sorted({str(x) for x in col})
+            dims.append(dict(label=name, values=[cats.index(str(x)) for x in col],
+                             tickvals=list(range(len(cats))), ticktext=cats))
+    y = frame[metric].astype(float)
+    dims.append(dict(label=metric, values=y))
+    fig = go.Figure(go.Parcoords(dimensions=dims, line=dict(color=y, colorscale="Viridis", showscale=True,
+                                                            colorbar=dict(title=dict(text=metric)))))
+    fig = _style(fig, f"hyperparameters → {metric} ({len(frame)} finished trials)", height=360)
+    fig.update_layout(margin=dict(l=70, r=70, t=80, b=30))
+    return fig
+
+
+def _order(values) -> list:
+    vals = list(dict.fromkeys(values))
+    try:
+        return sorted(vals, key=float)
+    except (TypeError, ValueError):
+        return sorted(vals, key=str)
+
+
+def heatmap_figure(stats: pd.DataFrame, x: str, y: str, metric: str) -> go.Figure:
+    """The mean metric per (x, y) pair (over seeds and any other swept value); the hover gives
+    the 95 % interval and n. stats: results.group_stats(..., [x, y], ...)."""
+    xs, ys = _order(stats[x]), _order(stats[y])
+    z = np.full((len(ys), len(xs)), np.nan)
+    custom = np.full((len(ys), len(xs), 3), np.nan)
+    text = [["" for _ in xs] for _ in ys]
+    for _, r in stats.iterrows():
+        i, j = ys.index(r[y]), xs.index(r[x])
+        z[i, j] = r["mean"]
+        custom[i, j] = (r["lo"], r["hi"], r["n"])
+        text[i][j] = f"{r['mean']:.3g}"
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[_label(v) for v in xs], y=[_label(v) for v in ys], customdata=custom, text=text,
+        texttemplate="%{text}", colorscale="Viridis", colorbar=dict(title=dict(text=f"mean {metric}")),
+        hovertemplate=(f"{x} %{{x}}<br>{y} %{{y}}<br>mean {metric} %{{z:.4g}}<br>"
+                       "95 % CI %{customdata[0]:.4g} to %{customdata[1]:.4g}<br>n = %{customdata[2]}<extra></extra>")))
+    fig = _style(fig, f"mean {metric} over {x} × {y}")
+    fig.update_xaxes(title_text=x, type="category")
+    fig.update_yaxes(title_text=y, type="category")
+    return fig
+
+
+def effect_figure(stats: pd.DataFrame, axis: str, metric: str, log: bool | None = None) -> go.Figure:
+    """Mean metric per value of one hyperparameter with its 95 % interval (error bars; none with
+    n = 1). stats: results.group_stats(..., [axis], ...)."""
+    vals = stats[axis].tolist()
+    numeric = _numeric(vals)
+    half = stats["half"].astype(float).fillna(0.0)
+    x = [float(v) for v in vals] if numeric else [str(v) for v in vals]
+    fig = go.Figure(go.Scatter(
+        x=x, y=stats["mean"].astype(float), mode="lines+markers" if numeric else "markers",
+        marker=dict(size=9), error_y=dict(type="data", array=half, visible=True, thickness=1.5, width=6),
+        customdata=np.stack([stats["lo"].astype(float), stats["hi"].astype(float), stats["n"].astype(float)], axis=-1)
+        if len(stats) else None,
+        hovertemplate=(f"{axis} %{{x}}<br>mean {metric} %{{y:.4g}}<br>95 % CI %{{customdata[0]:.4g}} to "
+                       "%{customdata[1]:.4g}<br>n = %{customdata[2]}<extra></extra>")))
+    fig = _style(fig, f"effect of {axis}", height=280)
+    fig.update_xaxes(title_text=axis, type=("log" if (is_log(vals) if log is None else log) and numeric
+                                            else ("linear" if numeric else "category")))
+    fig.update_yaxes(title_text=f"{metric} (mean, 95 % CI)")
+    return fig
+
+
+def ci_text(mean: float, half: float) -> str:
+    """'0.85 ± 0.12', or '0.85 (n=1)' where the interval is undefined."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return f"{mean:.4g} ± {half:.2g}" if half == half else f"{mean:.4g} (n=1)"
