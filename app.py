@@ -1,4 +1,7 @@
 """Plasticity Lab: entry point. `streamlit run app.py` (or `make app`)."""
+import os
+import time
+
 import streamlit as st
 
 st.set_page_config(page_title="Plasticity Lab", page_icon="⚡", layout="wide")
@@ -33,4 +36,11 @@ from app_pages.common import session_box  # noqa: E402
 session_box()
 for _path, _why in listed_rules()[1].items():       # a rule the lab listed that does not load: say why
     st.warning(f"{LIST_ENV} names {_path!r}, which is left out of the rule lists: {_why}")
-nav.run()
+_log = os.environ.get("SNNCORE_RERUN_LOG")       # bench/classroom_load.py: each page run's seconds
+_t0 = time.perf_counter()
+try:
+    nav.run()
+finally:
+    if _log:
+        with open(_log, "a") as _f:
+            _f.write(f"{time.time():.3f} {nav.url_path or 'home'} {time.perf_counter() - _t0:.4f}\n")
