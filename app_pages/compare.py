@@ -11,8 +11,11 @@ import streamlit as st
 from app_pages.common import get_store
 from snncore import compare
 from snncore.config import ConfigError
-from snncore.runs.queue import QUEUED, ensure_worker, queue_runs
+from snncore.runs.queue import QUEUED
 from snncore.store import LIVE
+from snncore.sweeps import engine as sweeps
+from snncore.sweeps.launch import launch_configs, launch_info
+from snncore.sweeps.spec import configs_spec
 
 PLOT_CONFIG = {"displaylogo": False}    # the modebar keeps its "download as PNG" button
 
@@ -46,8 +49,22 @@ if "cmp_runs" not in st.session_state:
     st.session_state["cmp_runs"] = [s for s in wanted if s in by_id]
     st.session_state["cmp_x"] = st.query_params.get("x", "step") if st.query_params.get("x") in ("step", "epoch") \
         else "step"
-# runs added by "repeat" join the selection
-for rid in st.session_state.pop("cmp_add", []):
+
+
+def repeat_sweeps() -> tuple[list[str], bool]:
+    """Run ids of the trials of this session's "repeat" sweeps, and whether one still runs."""
+    ids, going = [], False
+    for sid in st.session_state.get("cmp_sweeps", []):
+        state = sweeps.load_state(store.root, sid)
+        info = launch_info(store.root, sid)
+        if (state is None and info and info["alive"]) or (state and state["status"] == "running"):
+            going = True
+        ids += [r["run_id"] for r in sweeps.trial_records(store.root, sid).values() if r.get("run_id")]
+    return ids, going
+
+
+# runs of a "repeat" sweep join the selection as its trials create them
+for rid in repeat_sweeps()[0]:
     if rid in by_id and rid not in st.session_state["cmp_runs"]:
         st.session_state["cmp_runs"] = st.session_state["cmp_runs"] + [rid]
 st.session_state["cmp_runs"] = [s for s in st.session_state["cmp_runs"] if s in by_id]
@@ -72,12 +89,14 @@ sel_runs = [by_id[r] for r in selected]
 pending = [r for r in sel_runs if r["status"] in LIVE or r["status"] == QUEUED]
 
 
-@st.fragment(run_every=2.0 if pending else None)
+@st.fragment(run_every=2.0 if pending or repeat_sweeps()[1] else None)
 def results() -> None:
     rows = [store.get_run(r) for r in selected]
     rows = [r for r in rows if r is not None]
     if any(r["id"] in by_id and r["status"] != by_id[r["id"]]["status"] for r in rows):
         st.rerun()   # a run changed status: the whole page, so the selection chips stop saying "queued"
+    if any(rid not in selected for rid in repeat_sweeps()[0]):
+        st.rerun()   # a repeat sweep's trial created its run: into the selection
     n_live = sum(r["status"] in LIVE for r in rows)
     n_q = sum(r["status"] == QUEUED for r in rows)
     if n_live or n_q:
@@ -152,8 +171,9 @@ results()
 # ---- repeat with N seeds -------------------------------------------------------------------------
 groups = compare.seed_groups([by_id[r] for r in selected])
 st.subheader("Repeat with more seeds")
-st.caption("Queues new runs of the chosen configurations, each with a seed the group has not used. "
-           "They start one after another (one at a time), so a laptop is not swamped.")
+st.caption("Runs the chosen configurations again, each with a seed the group has not used, as one sweep "
+           "(Ray: as many at once as the cores allow, each on its own thread budget). The new runs join "
+           "the selection as they start; the Sweep page shows the sweep.")
 c1, c2, c3 = st.columns([3, 1, 1])
 names = {g.label: g for g in groups}
 chosen = c1.multiselect("configurations", list(names), default=list(names), key="cmp_rep_groups")
@@ -162,17 +182,17 @@ c3.write("")
 if c3.button(f"Repeat with {int(n)} seeds", type="primary", key="cmp_repeat", disabled=not chosen):
     try:
         cfgs = [c for g in chosen for c in compare.repeat_configs(names[g], int(n))]
-        new = queue_runs(store, cfgs)
+        configs_spec(cfgs)                       # every config checked before anything starts
     except (ConfigError, ValueError) as e:
-        st.error(f"Cannot queue: {e}")
+        st.error(f"Cannot start: {e}")
     else:
-        pid = ensure_worker(store)
-        st.session_state["cmp_add"] = new
-        st.session_state["cmp_queued_msg"] = (f"Queued {len(new)} runs (seeds "
-                                             f"{', '.join(str(c['seed']) for c in cfgs)}); "
-                                             + ("a queue worker started them one after another."
-                                                if pid else "the running queue worker will start them."))
+        sid = launch_configs(store.root, cfgs, name="repeat")
+        st.session_state["cmp_sweeps"] = st.session_state.get("cmp_sweeps", []) + [sid]
+        st.session_state["cmp_repeat_msg"] = (f"Started sweep {sid}: {len(cfgs)} runs (seeds "
+                                             f"{', '.join(str(c['seed']) for c in cfgs)}).", sid)
         time.sleep(0.1)
         st.rerun()
-if msg := st.session_state.pop("cmp_queued_msg", None):
-    st.success(msg)
+if msg := st.session_state.pop("cmp_repeat_msg", None):
+    st.success(msg[0])
+    st.page_link("app_pages/sweep.py", label="Open the sweep", icon=":material/grid_view:",
+                 query_params={"sweep": msg[1]})

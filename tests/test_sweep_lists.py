@@ -1,5 +1,5 @@
 """Issue #15: list-valued fields sweep whole lists (`--grid hidden=[256,128],[512]`, IP2's mask);
-malformed brackets are one line, exit 2, before Ray starts."""
+malformed brackets are one line, exit 2, before Ray starts. `--configs FILE` sweeps whole configs."""
 import sys
 
 import pytest
@@ -46,3 +46,31 @@ def test_bad_bracketed_grids_are_one_line_exit_2(tmp_path, monkeypatch, capsys, 
     assert ray_loaded or "ray" not in sys.modules
     with pytest.raises(SweepError):
         parse_spec(RunConfig.from_dict({"rule": "bptt"}), [grid], [])
+
+
+def test_a_sweep_over_whole_configs():
+    from snncore.sweeps.spec import SweepSpec, configs_spec
+    spec = configs_spec([{"rule": "bptt", "seed": 4}, {"rule": "ssdp", "seed": 9, "rule_params": {"a_plus": 1e-3}}])
+    assert spec.grid_points() == [{"config": 0, "seed": 4}, {"config": 1, "seed": 9}]
+    again = SweepSpec.from_dict(spec.to_dict())                       # as the engine stores it
+    c = RunConfig.from_dict(again.apply(again.grid_points()[1]))
+    assert (c.rule, c.seed, c.rule_object_params().a_plus) == ("ssdp", 9, 1e-3)
+
+
+@pytest.mark.parametrize("body,name,message", [
+    ('[[run]]\nrule = "bptt"\n[[run]]\nrule = "nope"\n', "c.toml", "--configs: config 2: rule: unknown rule 'nope'"),
+    ('[1, 2', "c.json", "not valid JSON"),
+    ('{"rule": "bptt"}', "c.json", "expected a JSON list or TOML [[run]] tables"),
+    ('[]', "c.json", "give a non-empty list of configs"),
+])
+def test_bad_configs_files_are_one_line_exit_2(tmp_path, monkeypatch, capsys, body, name, message):
+    from snncore.__main__ import main
+    monkeypatch.setenv("SNNCORE_RUNS", str(tmp_path / "runs"))
+    (tmp_path / name).write_text(body)
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", "--configs", str(tmp_path / name)])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
+    with pytest.raises(SystemExit):
+        main(["sweep", "--configs", str(tmp_path / name), "--seeds", "2"])
+    assert "no train flags, --grid, --range, --seeds" in capsys.readouterr().err

@@ -23,6 +23,9 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--range", action="append", default=[], metavar="NAME=lo:hi[:log]",
                    help="a real interval for --search random|optuna; repeatable")
     p.add_argument("--seeds", type=int, default=1, help="seeds per point (seed, seed+1, ...)")
+    p.add_argument("--configs", metavar="FILE",
+                   help="sweep these whole configs instead (TOML [[run]] tables or a JSON list; "
+                        "each its own seed); no --grid/--range/--seeds or train flags with it")
     p.add_argument("--search", default="grid", choices=("grid", "random", "optuna"))
     p.add_argument("--trials", type=int, default=0, help="trials for random/optuna search")
     p.add_argument("--metric", default="test_accuracy", help="a key of the run's summary (default test_accuracy)")
@@ -75,7 +78,7 @@ def _print(summary: dict, as_json: bool) -> None:
 def run_sweep(args) -> int:
     """args: the sweep parser's namespace plus .rest (the train flags)."""
     from ..sweeps import engine
-    from ..sweeps.spec import SweepError, parse_spec
+    from ..sweeps.spec import SweepError, configs_spec, load_configs, parse_spec
     from ..store import check_run_id, default_runs_dir
     root = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
     opts = engine.Options(metric=args.metric, mode=args.mode, scheduler=args.scheduler,
@@ -100,18 +103,29 @@ def run_sweep(args) -> int:
                 check_run_id(args.sweep_id)
                 if (engine.sweeps_root(root) / args.sweep_id / "sweep.json").exists():
                     fail(f"--sweep-id {args.sweep_id}: a sweep with this id exists")
-            base = _base_config(args.rest)
-            spec = parse_spec(base, args.grid, args.range, seeds=args.seeds, search=args.search,
-                              trials=args.trials)
+            if args.configs:
+                if args.rest or args.grid or args.range or args.seeds != 1 or args.search != "grid":
+                    fail("--configs gives whole configs; give no train flags, --grid, --range, --seeds or --search with it")
+                spec = configs_spec(load_configs(args.configs))
+            else:
+                base = _base_config(args.rest)
+                spec = parse_spec(base, args.grid, args.range, seeds=args.seeds, search=args.search,
+                                  trials=args.trials)
             if args.metric not in METRICS:
                 fail(f"--metric {args.metric!r}: choose one of {', '.join(METRICS)} (keys of a run's summary)")
             if args.metric != "test_accuracy" and args.scheduler == "asha":
                 fail("--scheduler asha decides on the per-epoch test_accuracy; use --metric test_accuracy")
+            from ..config import RunConfig
             from ..data import DatasetError, prepare_dataset
-            try:
-                prepare_dataset(__import__("snncore.config", fromlist=["RunConfig"]).RunConfig.from_dict(spec.base))
-            except DatasetError as e:
-                fail(str(e))
+            seen = set()
+            for c in spec.configs or [spec.base]:       # each dataset once, before any trial
+                key = (c.get("dataset"), c.get("data_dir"))
+                if key not in seen:
+                    seen.add(key)
+                    try:
+                        prepare_dataset(RunConfig.from_dict(c))
+                    except DatasetError as e:
+                        fail(str(e))
             summary = engine.start(spec, opts, root, sweep_id=args.sweep_id)
     except (SweepError, ValueError) as e:
         fail(str(e))

@@ -48,6 +48,18 @@ def launch_sweep(runs_root: Path, base, sweep_args: list[str], sweep_id: str | N
     return sweep_id
 
 
+def launch_configs(runs_root: Path, configs: list[dict], name: str = "") -> str:
+    """`python -m snncore sweep --configs <configs.json> --sweep-id ID` in the background: a sweep
+    over whole configs (Compare's "repeat with N seeds"); returns ID."""
+    sweep_id = new_sweep_id()
+    path = sweeps_root(runs_root) / sweep_id / "configs.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, json.dumps(configs).encode(), durable=False)
+    _spawn(runs_root, sweep_id, ["--configs", str(path.resolve()), "--sweep-id", sweep_id,
+                                 *(["--name", name] if name else [])])
+    return sweep_id
+
+
 def launch_resume(runs_root: Path, sweep_id: str) -> int:
     """`python -m snncore sweep --resume ID` in the background; returns its pid."""
     return _spawn(runs_root, sweep_id, ["--resume", sweep_id])

@@ -38,9 +38,12 @@ class SweepSpec:
     seeds: int = 1
     search: str = "grid"
     trials: int = 0
+    configs: list | None = None          # a list of whole configs instead of axes (`--configs FILE`)
 
     def apply(self, point: dict) -> dict:
-        """The config dict of one point ({axis name: value}, "seed" included)."""
+        """The config dict of one point ({axis name: value}, "seed" included; or {"config": i})."""
+        if self.configs is not None and "config" in point:
+            return dict(self.configs[int(point["config"])])
         d = {**self.base, "rule_params": dict(self.base.get("rule_params") or {})}
         for ax in self.axes:
             if ax.name in point:
@@ -52,6 +55,8 @@ class SweepSpec:
 
     def grid_points(self) -> list[dict]:
         """Every grid point with its seed, in a fixed order (the trial index is the position)."""
+        if self.configs is not None:
+            return [{"config": i, "seed": c.get("seed", 0)} for i, c in enumerate(self.configs)]
         grids = [a for a in self.axes if a.values is not None]
         seed0 = int(self.base.get("seed", 0))
         out = []
@@ -65,12 +70,13 @@ class SweepSpec:
 
     def to_dict(self) -> dict:
         return {"base": self.base, "axes": [dataclasses.asdict(a) for a in self.axes], "seeds": self.seeds,
-                "search": self.search, "trials": self.trials}
+                "search": self.search, "trials": self.trials, "configs": self.configs}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SweepSpec":
         axes = [Axis(**{**a, "target": tuple(a["target"])}) for a in d["axes"]]
-        return cls(base=d["base"], axes=axes, seeds=d["seeds"], search=d["search"], trials=d["trials"])
+        return cls(base=d["base"], axes=axes, seeds=d["seeds"], search=d["search"], trials=d["trials"],
+                   configs=d.get("configs"))
 
 
 def _target(name: str, base: RunConfig) -> tuple[str, str]:
@@ -195,6 +201,38 @@ def _grid_values(text: str, rest: str) -> list:
     if depth:
         raise SweepError(f"--grid {text!r}: a '[' without its ']'")
     return vals if rest.strip() else []
+
+
+def configs_spec(configs: list) -> SweepSpec:
+    """A sweep over whole configs (each validated; its seed its own), e.g. Compare's "repeat with
+    N seeds" over several seed groups at once; SweepError names the first bad one."""
+    if not isinstance(configs, list) or not configs:
+        raise SweepError("--configs: give a non-empty list of configs")
+    out = []
+    for i, c in enumerate(configs):
+        try:
+            out.append(RunConfig.from_dict(c).to_dict())
+        except ConfigError as e:
+            raise SweepError(f"--configs: config {i + 1}: {e}") from None
+    return SweepSpec(base=out[0], configs=out)
+
+
+def load_configs(path: str) -> list:
+    """The configs of a `--configs` file: JSON (a list) or TOML (`[[run]]` tables)."""
+    import json
+    import tomllib
+    try:
+        text = open(path, "rb").read()
+    except OSError as e:
+        raise SweepError(f"--configs {path}: {e.strerror or e}") from None
+    try:
+        data = json.loads(text) if path.endswith(".json") else tomllib.loads(text.decode()).get("run")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SweepError(f"--configs {path}: not valid {'JSON' if path.endswith('.json') else 'TOML'}: "
+                         f"{' '.join(str(e).split())}") from None
+    if not isinstance(data, list):
+        raise SweepError(f"--configs {path}: expected a JSON list or TOML [[run]] tables")
+    return data
 
 
 def base_value(spec: SweepSpec, ax: Axis):
