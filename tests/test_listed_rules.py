@@ -87,3 +87,12 @@ def test_compare_groups_runs_of_an_outside_rule(runs_dir):
     final = at.dataframe[0].value
     assert len(final) == 3 and set(final["rule"]) == {TRIPLET}
     assert sorted(set(final["group"])) == sorted(acc["group"])
+
+
+def test_the_sweep_page_takes_an_outside_rule_and_its_hyperparameters(runs_dir):
+    at = open_page("app_pages/sweep.py")
+    at.sidebar.text_input(key="sw_rule_path").set_value(TRIPLET).run()
+    assert not at.exception and not at.sidebar.error
+    assert "a3_plus (rule)" in at.sidebar.selectbox(key="sw_ax0").options
+    at.sidebar.text_input(key="sw_rule_path").set_value("nope.mod:X").run()
+    assert any("Your rule does not load" in e.value for e in at.sidebar.error)
