@@ -273,39 +273,51 @@ of a batch is its mean over samples of $\pm 1$, so it is tied to the batch's tra
 $$\langle r_b\rangle_b = (+1)\,\text{acc} + (-1)(1-\text{acc}) = 2\,\text{acc} - 1.$$
 
 **What to expect**: the logged reward equals $2\cdot$`train/accuracy`$-1$ at every step (to float
-precision), and test accuracy well above the 10 % chance level (gradient descent still does most of the
-learning: compare with `rule="bptt"` in the exercise): above 50 % after 3 epochs. At the small
-test sizes (4 steps) only the reward identity is checked.
+precision). And, honestly, on this task the rule does not help: in our seed-0 runs (3 epochs, 1024 digits)
+BPTT alone reaches 74 % test accuracy, BPTT + R-STDP at the default $\eta = 10^{-3}$ 62 %, and at
+$\eta = 10^{-2}$ the local update swamps the gradient and the network ends at chance (10 %). The notebook
+checks that order: BPTT above R-STDP at $10^{-3}$, which is more than 20 points above R-STDP at
+$10^{-2}$, itself under 20 %. At the small test
+sizes (4 steps) only the reward identity is checked.
 """),
     code(r'''
 size = dict(epochs=1, n_train=256, timesteps=4) if SMALL else dict(epochs=3, n_train=1024, timesteps=8)
-run = sc.train(rule="rstdp", dataset="digits", hidden=[64], eta=1e-2, lr=5e-3, seed=0, log_every=1, **size, **TRAIN)
+net = dict(dataset="digits", hidden=[64], lr=5e-3, seed=0, log_every=1, **size, **TRAIN)
+run = sc.train(rule="rstdp", **net)                     # eta = 1e-3, the rule's default
 m, tel = run.metrics.set_index("step"), run.telemetry.set_index("step")
 both = tel[["reward"]].join(m["train/accuracy"], how="inner").dropna()
 print(both.head())
 assert len(both) > 0 and np.allclose(both["reward"], 2 * both["train/accuracy"] - 1, atol=1e-5)
-acc = m["test/accuracy"].dropna().iloc[-1]
-print(f"final test accuracy {acc:.1%}  (chance 10 %)")
-if not SMALL:                                        # a handful of steps at the small test sizes
-    assert acc > 0.5
+'''),
+    code(r'''
+if SMALL:                                               # seconds only: R-STDP at 1e-3 alone
+    runs = {"rstdp eta 1e-3": run}
+else:
+    runs = {"bptt": sc.train(rule="bptt", **net), "rstdp eta 1e-3": run,
+            "rstdp eta 1e-2": sc.train(rule="rstdp", eta=1e-2, **net)}
+acc = {k: r.metrics["test/accuracy"].dropna().iloc[-1] for k, r in runs.items()}
+print({k: f"{v:.1%}" for k, v in acc.items()}, "(chance 10 %)")
+if not SMALL:
+    assert acc["bptt"] > acc["rstdp eta 1e-3"] > acc["rstdp eta 1e-2"] + 0.2
+    assert acc["rstdp eta 1e-2"] < 0.2
 '''),
     code(r'''
 print(run.figures())
 run.figure("accuracy")
 '''),
     exercise(r"""
-Run the same network with `rule="bptt"` (no plasticity rule, `eta` removed) and compare the final test
-accuracy with the R-STDP run. Then set `r_decay=1.0` (no baseline: $\bar r$ stays 0). What should happen to
-the *sign* of the update when the network is mostly right, and why is a baseline useful?""", r"""
+Run R-STDP again with `r_decay=1.0` (no baseline: $\bar r$ stays 0). Early in training the network is
+mostly wrong, so most rewards are $-1$. What does that do to the sign of the update, compared with a
+baseline that tracks the mean reward? Predict, run, and compare the accuracy curves.""", r"""
 ```python
-base = sc.train(rule="bptt", dataset="digits", hidden=[64], lr=5e-3, seed=0, **size, **TRAIN)
-sc.compare([run.id, base.id], runs_dir=RUNS_DIR)
+nobase = sc.train(rule="rstdp", r_decay=1.0, **net)
+nobase.figure("accuracy")
 ```
-At this size both reach similar accuracy: the gradient does the learning and R-STDP adds a small local
-change. Without a baseline, a network that is right most of the time gets a positive mean reward on almost
-every batch, so every STDP term is reinforced, useful or not. With $\bar r$ tracking the mean reward only
-batches *better than usual* push along their STDP term; the update carries information about what
-improved the reward rather than about the reward's average level."""),
+Without a baseline a mostly-wrong network gets a negative mean reward on almost every batch, so every STDP
+term is *reversed*, useful or not; a mostly-right network would reinforce every term. With $\bar r$ tracking
+the mean reward only batches better (or worse) than usual push along (or against) their STDP term, so the
+update carries information about what changed the reward, not about its average level. Whether that helps
+the accuracy here is what your run shows; the rule's effect is small next to the gradient's at $\eta = 10^{-3}$."""),
 ]
 
 # ============================================================================ 03 SSDP
@@ -592,7 +604,7 @@ d, u, s = dh_step(t([1.0, 0.0]), t([1.0, 0.0]), t([0.2, 0.0]), t([0.5, 0.3]), W_
                   tau_d=t(20.0, 40.0), tau_s=t(10.0, 20.0), theta=t(0.3, 0.2), dt=5.0)
 print("d =", d.numpy().round(6), " u =", u.numpy().round(6), " s =", s.numpy())
 assert np.allclose(d.numpy(), [0.376959, -0.011750], atol=1e-6)
-assert np.allclose(u.numpy(), [0.151587, 0.231041], atol=1e-6) and s.tolist() == [0.0, 1.0]
+assert np.allclose(u.numpy(), [0.151587, 0.231041], atol=1e-6) and s.flatten().tolist() == [0.0, 1.0]
 '''),
     md(r"""
 Neuron 0 spiked at $t-1$, so its $u$ was lowered by exactly $\theta_0 = 0.3$ (the soft reset).
