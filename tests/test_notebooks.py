@@ -95,6 +95,12 @@ def test_notebook_executes(path, kernel_env, tmp_path, monkeypatch):
     listed = sc.runs(runs_dir=runs)
     if "sc.train(" in "".join(c.source for c in nb.cells):
         assert len(listed) >= 1 and set(listed["status"]) == {"finished"}, listed
+    # every cell that ends on a figure shows it as a plotly figure (the app's own, not a picture)
+    fig_cells = [c for c in nb.cells if c.cell_type == "code"
+                 and re.match(r"^(\w+(\[[^]]+\])?\.(figure\(|figures\[).*|fig)$", c.source.strip().splitlines()[-1])]
+    assert fig_cells
+    for c in fig_cells:
+        assert any("application/vnd.plotly.v1+json" in o.get("data", {}) for o in c.outputs), c.source
     # the first code cell says which sizes it used
     first = next(c for c in nb.cells if c.cell_type == "code")
     text = "".join(o.get("text", "") for o in first.outputs)
