@@ -637,7 +637,7 @@ needs fewer updates than the first, in both runs. (Small test sizes: 2 short tas
 criterion; only printed.)
 """),
     code(r'''
-small = dict(rule_params=dict(n_tasks=2, N=16, max_updates=60)) if SMALL else {}
+small = dict(rule_params=dict(n_tasks=2, N=12, max_updates=30)) if SMALL else {}
 ip = sc.train(config=PRESETS / "ip2_next_task_faster.toml", **small, **TRAIN)
 ctrl = sc.train(config=PRESETS / "ip2_no_intrinsic.toml", **small, **TRAIN)
 iters = {}
