@@ -43,6 +43,7 @@ def test_stored_clean_with_the_lessons_parts(path):
     src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert re.search(r"<details>.*<summary>.*</summary>.*</details>", md, re.S), "an exercise with a folded answer"
     assert "### Exercise" in md
+    assert _answer_code(nb), "the folded answer shows its code (executed by test_notebook_executes)"
     assert re.search(r"\$\$.+?\$\$", md, re.S), "at least one displayed equation"
     assert "What to expect" in md or "what to expect" in md
     assert "sc.train(" in src or "sc.lab.simulate(" in src, "a real run"
@@ -58,6 +59,16 @@ def test_notebook_is_what_the_generator_writes(path):
     want = gen.build(path.name, gen.NOTEBOOKS[path.name])
     assert json.loads(nbformat.writes(want)) == json.loads(path.read_text()), \
         f"{path.name} differs from make_notebooks.py: run it and commit the result"
+
+
+def _answer_code(nb) -> list[str]:
+    """The ```python blocks inside the <details> of the markdown cells."""
+    out = []
+    for c in nb.cells:
+        if c.cell_type == "markdown":
+            for folded in re.findall(r"<details>(.*?)</details>", c.source, re.S):
+                out += re.findall(r"```python\n(.*?)```", folded, re.S)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +98,9 @@ def test_notebook_executes(path, kernel_env, tmp_path, monkeypatch):
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     nb = nbformat.read(path, as_version=4)
+    # the exercises' folded answers run too, after the lesson (so an answer cannot go stale)
+    answers = _answer_code(nb)
+    nb.cells.extend(nbformat.v4.new_code_cell(a) for a in answers)
     client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="snncore-test",
                             resources={"metadata": {"path": str(tmp_path)}})
     client.execute()                      # raises CellExecutionError on the first failing cell
