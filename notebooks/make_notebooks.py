@@ -405,20 +405,34 @@ Preset *SSDP on the synchrony task*: four classes, each a group of 8 of 64 chann
 surrogate-gradient training. The preset *BPTT baseline* is the same run without the rule.
 
 **What to expect** (honest): the paper claims better stability and robustness; on this clean task at this
-size both reach about 99 % test accuracy (seed 0: 99.3 % SSDP, 99.0 % BPTT) and one seed cannot separate
-them: the difference is under 2 points. (Small test sizes: both runs are far too short to learn; the
-notebook then only prints the numbers.)
+size both reach about 99 % test accuracy (seed 0: 99.3 % SSDP, 99.0 % BPTT), and over three seeds the 95 %
+intervals overlap (ours: SSDP 99.7 ± 0.8 %, BPTT 99.6 ± 1.3 %), so these runs show no difference between the
+rules. (Small test sizes: two seeds of runs far too short to learn; the notebook only prints the numbers.)
 """),
     code(r'''
 small = dict(epochs=1, syn_samples=256) if SMALL else {}
-ssdp = sc.train(config=PRESETS / "ssdp_synchrony_task.toml", **small, **TRAIN)
-bptt = sc.train(config=PRESETS / "bptt_synchrony_task.toml", **small, **TRAIN)
-acc = {r.config["rule"]: r.metrics["test/accuracy"].dropna().iloc[-1] for r in (ssdp, bptt)}
-print({k: f"{v:.1%}" for k, v in acc.items()})
-if not SMALL:
-    assert acc["ssdp"] > 0.9 and acc["bptt"] > 0.9 and abs(acc["ssdp"] - acc["bptt"]) < 0.02
+seeds = (0, 1) if SMALL else (0, 1, 2)
+runs = {rule: [sc.train(config=PRESETS / f"{rule}_synchrony_task.toml", seed=s, **small, **TRAIN) for s in seeds]
+        for rule in ("ssdp", "bptt")}
+ssdp = runs["ssdp"][0]
+for rule, rs in runs.items():
+    print(rule, "final test accuracy per seed:", [f"{r.metrics['test/accuracy'].dropna().iloc[-1]:.1%}" for r in rs])
 tel = ssdp.telemetry
 print("SSDP |dW| / |optimizer step| on fc1, last 3 logs:", tel["dw_ratio/fc1"].dropna().tail(3).round(3).tolist())
+'''),
+    md(r"""
+`sc.compare` groups runs equal but for the seed and gives each group's mean with a 95 % interval
+(Student's $t$: $\pm\, t_{0.975,\,n-1}\, s/\sqrt{n}$), as the app's Compare page does. A rule beats the
+baseline only when the intervals separate.
+"""),
+    code(r'''
+cmp = sc.compare([r.id for rs in runs.values() for r in rs], runs_dir=RUNS_DIR)
+acc = cmp[cmp["metric"] == "final_test_accuracy"].set_index("group")
+print(acc[["n", "mean", "lo", "hi", "seeds"]])
+overlap = acc.loc["ssdp", "lo"] <= acc.loc["bptt", "hi"] and acc.loc["bptt", "lo"] <= acc.loc["ssdp", "hi"]
+print("intervals overlap:", overlap)
+if not SMALL:
+    assert (acc["mean"] > 0.95).all() and overlap
 '''),
     code(r'''
 print(ssdp.figures())
@@ -426,14 +440,6 @@ ssdp.figure("chi")
 '''),
     code(r'''
 ssdp.figure("kernel")
-'''),
-    md(r"""
-Several seeds make the comparison honest: `sc.compare` groups runs equal but for the seed and gives a
-mean with a 95 % interval, as the app's Compare page does.
-"""),
-    code(r'''
-cmp = sc.compare([ssdp.id, bptt.id], runs_dir=RUNS_DIR)
-cmp[cmp["metric"] == "final_test_accuracy"]
 '''),
     exercise(r"""
 In the worked example, what is $\Delta W$ for a window in which **no** neuron fires at all (all four
