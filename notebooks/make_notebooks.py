@@ -136,6 +136,28 @@ lab.figures["dweights"]
 lab.figures["traces"]
 '''),
     md(r"""
+### No timing structure: Poisson input
+
+Replace the sweep by independent Poisson spikes. **What to expect** (the Rule Lab's text): the weights still
+grow a little at the default $\eta_- = 1.05\cdot10^{-3}$ just above $\eta_+ = 10^{-3}$ (our run: mean
+$\Delta W = +0.0008$), because each post spike follows the pre spikes that caused it, so pre-before-post
+pairs outnumber the reverse. Only a clearly larger $\eta_-$ ($2\cdot10^{-2}$ against $10^{-2}$) makes
+depression win (mean $\Delta W \approx -0.07$), and the post rate falls (from about 0.07 to 0.025).
+"""),
+    code(r'''
+import dataclasses
+from snncore.lab import spec
+
+poisson = dataclasses.replace(spec("stdp").inp, kind="poisson")
+mild = sc.lab.simulate("stdp", inp=poisson)                                   # the defaults
+strong_ltd = sc.lab.simulate("stdp", inp=poisson, eta_plus=1e-2, eta_minus=2e-2)
+r = strong_ltd.history["rate"]
+print(f"defaults: mean dW {mild.dW.mean():+.4f}   eta- = 2 eta+: mean dW {strong_ltd.dW.mean():+.4f}, "
+      f"post rate {r[0]:.3f} -> {r[-1]:.3f}")
+assert mild.dW.mean() > 0 > strong_ltd.dW.mean() and r[-1] < r[0]
+strong_ltd.figures["history"]
+'''),
+    md(r"""
 ## A real run: STDP learns a repeated pattern
 
 The preset *STDP learns a repeated pattern* (the same file the app's preset menu loads): two classes,
