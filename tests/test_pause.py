@@ -12,8 +12,8 @@ from snncore.runs.control import replay_config, run_changes
 from snncore.store import RunStore
 from snncore.train import Trainer
 
-# 16 batches per epoch, 3 epochs: a checkpoint at steps 16 and 32
-TINY = dict(dataset="digits", rule="ssdp", epochs=3, n_train=256, hidden=[32], timesteps=4, batch_size=16,
+# 16 batches per epoch, 2 epochs: a checkpoint at step 16
+TINY = dict(dataset="digits", rule="ssdp", epochs=2, n_train=128, hidden=[32], timesteps=4, batch_size=8,
             record_every=8, log_every=4, device="cpu", lr=5e-3)
 
 
@@ -88,7 +88,7 @@ def test_pause_step_change_continue(tmp_path):
     c = answer(store, store.request_control(rid, "continue"))
     assert c["error"] is None
     th.join(120)
-    assert out["summary"]["status"] == "finished" and out["summary"]["steps"] == 48
+    assert out["summary"]["status"] == "finished" and out["summary"]["steps"] == 32
     assert store.pending_controls(rid) == []
     # a request to an ended run is answered (refused), never left waiting
     cid = store.request_control(rid, "pause")
