@@ -177,3 +177,78 @@ def test_change_validation_messages():
         RunConfig.from_dict({**TINY, "changes": ["3:a_plus=2.0"]})
     with pytest.raises(ConfigError, match=r"^changes: expected STEP:NAME=VALUE"):
         RunConfig.from_dict({**TINY, "changes": ["a_plus=2.0"]})
+
+
+def test_own_loop_rule_pauses_steps_and_refuses_changes(tmp_path):
+    """IP2 runs its own loop: pause, step (by updates) and continue work; a change or an epoch step
+    is refused with the reason."""
+    folder = tmp_path / "runs"
+    store = RunStore(folder)
+    cfg = RunConfig.from_dict({"rule": "ip2", "rule_params": {"n_tasks": 2, "max_updates": 12, "N": 12,
+                                                              "meta_mode": "fixed"}})
+    tr, rid, th, out = start(folder, cfg)
+    store.request_control(rid, "pause")
+    th.start()
+    wait_for(lambda: store.get_run(rid)["status"] == "paused", what="paused")
+    held = tr.sink.step
+    time.sleep(0.4)
+    assert tr.sink.step == held and store.get_run(rid)["status"] == "paused"
+    assert answer(store, store.request_control(rid, "step", 1))["result"] == {"step": held + 1}
+    c = answer(store, store.request_control(rid, "set", {"name": "lr", "value": 1e-3}))
+    assert "runs its own loop" in c["error"] and store.changes(rid) == []
+    assert "step it by updates" in answer(store, store.request_control(rid, "step_epoch"))["error"]
+    answer(store, store.request_control(rid, "continue"))
+    th.join(120)
+    assert out["summary"]["status"] == "finished"
+
+
+def test_api_pause_step_set_continue(tmp_path):
+    import snncore as sc
+    run = sc.train(config={**TINY, "epochs": 300}, wait=False, progress=False, runs_dir=tmp_path / "runs")
+    try:
+        at = run.pause()
+        assert run.status == "paused" and run.row["step"] == at
+        assert run.step() == at + 1
+        assert run.step(batches=3) == at + 4
+        end = run.step_epoch()
+        assert end % 16 == 0 and end > at + 4
+        with pytest.raises(ValueError, match=r"^a_plus: 2.0 is out of range \(allowed: 0.0 <= value <= 1.0\)"):
+            run.set(a_plus=2.0)
+        with pytest.raises(ValueError, match=r"^batches: expected a whole number >= 1"):
+            run.step(0)
+        assert run.set(a_plus=2e-3, lr=1e-3) == end
+        assert run.changes.to_dict("records") == [{"step": end, "name": "a_plus", "value": 2e-3},
+                                                  {"step": end, "name": "lr", "value": 1e-3}]
+        assert run.exported_config().changes == [f"{end}:a_plus=0.002", f"{end}:lr=0.001"]
+        assert run.continue_() == end
+        wait_for(lambda: run.row["step"] > end + 2, what="trains on")
+        assert run.status == "running"
+        fig = run.figure("loss")
+        assert any(a.text == "a_plus=0.002, lr=0.001" for a in fig.layout.annotations)
+        assert not run.figure("rate").layout.shapes or all(s.x0 != end for s in run.figure("rate").layout.shapes)
+    finally:
+        run.stop()
+    assert run.status == "stopped"
+    with pytest.raises(ValueError, match="is stopped: only a live run"):
+        run.pause()
+
+
+def test_old_database_opens_with_the_new_tables(tmp_path):
+    """A runs.sqlite written before controls and changes existed opens, keeps its runs, and takes them."""
+    import sqlite3
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    con = sqlite3.connect(folder / "runs.sqlite")
+    con.executescript("""
+        CREATE TABLE runs (id TEXT PRIMARY KEY, name TEXT, config TEXT NOT NULL, status TEXT NOT NULL,
+            created REAL, started REAL, ended REAL, error TEXT, pid INTEGER, host TEXT, device TEXT,
+            heartbeat REAL, epoch INTEGER DEFAULT 0, step INTEGER DEFAULT 0, total_steps INTEGER DEFAULT 0,
+            stop_requested INTEGER DEFAULT 0, summary TEXT);
+        INSERT INTO runs (id, name, config, status, created) VALUES ('old', '', '{"rule": "ssdp"}', 'finished', 1.0);
+    """)
+    con.commit()
+    con.close()
+    store = RunStore(folder)
+    assert store.get_run("old")["status"] == "finished" and store.changes("old") == []
+    store.record_change("old", 3, "a_plus", 0.002)
+    assert run_changes(store, "old") == [(3, "a_plus", 0.002)]

@@ -161,11 +161,12 @@ def change_label(name: str, value) -> str:
 
 def mark_changes(fig, changes: list[tuple[int, str, object]]):
     """A dotted vertical line at each change's step, labelled NAME=VALUE, on a figure whose x axis
-    is the optimizer step (a raster's or a trial's time axis is left alone). Returns the figure."""
+    is the optimizer step (its title starts so: the curves, the telemetry, the snapshot series);
+    a raster's time steps or a kernel's dt are left alone. Returns the figure."""
     if not changes:
         return fig
     title = fig.layout.xaxis.title.text if fig.layout.xaxis and fig.layout.xaxis.title else None
-    if not title or "step" not in title.lower() or "time step" in title.lower():
+    if not title or not title.lower().startswith("optimizer step"):
         return fig
     by_step: dict[int, list[str]] = {}
     for step, name, value in changes:
