@@ -252,3 +252,33 @@ def test_old_database_opens_with_the_new_tables(tmp_path):
     assert store.get_run("old")["status"] == "finished" and store.changes("old") == []
     store.record_change("old", 3, "a_plus", 0.002)
     assert run_changes(store, "old") == [(3, "a_plus", 0.002)]
+
+
+def test_changes_round_trip_through_the_command_line_and_toml(tmp_path):
+    """The exported command (--changes) and TOML (changes = [...]) give the same config back,
+    changes included (in the style of test_command_roundtrip)."""
+    import shlex
+    from tests.test_command_roundtrip import dry_run, replay
+    cfg = RunConfig.from_dict({**TINY, "changes": ["20:a_plus=0.003", "1:lr=0.01", "5:sigma=2.5",
+                                                   "7:depress_silent=false", "9:latency=last"]})
+    assert cfg.changes == ["1:lr=0.01", "5:sigma=2.5", "7:depress_silent=false", "9:latency=last",
+                           "20:a_plus=0.003"]
+    got = replay(cfg.command_line(), tmp_path)
+    assert got["config"] == cfg.to_dict() and got["command"] == cfg.command_line()
+    f = tmp_path / "run.toml"
+    f.write_text(cfg.to_toml())
+    code, out, err = dry_run(["train", "--config", str(f), "--dry-run", "--json"])
+    assert code == 0, err
+    import json
+    assert json.loads(out)["config"] == cfg.to_dict()
+    # [[changes]] tables work too
+    f.write_text(cfg.to_toml().replace('changes = ["1:lr=0.01", "5:sigma=2.5", "7:depress_silent=false", '
+                                       '"9:latency=last", "20:a_plus=0.003"]\n', "")
+                 + '\n[[changes]]\nstep = 20\nname = "a_plus"\nvalue = 0.003\n')
+    code, out, err = dry_run(["train", "--config", str(f), "--dry-run", "--json"])
+    assert code == 0, err
+    assert json.loads(out)["config"]["changes"] == ["20:a_plus=0.003"]
+    # a bad change on the command line: one line naming it and the range
+    code, out, err = dry_run(shlex.split("train --rule ssdp --changes 3:a_plus=5 --dry-run --json"))
+    assert code == 2 and err.strip() == ("error: changes: 3:a_plus=5: a_plus: 5.0 is out of range "
+                                         "(allowed: 0.0 <= value <= 1.0)")
