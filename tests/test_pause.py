@@ -235,6 +235,7 @@ def test_api_pause_step_set_continue(tmp_path):
         fig = run.figure("loss")
         assert any(a.text == "a_plus=0.002, lr=0.001" for a in fig.layout.annotations)
         assert not run.figure("rate").layout.shapes or all(s.x0 != end for s in run.figure("rate").layout.shapes)
+        run.pause()                                         # a stop while paused ends it
     finally:
         run.stop()
     assert run.status == "stopped"
