@@ -16,7 +16,7 @@ st.markdown(
 st.page_link("app_pages/train.py", label="Open the Train page", icon=":material/rocket_launch:")
 
 SHOWN = 30          # newest runs listed with their links; the table below has them all
-STATUS_COLOUR = {"finished": "green", "running": "blue", "starting": "blue", "queued": "gray", "stopped": "orange",
+STATUS_COLOUR = {"finished": "green", "running": "blue", "starting": "blue", "paused": "violet", "queued": "gray", "stopped": "orange",
                  "failed": "red"}
 
 

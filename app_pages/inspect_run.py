@@ -134,7 +134,7 @@ try:
         epoch = (st.select_slider(f"checkpoint ({unit})", options=epochs, value=epochs[-1], key=f"ck_{run_id}")
                  if len(epochs) > 1 else epochs[0])
         _, step, path = cks[epochs.index(epoch)]
-        if run["status"] in ("starting", "running"):
+        if run["status"] in ("starting", "running", "paused"):
             st.caption(f"Run is {run['status']}: showing its checkpoint of {unit} {epoch}; rerun the page for newer ones.")
         rec, stats = inspect_file(str(path), path.stat().st_mtime, samples)
         hists = run_hists(tuple((e, s, str(p)) for e, s, p in cks))

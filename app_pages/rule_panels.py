@@ -69,16 +69,17 @@ def _rule_class(rule: str):
         return None
 
 
-def draw(container, items: list, run_id: str) -> None:
-    """Draw panel items into a streamlit container; figure keys get the run's prefix."""
+def draw(container, items: list, run_id: str, mark=None) -> None:
+    """Draw panel items into a streamlit container; figure keys get the run's prefix. mark:
+    fig -> fig applied to each figure first (the Train page's hyperparameter-change markers)."""
     for it in items:
         if isinstance(it, Figure):
-            container.plotly_chart(it.fig, width="stretch", key=f"rp_{run_id}_{it.key}")
+            container.plotly_chart(mark(it.fig) if mark else it.fig, width="stretch", key=f"rp_{run_id}_{it.key}")
             if it.caption:
                 container.caption(it.caption)
         elif isinstance(it, Row):
             for col, cell in zip(container.columns(it.columns), it.cells):
-                draw(col, cell, run_id)
+                draw(col, cell, run_id, mark)
         elif isinstance(it, Text):
             if it.kind == "caption":
                 container.caption(it.text)
@@ -90,7 +91,7 @@ def draw(container, items: list, run_id: str) -> None:
             raise TypeError(f"not a panel item: {type(it).__name__}")
 
 
-def render(rule: str, store, run_id: str, cfg: dict, tel, metrics=None) -> bool:
+def render(rule: str, store, run_id: str, cfg: dict, tel, metrics=None, mark=None) -> bool:
     """Draw the rule-specific panels of one run (nothing for a rule without a builder or
     telemetry); never raises on missing data. True when what was drawn is default_panels (the
     telemetry charts: the page then does not draw them a second time)."""
@@ -112,7 +113,7 @@ def render(rule: str, store, run_id: str, cfg: dict, tel, metrics=None) -> bool:
             return False
         if items:
             st.subheader(f"{rule} panels")
-            draw(st, items, run_id)
+            draw(st, items, run_id, mark)
         return bool(items)
     st.subheader(f"{rule} panels")
     if cls.panel_flag("RECONSTRUCTED"):
@@ -123,7 +124,7 @@ def render(rule: str, store, run_id: str, cfg: dict, tel, metrics=None) -> bool:
             st.caption("waiting for the first snapshot")
             if cls.panel_flag("NEEDS_SNAPSHOT"):
                 return False
-        draw(st, builder(view), run_id)
+        draw(st, builder(view), run_id, mark)
     except Exception as e:  # noqa: BLE001 -- a live view: say what failed, keep the page alive
         st.warning(f"{rule} panels could not be drawn: {type(e).__name__}: {e}")
     return False

@@ -18,6 +18,7 @@ from app_pages.dataset_panel import dataset_fields, missing_files, render_datase
 from snncore import viz
 from snncore.config import CONV_MODELS, DATASETS, MODELS, OWNED, SURROGATES, ConfigError, RunConfig
 from snncore.health import chance_warning
+from snncore.runs.control import change_label, mark_changes, replay_config, run_changes
 from snncore.runs.launch import launch_resume, launch_run
 from snncore.presets import scan_presets
 from snncore.train import resolve_device
@@ -82,7 +83,9 @@ def progress_line(run: dict, own_loop_run: bool) -> tuple[float, str]:
         epoch_shown = min(run["epoch"] + 1, cfg["epochs"]) if status in LIVE else run["epoch"]
         where = f"epoch {epoch_shown}/{cfg['epochs']} · step {step}/{total}"
     text = f"**{status}** · {where} · {elapsed:.0f}s elapsed"
-    if status in LIVE:
+    if status == "paused":
+        text += " · waiting for Continue or a step"
+    elif status in LIVE:
         if 0 < frac < 1:
             text += f" · ETA {elapsed / frac - elapsed:.0f}s"
         else:
@@ -270,6 +273,87 @@ POLLED = (*LIVE, "queued")          # redrawn every second: live, or waiting in 
 live_now = (store.get_run(run_id) or {}).get("status") in POLLED
 
 
+def _current_value(cfg: dict, changes: list, name: str, info: dict):
+    """A hyperparameter's value now: its last change, else the run's config."""
+    for _, n, v in reversed(changes):
+        if n == name:
+            return v
+    return info["value"]
+
+
+def run_controls(run: dict, own_loop_run: bool) -> None:
+    """Pause / Continue / Step batch / Step epoch beside Stop, and the hyperparameter change
+    control with the list of changes: requests through the store (snncore/runs/control.py), which
+    the trainer answers at its next batch boundary."""
+    from snncore.config import changeable, check_change
+    run_id, status = run["id"], run["status"]
+    b = st.columns([1, 1, 1, 1, 2])
+    if status == "paused":
+        if b[0].button("Continue", key=f"continue_{run_id}", width="stretch", type="primary"):
+            store.request_control(run_id, "continue")
+            st.toast("Continuing.")
+    elif b[0].button("Pause", key=f"pause_{run_id}", width="stretch",
+                     help="hold the run before its next batch; step it or change a hyperparameter, then Continue"):
+        store.request_control(run_id, "pause")
+        st.toast("Pause requested: the run holds before its next batch.")
+    if b[1].button("Step batch", key=f"stepb_{run_id}", width="stretch",
+                   help="train one batch, then hold (a running run is paused after it)"):
+        store.request_control(run_id, "step", 1)
+    if not own_loop_run and b[2].button("Step epoch", key=f"stepe_{run_id}", width="stretch",
+                                        help="train to the end of this epoch (evaluation included), then hold"):
+        store.request_control(run_id, "step_epoch")
+    if status == "paused":
+        b[4].caption(f"paused before batch {run['step']} (step {run['step']})")
+    try:
+        cfg = RunConfig.from_dict(run["config"])
+        allowed = changeable(cfg)
+    except (ConfigError, ValueError):
+        return
+    changes = run_changes(store, run_id, run["config"])
+    if not allowed:
+        st.caption(f"Rule {cfg.rule} runs its own loop: pause, step and continue work; its hyperparameters "
+                   f"cannot be changed while it runs.")
+        return
+    c = st.columns([2, 2, 1])
+    names = list(allowed)
+    default = "a_plus" if "a_plus" in names else names[0]
+    name = c[0].selectbox("change a hyperparameter", names, index=names.index(default), key=f"chg_name_{run_id}",
+                          help="lr or one of the rule's hyperparameters; it applies from the next batch, "
+                               "is stored with its step and replayed by resume and by the exported config")
+    info = allowed[name]
+    now = _current_value(cfg, changes, name, info)
+    key = f"chg_value_{run_id}_{name}"
+    if info.get("choices") is not None:
+        value = c[1].selectbox("new value", list(info["choices"]), index=list(info["choices"]).index(now), key=key)
+    elif info["type"] is bool:
+        value = c[1].checkbox("new value", value=bool(now), key=key)
+    elif info["type"] is int:
+        value = c[1].number_input("new value", value=int(now), step=1, key=key,
+                                  min_value=int(info["lo"]) if info.get("lo") is not None else None,
+                                  max_value=int(info["hi"]) if info.get("hi") is not None else None)
+    else:
+        lo, hi = info.get("lo"), info.get("hi")
+        rng = (f"allowed {'>' if info.get('lo_open') else '≥'} {lo:g}" if lo is not None else "") + \
+              (f", ≤ {hi:g}" if hi is not None else "")
+        value = c[1].number_input(f"new value ({rng})" if rng else "new value", value=float(now), format="%.6g",
+                                  step=float(abs(now)) / 10 or 1e-4, key=key,
+                                  min_value=float(lo) if lo is not None else None,
+                                  max_value=float(hi) if hi is not None else None)
+    c[2].markdown("<div style='height:1.75rem'></div>", unsafe_allow_html=True)
+    if c[2].button("Apply", key=f"chg_apply_{run_id}", width="stretch"):
+        try:
+            value = check_change(cfg, name, value)
+        except ConfigError as e:
+            st.error(f"Not applied: {e}")
+        else:
+            store.request_control(run_id, "set", {"name": name, "value": value})
+            st.toast(f"{change_label(name, value)} from the next batch.")
+    waiting = [a for _, act, a in store.pending_controls(run_id) if act == "set"]
+    if changes or waiting:
+        st.caption("changes: " + " · ".join([f"step {s}: {change_label(n, v)}" for s, n, v in changes]
+                                             + [f"waiting: {change_label(a['name'], a['value'])}" for a in waiting]))
+
+
 @st.fragment(run_every=1.0 if live_now else None)
 def live_panel(run_id: str) -> None:
     """Progress, status, stop/resume and the loss/accuracy curves: redrawn every second while live."""
@@ -287,6 +371,8 @@ def live_panel(run_id: str) -> None:
         if c2.button("Stop", key=f"stop_{run_id}", width="stretch"):
             store.request_stop(run_id)
             st.toast("Stop requested; the run ends after the current step.")
+        run_controls(run, own_loop_run)
+    changes = run_changes(store, run_id, cfg)
     if status == "queued":
         st.info("Queued: it starts when the runs before it have ended (one at a time on this machine).")
         if c2.button("Cancel", key=f"cancel_{run_id}", width="stretch"):
@@ -328,12 +414,13 @@ def live_panel(run_id: str) -> None:
     c1, c2 = st.columns(2)
     # a loss made of terms (train/l_<term>, e.g. an own-loop rule's task loss) shares the loss chart
     terms = [k for k in m.columns if k.startswith("train/l_")]
-    c1.plotly_chart(viz.lines_figure(m, ["train/loss", "test/loss"] + terms,
-                                     title="loss (total and its terms)" if terms else "loss",
-                                     ytitle="loss", smooth=5), width="stretch", key="loss")
+    c1.plotly_chart(mark_changes(viz.lines_figure(m, ["train/loss", "test/loss"] + terms,
+                                                  title="loss (total and its terms)" if terms else "loss",
+                                                  ytitle="loss", smooth=5), changes), width="stretch", key="loss")
     if "train/accuracy" in m:
-        c2.plotly_chart(viz.lines_figure(m, ["train/accuracy", "test/accuracy"], title="accuracy", ytitle="accuracy",
-                                         smooth=5), width="stretch", key="acc")
+        c2.plotly_chart(mark_changes(viz.lines_figure(m, ["train/accuracy", "test/accuracy"], title="accuracy",
+                                                      ytitle="accuracy", smooth=5), changes),
+                        width="stretch", key="acc")
 
     if status not in POLLED and live_now:
         st.rerun()  # the run just ended: redraw the page once without the timers
@@ -391,15 +478,18 @@ def detail_panel(run_id: str) -> None:
     # what a user waits for, and each plotly chart before them costs the browser ~0.2 s to draw
     panel_slot = st.container()
     tel = store.metrics_frame(run_id, table="telemetry")
+    changes = run_changes(store, run_id, cfg)
+    mark = (lambda fig: mark_changes(fig, changes)) if changes else None
     with panel_slot:        # the rule's own views; a rule without its own panels gets its telemetry there
-        drew_telemetry = rule_panels.render(cfg["rule"], store, run_id, cfg, tel, metrics=m)
+        drew_telemetry = rule_panels.render(cfg["rule"], store, run_id, cfg, tel, metrics=m, mark=mark)
     rate_cols = [c for c in m.columns if str(c).startswith("rate/")]
     if "sync/chi" in m:
-        c2.plotly_chart(viz.lines_figure(m, ["sync/chi"], title="synchrony chi (Golomb)",
-                                         ytitle="chi", smooth=5), width="stretch", key="chi")
+        c2.plotly_chart(mark_changes(viz.lines_figure(m, ["sync/chi"], title="synchrony chi (Golomb)",
+                                                      ytitle="chi", smooth=5), changes), width="stretch", key="chi")
     if rate_cols:
-        c1.plotly_chart(viz.lines_figure(m, rate_cols, title="firing rate per layer",
-                                         ytitle="spikes / neuron / step", smooth=5), width="stretch", key="rates")
+        c1.plotly_chart(mark_changes(viz.lines_figure(m, rate_cols, title="firing rate per layer",
+                                                      ytitle="spikes / neuron / step", smooth=5), changes),
+                        width="stretch", key="rates")
 
     if not tel.empty and not drew_telemetry:
         groups = viz.telemetry_groups(tel)
@@ -408,12 +498,16 @@ def detail_panel(run_id: str) -> None:
                      value=True, key="show_all_tel"):
             cols = st.columns(2)
             for i, (g, columns) in enumerate(groups.items()):
-                cols[i % 2].plotly_chart(viz.telemetry_figure(tel, g, columns), width="stretch", key=f"tel_{g}")
+                cols[i % 2].plotly_chart(mark_changes(viz.telemetry_figure(tel, g, columns), changes),
+                                         width="stretch", key=f"tel_{g}")
     elif tel.empty and _rule_reports(cfg["rule"]):
         st.caption("No rule telemetry yet.")
     with st.expander("export: config, command line, metrics"):
         st.caption("Every figure has a camera button (top right of the chart) that saves it as PNG.")
-        run_cfg = RunConfig.from_dict(cfg)
+        run_cfg = replay_config(store, run_id, cfg)       # with its hyperparameter changes: reproducible
+        if run_cfg.changes:
+            st.caption("The hyperparameter changes made during the run are in `changes`: a run of this "
+                       "command or file applies them at the same steps.")
         st.code(run_cfg.command_line(), language="bash", wrap_lines=True)
         st.code(run_cfg.to_toml(), language="toml")
         c1, c2, c3 = st.columns(3)

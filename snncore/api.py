@@ -96,7 +96,23 @@ class Run:
                 column per metric key as stored (train/loss, train/accuracy, test/accuracy,
                 rate/<layer>, sync/chi, ...; the stored 'epoch' metric is named epochs_done)
     telemetry:  DataFrame of the rule's series: step, then one column per telemetry key
-    status:     starting | running | finished | stopped | failed (read from the store)
+    status:     starting | running | paused | finished | stopped | failed (read from the store)
+    changes:    DataFrame of its hyperparameter changes: step, name, value
+
+    A live run (this process's background run, or one the app or the CLI started) can be paused,
+    stepped and continued, and a hyperparameter changed while it runs (snncore/runs/control.py):
+
+        run.pause()              # -> the step it holds at (the next batch to train)
+        run.step(batches=1)      # train that many batches, hold again; -> the new step
+        run.step_epoch()         # train to the end of the current epoch (evaluation, checkpoint); -> step
+        run.set(a_plus=2e-3)     # lr or a rule hyperparameter, from the next batch; -> that step
+        run.continue_()          # train on; -> the step it continued from
+
+    Each waits for the run's answer (it comes at the next batch boundary, within a second) and
+    raises one ValueError for a bad name or value (nothing is applied), a run that is not live, or
+    a request the run refuses (e.g. a change to a rule that runs its own loop). Changes are stored
+    with their step, drawn on the curves, and replayed by `--resume` and by the exported config
+    (exported_config()), so the run stays reproducible.
     """
 
     def __init__(self, run_id: str, store, thread: threading.Thread | None = None):
@@ -139,6 +155,79 @@ class Run:
         ends at its next flush with status 'stopped' and a checkpoint to resume from)."""
         self.store.request_stop(self.id)
         return self.wait() if wait else self
+
+    # ---- live control
+    def _control(self, action: str, arg: Any = None, timeout: float = 120.0) -> dict:
+        import time as _time
+
+        from .store import LIVE, TERMINAL
+        status = self.status
+        if status not in LIVE:
+            raise ValueError(f"run {self.id} is {status}: only a live run (starting, running or paused) "
+                             f"can be paused, stepped or changed")
+        cid = self.store.request_control(self.id, action, arg)
+        end = _time.monotonic() + timeout
+        while _time.monotonic() < end:
+            c = self.store.get_control(cid)
+            if c and c["done"] is not None:
+                if c["error"]:
+                    if self.status in TERMINAL and action in ("step", "step_epoch"):
+                        return {"step": self.row["step"]}     # the run ended before its last batch
+                    raise ValueError(f"{action}: {c['error']}")
+                return c["result"] or {}
+            if self.status in TERMINAL:
+                self.store.drop_controls(self.id, f"the run has {self.status}")
+                continue
+            _time.sleep(0.05)
+        raise ValueError(f"{action}: run {self.id} did not answer within {timeout:.0f} s")
+
+    def pause(self) -> int:
+        """Hold the run before its next batch (status 'paused'); returns that step."""
+        return int(self._control("pause")["step"])
+
+    def continue_(self) -> int:
+        """Train on after a pause; returns the step it continues from. (``resume_`` is the same.)"""
+        return int(self._control("continue")["step"])
+
+    resume_ = continue_
+
+    def step(self, batches: int = 1) -> int:
+        """Train ``batches`` batches (>= 1), then hold again (a running run is paused after them);
+        returns the new step."""
+        if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+            raise ValueError(f"batches: expected a whole number >= 1, got {batches!r}")
+        return int(self._control("step", batches)["step"])
+
+    def step_epoch(self) -> int:
+        """Train to the end of the current epoch (its evaluation and checkpoint included), then
+        hold; returns the new step."""
+        return int(self._control("step_epoch")["step"])
+
+    def set(self, **changes) -> int:
+        """Change hyperparameters (``lr`` or the rule's, by name) from the next batch on; returns
+        the step they take effect at. Each is checked as a config is (the rule's ranges) before
+        anything is sent: ``run.set(a_plus=2.0)`` raises ValueError naming the allowed range."""
+        from .config import check_change
+        if not changes:
+            raise ValueError("set: give a hyperparameter, e.g. run.set(a_plus=2e-3) or run.set(lr=1e-3)")
+        cfg = RunConfig.from_dict(self.config)
+        typed = {name: check_change(cfg, name, value) for name, value in changes.items()}
+        step = None
+        for name, value in typed.items():
+            step = int(self._control("set", {"name": name, "value": value})["step"])
+        return step
+
+    @property
+    def changes(self) -> pd.DataFrame:
+        """The run's hyperparameter changes in the order they take effect: step, name, value."""
+        from .runs.control import run_changes
+        return pd.DataFrame(run_changes(self.store, self.id, self.config), columns=["step", "name", "value"])
+
+    def exported_config(self) -> RunConfig:
+        """The run's config with its changes (RunConfig.changes): a fresh run of it trains the same
+        weights; .command_line() / .to_toml() are what the Train page exports."""
+        from .runs.control import replay_config
+        return replay_config(self.store, self.id, self.config)
 
     # ---- data
     @property
@@ -258,6 +347,10 @@ class Run:
         tel = self.store.metrics_frame(self.id, table="telemetry")
         for f in self._panel_items(cfg, tel if isinstance(tel, pd.DataFrame) else pd.DataFrame(), m):
             out.setdefault(f.key, (lambda fig: lambda: fig)(f.fig))
+        from .runs.control import mark_changes, run_changes
+        changes = run_changes(self.store, self.id, cfg)
+        if changes:     # every curve over the optimizer step gets the changes' markers
+            out = {k: (lambda make: lambda: mark_changes(make(), changes))(make) for k, make in out.items()}
         return out
 
     def figures(self) -> list[str]:

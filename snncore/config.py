@@ -116,6 +116,11 @@ class RunConfig:
     weight_history: int = param(50, 0, 100_000, help="weights-only checkpoints kept for Inspect's weight history, "
                                 "spread evenly over the run (0: none)")
     log_every: int = param(5, 1, 10**6, help="steps between rows of accuracy, rates, synchrony and rule telemetry (the loss is kept every step)")
+    # hyperparameter changes during the run (made live from the app / API, or planned): replayed at
+    # their steps by --resume and by this config, so a run with a mid-run change stays reproducible
+    changes: list = param([], help="hyperparameter changes during the run, STEP:NAME=VALUE each (NAME: lr "
+                          "or a rule hyperparameter), applied before training batch STEP (0-based); "
+                          "e.g. 40:a_plus=0.002,80:lr=0.001")
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -139,6 +144,8 @@ class RunConfig:
             elif k == "rule_params":
                 if not isinstance(v, dict):
                     raise ConfigError("rule_params: expected a table of the rule's hyperparameters")
+            elif k == "changes":
+                v = _change_list(v)
             else:
                 try:
                     v = coerce(v, type(default), k)
@@ -161,6 +168,14 @@ class RunConfig:
         typed = cfg.rule_object_params()
         cfg.rule_params = {f.name: getattr(typed, f.name) for f in dataclasses.fields(typed)
                            if f.name in cfg.rule_params}
+        if cfg.changes:       # each checked against the rule's ranges, typed, in step order
+            checked = []
+            for step, name, value in (parse_change(c) for c in cfg.changes):
+                try:
+                    checked.append((step, name, check_change(cfg, name, value)))
+                except ConfigError as e:
+                    raise ConfigError(f"changes: {step}:{name}={value}: {e}") from None
+            cfg.changes = [format_change(*c) for c in sorted(checked, key=lambda c: c[0])]
         return cfg
 
     @classmethod
@@ -189,6 +204,8 @@ class RunConfig:
     def to_toml(self) -> str:
         lines, tables = [], []
         for k, v in self.to_dict().items():
+            if k == "changes" and not v:
+                continue                       # no changes: the file stays as it was before changes existed
             if isinstance(v, dict):
                 tables.append((k, v))
             else:
@@ -294,6 +311,102 @@ class RunConfig:
     def rule_object_params(self):
         """The rule's typed Params built from rule_params (raises ValueError on unknown/bad keys)."""
         return params_from_dict(get_rule(self.rule).Params, self.rule_params)
+
+
+# ---- hyperparameter changes during a run ---------------------------------------------------------
+LIVE_RUN_FIELDS = ("lr",)       # run settings a live change may set (the rest shape the run itself)
+
+
+def changeable(cfg: "RunConfig") -> dict[str, dict]:
+    """What a live change may set for this run: name -> {"type", "lo", "hi", "lo_open", "choices",
+    "help", "value"}: the learning rate (where the run has an optimizer) and the rule's scalar
+    hyperparameters (int, float, bool, a choice; not lists such as targets). A rule may narrow
+    this with a class attribute `live_params` (a tuple of names). Own-loop rules: none."""
+    rcls = get_rule(cfg.rule)
+    if getattr(rcls, "runs_own_loop", False):
+        return {}
+    out = {}
+    for name in LIVE_RUN_FIELDS:
+        f = RunConfig.fields()[name]
+        out[name] = dict(f.metadata, type=type(getattr(cfg, name)), value=getattr(cfg, name))
+    live = getattr(rcls, "live_params", None)
+    params = cfg.rule_object_params()
+    for f in dataclasses.fields(params):
+        v = getattr(params, f.name)
+        if isinstance(v, (list, dict)) or (live is not None and f.name not in live) or f.name in out:
+            continue
+        out[f.name] = dict(f.metadata, type=type(v), value=v)
+    return out
+
+
+def check_change(cfg: "RunConfig", name: str, value) -> Any:
+    """The typed value of a live change of `name` to `value`, validated as RunConfig validates
+    the same value given at the start (the rule's Params ranges); ConfigError otherwise."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError("change: give the name of a hyperparameter")
+    allowed = changeable(cfg)
+    if name not in allowed:
+        if getattr(get_rule(cfg.rule), "runs_own_loop", False):
+            raise ConfigError(f"{name}: rule {cfg.rule!r} runs its own loop; its hyperparameters cannot be "
+                              f"changed while it runs (pause, step and continue work)")
+        raise ConfigError(f"{name}: cannot be changed during a run of rule {cfg.rule!r} "
+                          f"(allowed: {', '.join(allowed) or 'none'})")
+    try:
+        value = coerce(value, allowed[name]["type"], name)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    d = {k: v for k, v in cfg.to_dict().items() if k != "changes"}
+    if name in LIVE_RUN_FIELDS:
+        d[name] = value
+    else:
+        d["rule_params"] = {**d["rule_params"], name: value}
+    try:
+        RunConfig.from_dict(d)
+    except ConfigError as e:
+        raise ConfigError(str(e).replace(f"{cfg.rule}.{name}:", f"{name}:", 1)) from None
+    return value
+
+
+def parse_change(text) -> tuple[int, str, Any]:
+    """'STEP:NAME=VALUE' (or a table {step, name, value}) -> (step, name, raw value)."""
+    if isinstance(text, dict):
+        if set(text) != {"step", "name", "value"}:
+            raise ConfigError(f"changes: a change is a table with step, name and value, got {sorted(text)}")
+        step, name, value = text["step"], text["name"], text["value"]
+    elif isinstance(text, str) and re.fullmatch(r"\s*\d+\s*:\s*[A-Za-z_][A-Za-z0-9_]*\s*=.+", text):
+        step, rest = text.split(":", 1)
+        name, value = (s.strip() for s in rest.split("=", 1))
+    else:
+        raise ConfigError(f"changes: expected STEP:NAME=VALUE (e.g. 40:a_plus=0.002), got {text!r}")
+    if isinstance(step, bool) or not isinstance(step, (int, str)) or not str(step).strip().isdigit():
+        raise ConfigError(f"changes: step must be a whole number >= 0, got {step!r}")
+    if not isinstance(name, str):
+        raise ConfigError(f"changes: name must be a hyperparameter name, got {name!r}")
+    return int(step), name, value
+
+
+def format_change(step: int, name: str, value) -> str:
+    return f"{int(step)}:{name}={_cli_value(value)}"
+
+
+def _change_list(v) -> list:
+    if isinstance(v, (str, dict)):
+        v = [v]
+    if not isinstance(v, (list, tuple)):
+        raise ConfigError(f"changes: expected a list of STEP:NAME=VALUE, got {v!r}")
+    out = []
+    for c in v:
+        if isinstance(c, str) and "," in c:      # the command line's comma-separated form
+            out += [s for s in (x.strip() for x in c.split(",")) if s]
+        else:
+            out.append(c)
+    return out
+
+
+def _cli_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return repr(v) if isinstance(v, float) else str(v)
 
 
 def _rule_loads(rule) -> bool:

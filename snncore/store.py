@@ -28,7 +28,7 @@ from typing import Any, Iterable
 import numpy as np
 
 TERMINAL = ("finished", "failed", "stopped")
-LIVE = ("starting", "running")
+LIVE = ("starting", "running", "paused")     # paused: its process is alive, waiting (heartbeat goes on)
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
 
 SCHEMA = """
@@ -45,7 +45,17 @@ CREATE INDEX IF NOT EXISTS telemetry_idx ON telemetry (run_id, key, step);
 CREATE TABLE IF NOT EXISTS snapshots (run_id TEXT, step INTEGER, epoch INTEGER, path TEXT, created REAL);
 CREATE INDEX IF NOT EXISTS snapshots_idx ON snapshots (run_id, step);
 CREATE TABLE IF NOT EXISTS checkpoints (run_id TEXT, epoch INTEGER, step INTEGER, path TEXT, created REAL);
+CREATE TABLE IF NOT EXISTS changes (run_id TEXT, step INTEGER, name TEXT, value TEXT, created REAL);
+CREATE INDEX IF NOT EXISTS changes_idx ON changes (run_id, step);
+CREATE TABLE IF NOT EXISTS controls (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, action TEXT, arg TEXT,
+    created REAL, done REAL, result TEXT, error TEXT);
+CREATE INDEX IF NOT EXISTS controls_idx ON controls (run_id, done);
 """
+# changes: hyperparameter changes a live run applied (value as JSON), at the step before whose batch
+# they took effect; controls: requests to a live run (pause, continue, step, step_epoch, set), answered
+# by the trainer at a batch boundary (done, and result or error). Both tables are new: an older
+# runs.sqlite gets them (empty) when opened.
+CONTROL_ACTIONS = ("pause", "continue", "step", "step_epoch", "set")
 # columns added after the first release (ALTER TABLE on older databases): kind 'full' (NULL in old
 # rows) or 'weights'; score = the run's metric at that epoch (test accuracy) for keeping the best
 CHECKPOINT_COLUMNS = (("kind", "TEXT"), ("score", "REAL"))
@@ -130,6 +140,7 @@ class RunStore:
             raise StoreError(f"runs folder {str(self.root)!r} is not writable")
         self.db_path = self.root / "runs.sqlite"
         self._lock = threading.RLock()
+        self.controls_waiting: dict[str, int] = {}
         try:
             self._db = sqlite3.connect(self.db_path, timeout=30.0, check_same_thread=False,
                                        isolation_level=None)
@@ -218,10 +229,64 @@ class RunStore:
         self._exec("UPDATE runs SET pid=?, host=? WHERE id=?", (pid, socket.gethostname(), run_id))
 
     def heartbeat(self, run_id: str, *, epoch: int, step: int) -> bool:
-        """Record progress; returns True when a stop was requested."""
+        """Record progress; returns True when a stop was requested. The number of unanswered
+        control requests it read in the same query is kept in self.controls_waiting[run_id]."""
+        stop, n = self.beat(run_id, epoch=epoch, step=step)
+        self.controls_waiting[run_id] = n
+        return stop
+
+    def beat(self, run_id: str, *, epoch: int, step: int) -> tuple[bool, int]:
+        """Record progress; (stop requested, number of unanswered control requests), one query."""
         self._exec("UPDATE runs SET heartbeat=?, epoch=?, step=? WHERE id=?", (time.time(), epoch, step, run_id))
-        r = self._query("SELECT stop_requested FROM runs WHERE id=?", (run_id,))
-        return bool(r and r[0][0])
+        r = self._query("SELECT stop_requested, (SELECT COUNT(*) FROM controls WHERE run_id=? AND done IS NULL) "
+                        "FROM runs WHERE id=?", (run_id, run_id))
+        return (bool(r[0][0]), int(r[0][1])) if r else (False, 0)
+
+    def set_status(self, run_id: str, status: str) -> None:
+        """running <-> paused, for a run that is still live (a stop or the reaper wins)."""
+        assert status in ("running", "paused")
+        self._exec("UPDATE runs SET status=?, heartbeat=? WHERE id=? AND status IN ('running','paused')",
+                   (status, time.time(), run_id))
+
+    # ---- controls of a live run and the changes it applied ----------------------------------
+    def request_control(self, run_id: str, action: str, arg: Any = None) -> int:
+        """Queue a request for the run's trainer (answered at its next batch boundary); its id."""
+        assert action in CONTROL_ACTIONS
+        cur = self._exec("INSERT INTO controls (run_id, action, arg, created) VALUES (?,?,?,?)",
+                         (run_id, action, json.dumps(arg), time.time()))
+        return int(cur.lastrowid)
+
+    def pending_controls(self, run_id: str) -> list[tuple[int, str, Any]]:
+        """(id, action, arg) of the run's unanswered requests, oldest first."""
+        return [(i, a, json.loads(g)) for i, a, g in self._query(
+            "SELECT id, action, arg FROM controls WHERE run_id=? AND done IS NULL ORDER BY id", (run_id,))]
+
+    def finish_control(self, control_id: int, result: Any = None, error: str | None = None) -> None:
+        self._exec("UPDATE controls SET done=?, result=?, error=? WHERE id=? AND done IS NULL",
+                   (time.time(), json.dumps(result), error, control_id))
+
+    def get_control(self, control_id: int) -> dict | None:
+        r = self._query("SELECT id, run_id, action, arg, created, done, result, error FROM controls WHERE id=?",
+                        (control_id,))
+        if not r:
+            return None
+        d = dict(zip(("id", "run_id", "action", "arg", "created", "done", "result", "error"), r[0]))
+        d["arg"] = json.loads(d["arg"]) if d["arg"] is not None else None
+        d["result"] = json.loads(d["result"]) if d["result"] is not None else None
+        return d
+
+    def drop_controls(self, run_id: str, reason: str) -> None:
+        """Answer every unanswered request of a run that will not see them (it ended)."""
+        self._exec("UPDATE controls SET done=?, error=? WHERE run_id=? AND done IS NULL", (time.time(), reason, run_id))
+
+    def record_change(self, run_id: str, step: int, name: str, value: Any) -> None:
+        self._exec("INSERT INTO changes (run_id, step, name, value, created) VALUES (?,?,?,?,?)",
+                   (run_id, int(step), name, json.dumps(value), time.time()))
+
+    def changes(self, run_id: str) -> list[tuple[int, str, Any]]:
+        """(step, name, value) of the changes the run applied live, in the order they took effect."""
+        return [(s, n, json.loads(v)) for s, n, v in self._query(
+            "SELECT step, name, value FROM changes WHERE run_id=? ORDER BY step, rowid", (run_id,))]
 
     def truncate_after(self, run_id: str, step: int, epoch: int) -> None:
         """Forget what a run logged after a checkpoint (its resume logs those steps again)."""
@@ -244,6 +309,7 @@ class RunStore:
             if not pid.isdigit() or not pid_alive(int(pid)):
                 tmp.unlink(missing_ok=True)
         self._sweep_checkpoints(run_id)
+        self.drop_controls(run_id, "the run was resumed")
         now = time.time()
         # shift the start by the pause, so ended - started stays the time spent running
         self._exec("UPDATE runs SET status='starting', started=CASE WHEN started IS NOT NULL AND ended IS NOT NULL "
@@ -273,6 +339,7 @@ class RunStore:
     def end_run(self, run_id: str, status: str, *, error: str | None = None,
                 summary: dict | None = None) -> None:
         assert status in TERMINAL
+        self.drop_controls(run_id, f"the run has {status}")
         self._exec("UPDATE runs SET status=?, ended=?, error=?, summary=COALESCE(?, summary) WHERE id=?",
                    (status, time.time(), error, json.dumps(summary) if summary is not None else None, run_id))
 
@@ -307,7 +374,7 @@ class RunStore:
         """Mark live runs whose process is gone (on this host) as failed; returns their ids."""
         host = socket.gethostname()
         rows = self._query("SELECT id, pid, created, heartbeat FROM runs "
-                           "WHERE status IN ('starting','running') AND host=?", (host,))
+                           "WHERE status IN ('starting','running','paused') AND host=?", (host,))
         dead = []
         for run_id, pid, created, beat in rows:
             if pid is None and time.time() - max(created or 0, beat or 0) < 30:
@@ -315,8 +382,10 @@ class RunStore:
             if not pid_alive(pid):
                 dead.append(run_id)
         for run_id in dead:
-            self._exec("UPDATE runs SET status='failed', ended=?, error=? WHERE id=? AND status IN ('starting','running')",
+            self._exec("UPDATE runs SET status='failed', ended=?, error=? WHERE id=? "
+                       "AND status IN ('starting','running','paused')",
                        (time.time(), "process ended unexpectedly", run_id))
+            self.drop_controls(run_id, "the run's process ended")
         return dead
 
     # ---- metrics and telemetry -------------------------------------------------------------

@@ -22,6 +22,7 @@ step. Only rank 0 writes to the RunStore (the others hold a NullStore).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -43,6 +44,7 @@ from .models import build_model
 from .record import SpikeRecorder
 from .rules import get_rule
 from .rules.base import StepContext
+from .runs.control import Controller
 from .runs.sink import Diverged, RunSink  # noqa: F401  (Diverged: the loop's error, raised by the sink)
 from .store import RunStore, weights_only_state
 
@@ -131,6 +133,11 @@ class Trainer:
                 raise ValueError(f"rule {cfg.rule!r} runs its own loop in one process; "
                                  "start it without torchrun")
             self.rule = rule_cls(cfg.rule_object_params(), None, total_steps=1, device=self.device)
+            self.sink.controller = Controller(
+                store, run_id, self.sink, step=lambda: self.sink.step,
+                refuse_change=f"rule {cfg.rule!r} runs its own loop: its hyperparameters cannot be changed "
+                              f"while it runs (pause, step and continue work)",
+                refuse_epoch=f"rule {cfg.rule!r} runs its own loop, not epochs: step it by updates")
             return
         self.data = load_dataset(cfg).to(self.device)
         self.model = build_model(cfg, self.data.input_size, self.data.n_classes, self.data.input_shape).to(self.device)
@@ -161,6 +168,64 @@ class Trainer:
                              f"(choose from {', '.join(names)})")
         self.recorder = SpikeRecorder(["input", self.record_layer], cfg.record_neurons,
                                       cfg.record_batches, seed=cfg.seed)
+        # hyperparameter changes during the run (snncore/runs/control.py): the learning rate they set
+        # scales the optimizer groups that started at cfg.lr (not, e.g., MPS's own lr_z group)
+        self._lr_base = cfg.lr
+        self._lr_groups = ([i for i, g in enumerate(self.optimizer.param_groups) if math.isclose(g["lr"], cfg.lr)]
+                           if self.optimizer is not None else [])
+        self._batch_in_epoch = 0
+        self._schedule = self._planned_changes(after=-1)      # (step, name, value) still to apply
+        self.controller = Controller(
+            store, run_id, self.sink, step=lambda: self.step, apply_change=self._live_change,
+            epoch_left=lambda: self.steps_per_epoch - self._batch_in_epoch,
+            refuse="pause, step and hyperparameter changes are not available for a run on several "
+                   "processes" if self.dist else None)
+
+    # ---- hyperparameter changes during the run ---------------------------------------------
+    def _planned_changes(self, after: int) -> list[tuple[int, str, object]]:
+        """The run's changes at steps > after, in the order they take effect: the config's planned
+        ones (RunConfig.changes, e.g. from an exported config), then the ones applied live and stored
+        (a resumed run replays them)."""
+        from .config import parse_change
+        planned = [parse_change(c) for c in self.cfg.changes]
+        stored = list(self.store.changes(self.run_id) or []) if self.is_main else []
+        if self.dist:        # every rank applies the same list: rank 0's, broadcast
+            stored = D.broadcast_object(stored)
+        both = sorted(planned + stored, key=lambda c: c[0])          # stable: planned first on a tie
+        return [c for c in both if c[0] > after]
+
+    def _apply_change(self, name: str, value, restore: bool = False):
+        """Set `name` (lr or a rule hyperparameter) to `value` (checked as RunConfig checks it; a
+        ValueError names what is allowed); returns the typed value. restore=True: the change is
+        already in the checkpoint's optimizer state (a resumed run's change before its checkpoint),
+        only the rule's parameters and the lr bookkeeping are set."""
+        from .config import LIVE_RUN_FIELDS, check_change
+        value = check_change(self.cfg, name, value)
+        if name in LIVE_RUN_FIELDS:            # the learning rate: the schedule scaled by new / old
+            if self.optimizer is None:
+                raise ValueError("lr: this run has no optimizer (nothing in it is trained by gradient)")
+            ratio, self._lr_base = value / self._lr_base, value
+            if not restore:
+                for i in self._lr_groups:
+                    self.optimizer.param_groups[i]["lr"] *= ratio
+                    if self.scheduler is not None:
+                        self.scheduler.base_lrs[i] *= ratio
+                if self.scheduler is not None:
+                    self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        else:
+            self.rule.params = dataclasses.replace(self.rule.params, **{name: value})
+        return value
+
+    def _live_change(self, name: str, value) -> tuple[int, object]:
+        """A change asked for while the run is live: applied before the next batch and stored."""
+        value = self._apply_change(name, value)
+        self.store.record_change(self.run_id, self.step, name, value)
+        return self.step, value
+
+    def _apply_due_changes(self) -> None:
+        while self._schedule and self._schedule[0][0] <= self.step:
+            _, name, value = self._schedule.pop(0)
+            self._apply_change(name, value)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.cfg
@@ -377,6 +442,11 @@ class Trainer:
                 self.total_steps = min(self.total_steps, self.cfg.max_steps)
         if self.scheduler is not None and self.scheduler.T_max != max(1, self.total_steps):
             self._replan_schedule()      # the run got longer or shorter (--epochs N, other processes)
+        # changes before the checkpoint's step are in its state (the optimizer's rates) but not in the
+        # rule's parameters: set them; the later ones are applied when their step comes
+        for _, name, value in [c for c in self._planned_changes(after=-1) if c[0] < self.step]:
+            self._apply_change(name, value, restore=True)
+        self._schedule = self._planned_changes(after=self.step - 1)
         self.store.truncate_after(self.run_id, self.step, self.epochs_done)
         return epoch
 
@@ -407,11 +477,17 @@ class Trainer:
         status, error, last_eval = "finished", None, {}
         try:
             for self.epoch in range(self.epochs_done, cfg.epochs):
-                for x, y in self.data.batches("train", cfg.batch_size, cfg.timesteps, shuffle=True,
-                                              generator=self.gen, rank=self.rank, world=self.world,
-                                              sample_generator=self._sample_generator()):
+                for self._batch_in_epoch, (x, y) in enumerate(self.data.batches(
+                        "train", cfg.batch_size, cfg.timesteps, shuffle=True, generator=self.gen, rank=self.rank,
+                        world=self.world, sample_generator=self._sample_generator())):
                     if self.step >= self.total_steps:
                         break
+                    # the batch boundary: planned / replayed changes due now, then requests (pause,
+                    # step, a live change); both before this batch, so a change at step S is never in
+                    # a checkpoint taken at step S (a resume applies it again at S)
+                    self._apply_due_changes()
+                    if self.is_main and self.controller.boundary():
+                        raise StopRequested
                     m = self.train_step(x, y)
                     self.sink.metrics(m, step=self.step, epoch=self.epoch)
                     if self.step % cfg.log_every == 0 and self.is_main:

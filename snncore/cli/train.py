@@ -60,7 +60,7 @@ def _resume_target(args):
     if run is None:
         fail(f"run {run_id!r} is not in {store.root}")
     launched_for_me = run["status"] == "starting" and run["pid"] in (None, os.getpid())   # by launch_resume
-    if run["status"] in ("starting", "running") and not launched_for_me:
+    if run["status"] in ("starting", "running", "paused") and not launched_for_me:
         fail(f"run {run_id} is still running (pid {run['pid']})")
     epochs = vars(args).get("cfg:epochs")
     if run["status"] == "finished" and epochs is None:

@@ -86,6 +86,17 @@ class RunSink(LoopSink):
         self.stop = bool(self.store.heartbeat(self.run_id, epoch=epoch, step=step)) or self.stop
         return self.stop
 
+    # control requests (snncore/runs/control.py): the heartbeat's query counts them
+    controller = None
+
+    def controls_pending(self) -> bool:
+        return bool((getattr(self.store, "controls_waiting", None) or {}).get(self.run_id))
+
+    def controls_seen(self) -> None:
+        waiting = getattr(self.store, "controls_waiting", None)
+        if isinstance(waiting, dict):
+            waiting[self.run_id] = 0
+
     def flush(self, force: bool = False) -> bool:
         """One process: write the buffered rows (at most ~4 times a second unless force), then
         the heartbeat; returns True when a stop was requested."""
@@ -149,6 +160,8 @@ class RunSink(LoopSink):
         self.units += int(units)
         if steps:
             self.flush()
+            if self.controller is not None and not self.stop and self.controller.boundary():
+                self.stop = True        # a stop requested while paused
         return self.stop
 
     def should_stop(self) -> bool:
