@@ -163,13 +163,26 @@ class Cluster:
         raise RuntimeError(f"the {resource} node did not come up: {r.stderr[-2000:]}")
 
     def kill(self, name: str) -> None:
+        """The node at once: its `ray start`, raylet and agents (its process group) and every
+        process below them (the raylet's Ray workers, which would otherwise finish their task)."""
+        import psutil
         p = self.procs.pop(name, None)
-        if p is not None:
+        if p is None:
+            return
+        try:
+            below = psutil.Process(p.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            below = []
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for q in below:
             try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
+                q.kill()
+            except psutil.NoSuchProcess:
                 pass
-            p.wait()
+        p.wait()
 
     def close(self) -> None:
         for name in ("worker", "head"):
