@@ -326,3 +326,15 @@ def test_resume_after_the_driver_is_killed_against_the_cluster(cluster, tmp_path
         assert recs[d["key"]]["run_id"] == d["run_id"] and recs[d["key"]]["attempt"] == 1
     rows = _one_run_per_point(runs, 3)
     assert sorted(r["config"]["lr"] for r in rows) == [1e-3, 2e-3, 3e-3]
+
+
+def test_bench_sweep_case_runs_tiny():
+    """The bench case's schema at a tiny size (the numbers mean nothing here; no timing is checked)."""
+    from snncore.sweeps.bench import bench_sweep
+    c = bench_sweep(2, tiny=True)
+    assert not c.get("skipped"), c.get("skipped")
+    assert c["name"] == "sweep" and c["trials"] == 2 and c["slots"] >= 1
+    assert c["ours_s"] > c["startup_s"] > 0 and c["reference_s"] > 0
+    assert abs(c["ratio"] - c["ours_s"] / c["reference_s"]) < 1e-3 * c["ratio"] + 1e-4
+    assert c["met"] is (c["ours_s"] <= 0.65 * c["reference_s"])
+    assert c["run_s_sweep"] > 0 and c["run_s_serial"] > 0 and c["in_trial_s"] >= 0
