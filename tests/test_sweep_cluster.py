@@ -264,7 +264,8 @@ def test_trials_run_on_both_nodes_and_land_in_the_driver_store(cluster, tmp_path
 def test_a_lost_node_s_trial_is_retried_elsewhere(cluster, tmp_path):
     runs = tmp_path / "runs"
     p = subprocess.Popen([sys.executable, "-m", "snncore", "sweep", "--address", cluster.address, *SLOW,
-                          "--grid", "lr=1e-3,2e-3", "--max-concurrent", "2", "--retries", "2", "--json"],
+                          "--epochs", "4", "--grid", "lr=1e-3,2e-3", "--max-concurrent", "2", "--retries", "2",
+                          "--json"],
                          cwd=ROOT, env=_env(runs), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     victim = None
     try:
@@ -273,8 +274,10 @@ def test_a_lost_node_s_trial_is_retried_elsewhere(cluster, tmp_path):
             on_worker = [x for x in _records(runs) if x["node"] == cluster.worker and x["status"] == "running"]
             if on_worker:
                 store = RunStore(runs)
-                # an epoch already shipped: the lost attempt left a partial run in the driver's store
-                if store.get_run(on_worker[0]["run_id"]) and store.metrics(on_worker[0]["run_id"]):
+                # its first epoch shipped (the lost attempt leaves a partial run in the driver's
+                # store), three to go: killed well before it could finish
+                epochs = [k for _, _, k, _ in store.metrics(on_worker[0]["run_id"]) if k == "test/accuracy"]
+                if len(epochs) == 1:
                     victim = on_worker[0]
                 store.close()
             time.sleep(0.1)
