@@ -120,9 +120,9 @@ def _free_port() -> int:
 
 class Cluster:
     """A head (resource `headnode`) and a worker (resource `worker`) on 127.0.0.1, 1 CPU each.
-    Each `ray start --block` leads its own process group (its raylet, agents and workers in it),
-    so a node is killed, and the cluster cleaned up, by its group alone: other Rays on the box
-    are left alone (no `ray stop`)."""
+    Each `ray start --block` leads its own process group (its raylet and agents); the raylet's
+    Ray workers lead groups of their own, so a node is killed as that group plus every process
+    below its `ray start`: other Rays on the box are left alone (no `ray stop`)."""
 
     def __init__(self):
         # short: Ray's unix socket paths live under it
