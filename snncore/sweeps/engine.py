@@ -165,7 +165,9 @@ class _Shipped:
     def ship(self):
         from .transfer import export_run
         if self.run_id:
-            self.ray.get(self.collector.import_run.remote(export_run(self.store, self.run_id, self.sent)))
+            sent = dict(self.sent)               # counted as sent once the collector has it
+            self.ray.get(self.collector.import_run.remote(export_run(self.store, self.run_id, sent)))
+            self.sent = sent
 
     def close(self):
         import shutil
