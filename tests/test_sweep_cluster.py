@@ -131,8 +131,11 @@ class Cluster:
         self.address = f"127.0.0.1:{self.port}"
         self.env = {**os.environ, **RAY_ENV}
         self.procs = {}
+
+    def start_head(self) -> str:
         self.head = self._start("head", ["--head", f"--port={self.port}", "--resources={\"headnode\": 1}",
                                          f"--temp-dir={self.tmp}", "--include-dashboard=false"], "headnode")
+        return self.head
 
     def _start(self, name: str, args: list[str], resource: str) -> str:
         log = open(Path(self.tmp) / f"{name}.log", "ab")
@@ -194,11 +197,12 @@ class Cluster:
 def cluster():
     if not RAY.exists() or shutil.which(str(RAY)) is None:
         pytest.skip(f"`ray start` is not available ({RAY} missing)")
+    c = Cluster()
     try:
-        c = Cluster()
-    except Exception as e:  # noqa: BLE001 -- no cluster on this box: say why
-        pytest.skip(f"a Ray head could not be started here: {e}")
-    try:
+        try:
+            c.start_head()
+        except (OSError, RuntimeError) as e:     # no cluster on this box: say why
+            pytest.skip(f"a Ray head could not be started here: {e}")
         c.start_worker()
         yield c
     finally:
