@@ -318,12 +318,16 @@ def test_resume_after_the_driver_is_killed_against_the_cluster(cluster, tmp_path
             time.sleep(0.05)
         assert p.poll() is None, "the sweep ended before its driver could be killed"
     finally:
+        killed_at = time.time()
         os.kill(p.pid, signal.SIGKILL)        # the driver only: its trials live on the nodes' workers
         p.wait()
     assert done, "no trial finished before the deadline"
     sweep_id = next(runs.glob("sweeps/*")).name
+    # the switch that ships every trial, those on the driver's node too (the path a real second
+    # machine takes, whichever node Ray picks)
     r = subprocess.run([sys.executable, "-m", "snncore", "sweep", "--address", cluster.address, "--resume", sweep_id,
-                        "--json"], cwd=ROOT, env=_env(runs), capture_output=True, text=True, timeout=300)
+                        "--json"], cwd=ROOT, env=_env(runs, SNNCORE_SWEEP_SHIP="always"), capture_output=True,
+                       text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert (out["status"], out["trials"], out["finished"]) == ("finished", 3, 3)
@@ -331,6 +335,8 @@ def test_resume_after_the_driver_is_killed_against_the_cluster(cluster, tmp_path
     assert sorted(x["index"] for x in recs.values()) == [0, 1, 2]
     for d in done:                                           # a finished trial was not run again
         assert recs[d["key"]]["run_id"] == d["run_id"] and recs[d["key"]]["attempt"] == 1
+    resumed = [x for x in recs.values() if x["started"] > killed_at]
+    assert resumed and all(x["shipped"] for x in resumed)
     rows = _one_run_per_point(runs, 3)
     assert sorted(r["config"]["lr"] for r in rows) == [1e-3, 2e-3, 3e-3]
 
