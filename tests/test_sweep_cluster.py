@@ -249,7 +249,8 @@ def _one_run_per_point(runs, n: int) -> list[dict]:
 
 def test_trials_run_on_both_nodes_and_land_in_the_driver_store(cluster, tmp_path):
     runs = tmp_path / "runs"
-    r = _sweep(runs, cluster, *TINY, "--grid", "lr=1e-3,2e-3,3e-3,4e-3", "--max-concurrent", "2")
+    # no --max-concurrent: the cluster's two CPUs make two trials at once
+    r = _sweep(runs, cluster, *TINY, "--grid", "lr=1e-3,2e-3,3e-3,4e-3")
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert (out["status"], out["trials"], out["finished"]) == ("finished", 4, 4)

@@ -348,7 +348,7 @@ def _run(state: dict, runs_root: Path) -> dict:
                                       grace_period=1)
         trainable = tune.with_resources(tune.with_parameters(_trial, ctx=ctx),
                                         {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
-        concurrent = opts.max_concurrent or max(1, int(threads.cores() // max(opts.cpus_per_trial, 1e-9)))
+        concurrent = opts.max_concurrent or _slots(opts)
         tuner = tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(metric=opts.metric, mode=opts.mode, search_alg=search_alg,
@@ -373,6 +373,17 @@ def _run(state: dict, runs_root: Path) -> dict:
     state.update(status=status, seconds=time.monotonic() - t0, ended=time.time())
     _write_json(sweep_dir / "sweep.json", state)
     return summarize(runs_root, state)
+
+
+def _slots(opts: Options) -> int:
+    """Trials at once by default: what the whole Ray cluster holds at the trial's CPUs (and GPUs),
+    not this machine's cores (a local Ray has exactly these)."""
+    import ray
+    res = ray.cluster_resources()
+    n = res.get("CPU", threads.cores()) // max(opts.cpus_per_trial, 1e-9)
+    if opts.gpus_per_trial > 0:
+        n = min(n, res.get("GPU", 0) // opts.gpus_per_trial)
+    return max(1, int(n))
 
 
 def _start_collector(ctx: dict, opts: Options):
