@@ -352,3 +352,4 @@ def test_bench_sweep_case_runs_tiny():
     assert abs(c["ratio"] - c["ours_s"] / c["reference_s"]) < 1e-3 * c["ratio"] + 1e-4
     assert c["met"] is (c["ours_s"] <= 0.65 * c["reference_s"])
     assert c["run_s_sweep"] > 0 and c["run_s_serial"] > 0 and c["in_trial_s"] >= 0
+    assert c["ratio_vs_serial_1thread"] == pytest.approx(c["ours_s"] / c["serial_1thread_s"], rel=1e-2)

@@ -4,7 +4,9 @@ configs trained one after another in one process (the whole thread budget each),
 in the same bench run. Each side runs in a fresh process (`python -m snncore.sweeps.bench SIDE`),
 so neither inherits the other's imports, threads or Ray.
 
-ratio = sweep_s / serial_s (target <= 0.65 on 2 cores). Also: Ray's start-up (ray.init of the
+ratio = sweep_s / serial_s (target <= 0.65 on 2 cores). Beside it the same serial runs at one
+thread each (ratio_vs_serial_1thread): on a loaded box a two-thread run slows down far more than
+two one-thread runs do, and that ratio shows how much of the gain is that. Also: Ray's start-up (ray.init of the
 local Ray), and the per-trial overhead: slot seconds each trial held beyond its own training,
 ((sweep_s - startup_s) * slots / n) - mean(run seconds), and of that the in-trial bookkeeping
 (trial record ended - started - run seconds: store, tags, reports).
@@ -76,6 +78,8 @@ def _side(side: str, n: int, tiny: bool, timeout_s: float) -> dict:
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONWARNINGS": "ignore"}
         env.pop("SNNCORE_THREADS", None)          # each side its own budget: all cores, or 1 per trial
         env.pop("OMP_NUM_THREADS", None)
+        if side == "serial1":
+            env["SNNCORE_THREADS"] = "1"
         p = subprocess.run([sys.executable, "-m", "snncore.sweeps.bench", side, str(n), "1" if tiny else "0", root],
                            env=env, capture_output=True, text=True, timeout=timeout_s)
         lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
@@ -91,6 +95,9 @@ def bench_sweep(n: int = 8, tiny: bool = False, timeout_s: float = 900.0) -> dic
     try:
         serial = _side("serial", n, tiny, timeout_s)
         sweep = _side("sweep", n, tiny, timeout_s)
+        # the serial runs at one thread each as well: tells the sweep's parallelism apart from
+        # what a two-thread run loses on a loaded box
+        serial1 = _side("serial1", n, tiny, timeout_s)
     except (RuntimeError, subprocess.TimeoutExpired) as e:   # e.g. no Ray here: the case says why
         return {"name": "sweep", "ours": "the sweep engine", "reference": "the same configs one after another",
                 "ours_s": None, "reference_s": None, "ratio": None, "speedup": None, "target": target,
@@ -105,13 +112,14 @@ def bench_sweep(n: int = 8, tiny: bool = False, timeout_s: float = 900.0) -> dic
                  trials=n, slots=sweep["slots"], startup_s=round(sweep["startup_s"], 3),
                  per_trial_overhead_s=round(slot, 3), in_trial_s=round(statistics.mean(sweep["in_trial_s"]), 3),
                  run_s_sweep=round(statistics.mean(sweep["run_s"]), 3),
-                 run_s_serial=round(statistics.mean(serial["run_s"]), 3))
+                 run_s_serial=round(statistics.mean(serial["run_s"]), 3),
+                 serial_1thread_s=round(serial1["s"], 3), ratio_vs_serial_1thread=round(sweep["s"] / serial1["s"], 4))
 
 
 if __name__ == "__main__":
     side, n, tiny, root = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
-    if side == "serial":
+    if side in ("serial", "serial1"):
         from .. import threads
         threads.set_env()                         # before torch loads: the run's whole budget
-    res = (_serial if side == "serial" else _sweep)(n, tiny, root)
+    res = (_sweep if side == "sweep" else _serial)(n, tiny, root)
     print(json.dumps(res), flush=True)
