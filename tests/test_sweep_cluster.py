@@ -209,6 +209,17 @@ def cluster():
         c.close()
 
 
+@pytest.fixture
+def runs(tmp_path):
+    """The driver's runs folder; afterwards the scratch a killed trial left on its node (here /tmp
+    of the one box) goes too."""
+    runs = tmp_path / "runs"
+    yield runs
+    for d in runs.glob("sweeps/*"):
+        for s in Path(tempfile.gettempdir()).glob(f"snncore-{d.name}"):
+            shutil.rmtree(s, ignore_errors=True)
+
+
 def _env(runs, **extra):
     return {**os.environ, **RAY_ENV, "SNNCORE_RUNS": str(runs), "PYTHONWARNINGS": "ignore",
             "SNNCORE_THREADS": "1", **extra}
@@ -247,8 +258,7 @@ def _one_run_per_point(runs, n: int) -> list[dict]:
         store.close()
 
 
-def test_trials_run_on_both_nodes_and_land_in_the_driver_store(cluster, tmp_path):
-    runs = tmp_path / "runs"
+def test_trials_run_on_both_nodes_and_land_in_the_driver_store(cluster, runs):
     # no --max-concurrent: the cluster's two CPUs make two trials at once
     r = _sweep(runs, cluster, *TINY, "--grid", "lr=1e-3,2e-3,3e-3,4e-3")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -266,10 +276,9 @@ def test_trials_run_on_both_nodes_and_land_in_the_driver_store(cluster, tmp_path
     assert not list(Path(tempfile.gettempdir()).glob(f"snncore-{out['sweep_id']}*")), "scratch is removed"
 
 
-def test_a_lost_node_s_trial_is_retried_elsewhere(cluster, tmp_path):
-    runs = tmp_path / "runs"
+def test_a_lost_node_s_trial_is_retried_elsewhere(cluster, runs):
     p = subprocess.Popen([sys.executable, "-m", "snncore", "sweep", "--address", cluster.address, *SLOW,
-                          "--epochs", "4", "--grid", "lr=1e-3,2e-3", "--max-concurrent", "2", "--retries", "2",
+                          "--epochs", "8", "--grid", "lr=1e-3,2e-3", "--max-concurrent", "2", "--retries", "2",
                           "--json"],
                          cwd=ROOT, env=_env(runs), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     victim = None
@@ -279,10 +288,10 @@ def test_a_lost_node_s_trial_is_retried_elsewhere(cluster, tmp_path):
             on_worker = [x for x in _records(runs) if x["node"] == cluster.worker and x["status"] == "running"]
             if on_worker:
                 store = RunStore(runs)
-                # its first epoch shipped (the lost attempt leaves a partial run in the driver's
-                # store), three to go: killed well before it could finish
+                # an epoch or more shipped (the lost attempt leaves a partial run in the driver's
+                # store), five or more to go: killed well before it could finish
                 epochs = [k for _, _, k, _ in store.metrics(on_worker[0]["run_id"]) if k == "test/accuracy"]
-                if len(epochs) == 1:
+                if 1 <= len(epochs) <= 3:
                     victim = on_worker[0]
                 store.close()
             time.sleep(0.1)
@@ -304,10 +313,9 @@ def test_a_lost_node_s_trial_is_retried_elsewhere(cluster, tmp_path):
     assert sorted(r["config"]["lr"] for r in rows) == [1e-3, 2e-3]
 
 
-def test_resume_after_the_driver_is_killed_against_the_cluster(cluster, tmp_path):
+def test_resume_after_the_driver_is_killed_against_the_cluster(cluster, runs):
     if "worker" not in cluster.procs:
         cluster.start_worker()                               # the node lost above comes back
-    runs = tmp_path / "runs"
     p = subprocess.Popen([sys.executable, "-m", "snncore", "sweep", "--address", cluster.address, *SLOW,
                           "--grid", "lr=1e-3,2e-3,3e-3", "--max-concurrent", "2", "--json"],
                          cwd=ROOT, env=_env(runs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -216,13 +216,15 @@ def _trial(config: dict, ctx: dict) -> None:
     rec = {"key": key, "index": index, "point": point, "run_id": None, "status": "running", "metric": None,
            "error": None, "started": time.time(), "node": ray.get_runtime_context().get_node_id(),
            "host": socket.gethostname(), "shipped": ch.shipped, "attempt": int(prev.get("attempt", 0)) + 1}
+    lost = False
     try:
         cfg_dict = spec.apply(point)
         if ctx["name"]:
             cfg_dict["name"] = f"{ctx['name']}.{key}"
         cfg = RunConfig.from_dict(cfg_dict)
         rec["config"] = cfg.to_dict()
-        again = prev.get("run_id") if prev.get("status") not in ENDED else None
+        # a point runs again only when its earlier attempt was lost (or ended without Tune knowing)
+        again = prev.get("run_id")
         if again:
             ch.drop_run(again)               # from the driver's store, wherever this attempt runs
         run_id = rec["run_id"] = store.create_run(cfg.to_dict(), run_id=again)
@@ -247,24 +249,30 @@ def _trial(config: dict, ctx: dict) -> None:
         rec["error"] = summary.get("error") or (None if rec["status"] == "finished"
                                                  else f"run ended {summary['status']}")
     except Exception as e:  # noqa: BLE001 -- a failed trial is recorded with its reason; the sweep goes on
+        if isinstance(e, ray.exceptions.RayError):
+            lost = True             # Ray itself failed here (e.g. this node is dying): not the trial's
+            raise                   # fault; Tune retries it (--retries) and the retry reuses the run id
         rec["status"], rec["error"] = "failed", f"{type(e).__name__}: {e}"
         if rec["run_id"]:
             run = store.get_run(rec["run_id"])
             if run and run["status"] not in ENDED + ("stopped",):
                 store.end_run(rec["run_id"], "failed", error=rec["error"])
     finally:
-        rec["ended"] = time.time()
-        if rec["status"] == "running":     # stopped early by the scheduler (ASHA) or the driver
-            rec["status"] = "early_stopped" if ctx["scheduler"] == "asha" else "stopped"
-            if rec["run_id"]:
-                run = store.get_run(rec["run_id"])
-                if run and run["status"] in ("starting", "running"):
-                    store.end_run(rec["run_id"], "stopped", error="stopped early by the sweep's scheduler")
-        try:
-            ch.ship()                      # the run's last rows and checkpoint, then its record
-            ch.put_record(key, rec)
-        finally:
+        if lost:                           # the record stays live on the driver: the point runs again
             ch.close()
+        else:
+            rec["ended"] = time.time()
+            if rec["status"] == "running":     # stopped early by the scheduler (ASHA) or the driver
+                rec["status"] = "early_stopped" if ctx["scheduler"] == "asha" else "stopped"
+                if rec["run_id"]:
+                    run = store.get_run(rec["run_id"])
+                    if run and run["status"] in ("starting", "running"):
+                        store.end_run(rec["run_id"], "stopped", error="stopped early by the sweep's scheduler")
+            try:
+                ch.ship()                      # the run's last rows and checkpoint, then its record
+                ch.put_record(key, rec)
+            finally:
+                ch.close()
     if rec["status"] == "finished" and rec["metric"] is not None:
         tune.report({metric: rec["metric"], "run_id": rec["run_id"], "done": True})
 
