@@ -25,6 +25,9 @@ Cases (PERFORMANCE.md, issue 6):
                  (library thread defaults), each side one worker process, ABAB pairs, median ratio
                  and 95 % interval; the digits run also vs its own time without the busy processes
   raster_figure  the live raster (1000 neurons x 1000 steps) as one image vs a scattergl figure
+  sweep          8 trials of the default digits run through the sweep engine (a local Ray) vs the
+                 same 8 one after another in one process (target <= 0.65x on 2 cores); Ray's
+                 start-up and the per-trial overhead beside it (snncore/sweeps/bench.py; --quick: 4)
 
 SNNCORE_BENCH_TINY=1 shrinks every size (for tests only: the numbers then mean nothing).
 """
@@ -815,6 +818,9 @@ def run_all(quick: bool = False, device: str | None = None, progress: Callable[[
     add(bench_recorder(r_reps, r_steps, dev, **rkw))
     say("raster_figure")
     add(bench_raster(1 if small else 3, *((50, 40) if small else (1000, 1000))))
+    say("sweep")
+    from .sweeps.bench import bench_sweep
+    add(bench_sweep(2 if small else 4 if quick else 8, tiny=small))
     from .threads import record
     return {"device": str(dev), "threads": torch.get_num_threads(), "thread_budget": record(), "quick": quick, "tiny": small,
             "torch": torch.__version__, "peaks": peaks, "seconds": round(time.perf_counter() - t0, 2),

@@ -55,6 +55,9 @@ def main(argv=None) -> int:
             line += f"  ratio 95% CI [{lo:.3f}, {hi:.3f}] ({c['pairs']} pairs)"
         if "vs_quiet" in c:
             line += f"  {c['vs_quiet']:.2f}x its quiet time"
+        if "startup_s" in c:
+            line += (f"  Ray start-up {c['startup_s']:.2f} s, per-trial overhead {c['per_trial_overhead_s']:.2f} s, "
+                     f"{c['ratio_vs_serial_1thread']:.3f}x the serial runs at 1 thread")
         if "roofline_fraction" in c:
             line += f"  roofline: ours {c['roofline_fraction']['ours']:.0%}, ref {c['roofline_fraction']['reference']:.0%}"
         print(line)

@@ -32,7 +32,7 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", default="max", choices=("max", "min"))
     p.add_argument("--scheduler", default="none", choices=("none", "asha"),
                    help="asha: stop poor trials early from their per-epoch test accuracy")
-    p.add_argument("--max-concurrent", type=int, default=0, help="trials at once (default: cores / cpus-per-trial)")
+    p.add_argument("--max-concurrent", type=int, default=0, help="trials at once (default: the Ray cluster's CPUs / cpus-per-trial)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray CPUs (= threads) per trial")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="Ray GPUs per trial (fractions share one)")
     p.add_argument("--retries", type=int, default=0, help="times a trial lost with its node is retried")

@@ -4,6 +4,13 @@ State under <runs>/sweeps/<sweep_id>/: sweep.json (spec, options, status, driver
 trials/<key>.json (one per trial, written by the trial itself: run id, point, status, metric,
 error). `--resume` reads the trial files and runs only the points that did not end (finished or
 failed), so none runs twice. Grid points are indexed by their position in SweepSpec.grid_points().
+
+No shared filesystem is assumed on a cluster (`--address`): a trial on a node other than the
+driver's (Ray node ids differ; SNNCORE_SWEEP_SHIP=always: every trial) trains into a node-local
+scratch RunStore and ships its run (rows and files, after each epoch and at its end) and its record
+to a collector actor pinned to the driver's node, which imports it into the driver's RunStore
+under the same run id (transfer.py). A trial retried after its node was lost (`--retries`, Tune's
+FailureConfig) reuses its point's run id, so the store keeps one run per point.
 """
 from __future__ import annotations
 
@@ -100,15 +107,98 @@ def summarize(runs_root: Path, state: dict) -> dict:
 
 # ---- the trial (runs in a Ray worker) ----------------------------------------------------------
 
+class _Local:
+    """A trial on the driver's node: it writes the driver's RunStore and trial records directly."""
+    shipped = False
+
+    def __init__(self, ctx: dict):
+        from ..store import RunStore
+        self.store = RunStore(ctx["runs_root"])
+        self.trials = Path(ctx["sweep_dir"]) / "trials"
+
+    def get_record(self, key):
+        try:
+            return json.loads((self.trials / f"{key}.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def put_record(self, key, rec):
+        _write_json(self.trials / f"{key}.json", rec)
+
+    def drop_run(self, run_id):
+        from .transfer import drop_run
+        drop_run(self.store, run_id)
+
+    def ship(self):
+        pass
+
+    def close(self):
+        self.store.close()
+
+
+class _Shipped:
+    """A trial on another node: it trains into a node-local scratch RunStore and ships the run
+    (after each epoch and at its end) and its records to the driver's collector through Ray."""
+    shipped = True
+
+    def __init__(self, ctx: dict, key: str):
+        import shutil
+        import tempfile
+        import ray
+        from ..store import RunStore
+        self.ray = ray
+        self.collector = ray.get_actor(ctx["collector"], namespace=ctx["namespace"])
+        self.scratch = Path(tempfile.gettempdir()) / f"snncore-{ctx['sweep_id']}" / key
+        shutil.rmtree(self.scratch, ignore_errors=True)      # an earlier attempt's leftovers on this node
+        self.store = RunStore(self.scratch)
+        self.run_id, self.sent = None, {}
+
+    def get_record(self, key):
+        return self.ray.get(self.collector.get_record.remote(key))
+
+    def put_record(self, key, rec):
+        self.ray.get(self.collector.put_record.remote(key, rec))
+
+    def drop_run(self, run_id):
+        self.ray.get(self.collector.drop_run.remote(run_id))
+
+    def ship(self):
+        from .transfer import export_run
+        if self.run_id:
+            sent = dict(self.sent)               # counted as sent once the collector has it
+            self.ray.get(self.collector.import_run.remote(export_run(self.store, self.run_id, sent)))
+            self.sent = sent
+
+    def close(self):
+        import shutil
+        self.store.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        try:
+            self.scratch.parent.rmdir()          # the sweep's scratch folder, once its last trial left
+        except OSError:
+            pass
+
+
+def _channel(ctx: dict, key: str):
+    if ctx.get("collector"):
+        import ray
+        if ctx["ship"] == "always" or ray.get_runtime_context().get_node_id() != ctx["driver_node"]:
+            return _Shipped(ctx, key)
+    return _Local(ctx)
+
+
 def _trial(config: dict, ctx: dict) -> None:
     """One trial: an ordinary run, trained by the Trainer on the trial's thread budget, its
-    per-epoch metric reported to Tune (ASHA decides on these), its record written for resume."""
+    per-epoch metric reported to Tune (ASHA decides on these), its record written for resume.
+    A retried point (its node was lost, or the driver killed) reuses its run id: the attempt it
+    replaces is dropped, so the store holds one run per point."""
     os.environ.update(threads.env_for(ctx["threads"]))   # Trainer.run applies this budget
     if os.path.isdir(ctx["cwd"]):             # relative paths mean what they mean to the driver
         os.chdir(ctx["cwd"])
+    import socket
+    import ray
     from ray import tune
     from ..config import RunConfig
-    from ..store import RunStore
     from ..train import Trainer
     spec = SweepSpec.from_dict(ctx["spec"])
     if "index" in config:
@@ -120,26 +210,36 @@ def _trial(config: dict, ctx: dict) -> None:
         point = {ax.name: config[f"p{i}"] for i, ax in enumerate(spec.axes)}
         if "seed" in config:
             point["seed"] = config["seed"]
-    rec_path = Path(ctx["sweep_dir"]) / "trials" / f"{key}.json"
+    ch = _channel(ctx, key)
+    store = ch.store
+    prev = ch.get_record(key) or {}
     rec = {"key": key, "index": index, "point": point, "run_id": None, "status": "running", "metric": None,
-           "error": None, "started": time.time(), "node": os.uname().nodename}
-    store = RunStore(ctx["runs_root"])
+           "error": None, "started": time.time(), "node": ray.get_runtime_context().get_node_id(),
+           "host": socket.gethostname(), "shipped": ch.shipped, "attempt": int(prev.get("attempt", 0)) + 1}
+    lost = False
     try:
         cfg_dict = spec.apply(point)
         if ctx["name"]:
             cfg_dict["name"] = f"{ctx['name']}.{key}"
         cfg = RunConfig.from_dict(cfg_dict)
         rec["config"] = cfg.to_dict()
-        run_id = rec["run_id"] = store.create_run(cfg.to_dict())
+        # a point runs again only when its earlier attempt was lost (or ended without Tune knowing)
+        again = prev.get("run_id")
+        if again:
+            ch.drop_run(again)               # from the driver's store, wherever this attempt runs
+        run_id = rec["run_id"] = store.create_run(cfg.to_dict(), run_id=again)
+        ch.run_id = run_id
         _write_json(store.run_dir(run_id) / "sweep.json",          # the run's tag: its sweep and point
                     {"sweep_id": ctx["sweep_id"], "key": key, "point": point})
-        _write_json(rec_path, rec)
+        ch.ship()
+        ch.put_record(key, rec)
         metric = ctx["metric"]
 
         def on_progress(p):
             if p.test_accuracy is not None:             # an epoch ended
                 if metric == "test_accuracy":           # what an early-stopped trial scored last
                     rec["metric"] = p.test_accuracy
+                ch.ship()                               # the driver sees the run's epochs as they end
                 tune.report({"test_accuracy": p.test_accuracy, "epoch": p.epoch, "run_id": run_id})
 
         trainer = Trainer(cfg, store, run_id, on_progress=on_progress)
@@ -149,21 +249,30 @@ def _trial(config: dict, ctx: dict) -> None:
         rec["error"] = summary.get("error") or (None if rec["status"] == "finished"
                                                  else f"run ended {summary['status']}")
     except Exception as e:  # noqa: BLE001 -- a failed trial is recorded with its reason; the sweep goes on
+        if isinstance(e, ray.exceptions.RayError):
+            lost = True             # Ray itself failed here (e.g. this node is dying): not the trial's
+            raise                   # fault; Tune retries it (--retries) and the retry reuses the run id
         rec["status"], rec["error"] = "failed", f"{type(e).__name__}: {e}"
         if rec["run_id"]:
             run = store.get_run(rec["run_id"])
             if run and run["status"] not in ENDED + ("stopped",):
                 store.end_run(rec["run_id"], "failed", error=rec["error"])
     finally:
-        rec["ended"] = time.time()
-        if rec["status"] == "running":     # stopped early by the scheduler (ASHA) or the driver
-            rec["status"] = "early_stopped" if ctx["scheduler"] == "asha" else "stopped"
-            if rec["run_id"]:
-                run = store.get_run(rec["run_id"])
-                if run and run["status"] in ("starting", "running"):
-                    store.end_run(rec["run_id"], "stopped", error="stopped early by the sweep's scheduler")
-        _write_json(rec_path, rec)
-        store.close()
+        if lost:                           # the record stays live on the driver: the point runs again
+            ch.close()
+        else:
+            rec["ended"] = time.time()
+            if rec["status"] == "running":     # stopped early by the scheduler (ASHA) or the driver
+                rec["status"] = "early_stopped" if ctx["scheduler"] == "asha" else "stopped"
+                if rec["run_id"]:
+                    run = store.get_run(rec["run_id"])
+                    if run and run["status"] in ("starting", "running"):
+                        store.end_run(rec["run_id"], "stopped", error="stopped early by the sweep's scheduler")
+            try:
+                ch.ship()                      # the run's last rows and checkpoint, then its record
+                ch.put_record(key, rec)
+            finally:
+                ch.close()
     if rec["status"] == "finished" and rec["metric"] is not None:
         tune.report({metric: rec["metric"], "run_id": rec["run_id"], "done": True})
 
@@ -224,8 +333,8 @@ def _run(state: dict, runs_root: Path) -> dict:
     per_trial = max(1, int(opts.cpus_per_trial))
     ctx = {"spec": spec.to_dict(), "sweep_id": state["sweep_id"], "sweep_dir": str(sweep_dir.resolve()),
            "runs_root": str(Path(runs_root).resolve()), "threads": per_trial, "metric": opts.metric, "scheduler": opts.scheduler,
-           "cwd": os.getcwd(),
-           "name": opts.name}
+           "cwd": os.getcwd(), "name": opts.name, "collector": None,
+           "ship": "always" if os.environ.get("SNNCORE_SWEEP_SHIP") == "always" else "auto"}
     if spec.search == "grid":
         todo = [i for i in range(state["n_trials"]) if f"{i:05d}" not in ended]
         param_space, samples, search_alg = {"index": tune.grid_search(todo)}, 1, None
@@ -239,6 +348,7 @@ def _run(state: dict, runs_root: Path) -> dict:
     status = "finished"
     if todo:
         _init_ray(opts, per_trial)
+        collector = _start_collector(ctx, opts)
         scheduler = None
         if opts.scheduler == "asha":
             from ray.tune.schedulers import ASHAScheduler
@@ -246,7 +356,7 @@ def _run(state: dict, runs_root: Path) -> dict:
                                       grace_period=1)
         trainable = tune.with_resources(tune.with_parameters(_trial, ctx=ctx),
                                         {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
-        concurrent = opts.max_concurrent or max(1, int(threads.cores() // max(opts.cpus_per_trial, 1e-9)))
+        concurrent = opts.max_concurrent or _slots(opts)
         tuner = tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(metric=opts.metric, mode=opts.mode, search_alg=search_alg,
@@ -260,12 +370,66 @@ def _run(state: dict, runs_root: Path) -> dict:
             status = "stopped"
         except Exception as e:  # noqa: BLE001 -- Tune itself broke: the sweep is resumable
             status, state["error"] = "failed", f"{type(e).__name__}: {e}"
+        finally:
+            if collector is not None:
+                import ray
+                ray.kill(collector)
+        _lost(runs_root, trial_records(runs_root, state["sweep_id"]))
     recs = trial_records(runs_root, state["sweep_id"])
     if status == "finished" and sum(r.get("status") in ENDED for r in recs.values()) < state["n_trials"]:
         status = "stopped"       # trials left (lost, or the driver interrupted): resumable
     state.update(status=status, seconds=time.monotonic() - t0, ended=time.time())
     _write_json(sweep_dir / "sweep.json", state)
     return summarize(runs_root, state)
+
+
+def _slots(opts: Options) -> int:
+    """Trials at once by default: what the whole Ray cluster holds at the trial's CPUs (and GPUs),
+    not this machine's cores (a local Ray has exactly these)."""
+    import ray
+    res = ray.cluster_resources()
+    n = res.get("CPU", threads.cores()) // max(opts.cpus_per_trial, 1e-9)
+    if opts.gpus_per_trial > 0:
+        n = min(n, res.get("GPU", 0) // opts.gpus_per_trial)
+    return max(1, int(n))
+
+
+def _start_collector(ctx: dict, opts: Options):
+    """On a cluster (or with SNNCORE_SWEEP_SHIP=always): the actor on the driver's node that takes
+    the runs and records of trials on other nodes (transfer.Collector). None for a local Ray."""
+    if not opts.address and ctx["ship"] != "always":
+        return None
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    from .transfer import Collector
+    rc = ray.get_runtime_context()
+    ctx.update(driver_node=rc.get_node_id(), namespace=rc.namespace,
+               collector=f"snncore-collector-{ctx['sweep_id']}-{os.getpid()}")
+    actor = ray.remote(num_cpus=0, max_restarts=-1)(Collector).options(
+        name=ctx["collector"], namespace=ctx["namespace"],
+        scheduling_strategy=NodeAffinitySchedulingStrategy(ctx["driver_node"], soft=False)
+    ).remote(ctx["runs_root"], ctx["sweep_dir"])
+    ray.get(actor.ping.remote())
+    return actor
+
+
+def _lost(runs_root: Path, recs: dict) -> None:
+    """After Tune returned every trial is over: a record still live is a trial that was lost
+    (its node died past its retries, or the sweep was stopped); its run in the store, if it got
+    there, is marked stopped, and its point runs again on `--resume`."""
+    from ..store import RunStore
+    live = [r for r in recs.values() if r.get("status") not in ENDED and r.get("run_id")]
+    if not live:
+        return
+    store = RunStore(runs_root)
+    try:
+        for r in live:
+            run = store.get_run(r["run_id"])
+            if run and run["status"] in ("starting", "running"):
+                store.end_run(r["run_id"], "stopped", error="its trial was lost (node lost or sweep stopped); "
+                                                            "`sweep --resume` runs its point again")
+    finally:
+        store.close()
 
 
 def _abandon(runs_root: Path, recs: dict) -> None:
