@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import threads
-from ..store import atomic_write_bytes, pid_alive
+from ..store import LIVE, atomic_write_bytes, pid_alive
 from .spec import SweepError, SweepSpec
 
 ENDED = ("finished", "failed", "early_stopped")     # a resume runs these points no more
@@ -266,7 +266,7 @@ def _trial(config: dict, ctx: dict) -> None:
                 rec["status"] = "early_stopped" if ctx["scheduler"] == "asha" else "stopped"
                 if rec["run_id"]:
                     run = store.get_run(rec["run_id"])
-                    if run and run["status"] in ("starting", "running"):
+                    if run and run["status"] in LIVE:
                         store.end_run(rec["run_id"], "stopped", error="stopped early by the sweep's scheduler")
             try:
                 ch.ship()                      # the run's last rows and checkpoint, then its record
@@ -425,7 +425,7 @@ def _lost(runs_root: Path, recs: dict) -> None:
     try:
         for r in live:
             run = store.get_run(r["run_id"])
-            if run and run["status"] in ("starting", "running"):
+            if run and run["status"] in LIVE:
                 store.end_run(r["run_id"], "stopped", error="its trial was lost (node lost or sweep stopped); "
                                                             "`sweep --resume` runs its point again")
     finally:
@@ -442,7 +442,7 @@ def _abandon(runs_root: Path, recs: dict) -> None:
     try:
         for r in live:
             run = store.get_run(r["run_id"])
-            if run and run["status"] in ("starting", "running") and not pid_alive(run.get("pid")):
+            if run and run["status"] in LIVE and not pid_alive(run.get("pid")):
                 store.end_run(r["run_id"], "stopped", error="its sweep's driver was killed; the point ran again")
     finally:
         store.close()
