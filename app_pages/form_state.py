@@ -190,3 +190,18 @@ def field_widget(container, label: str, key: str, default, meta: dict):
                    help=(help_ or "") + " (comma-separated; empty = default)")
         return [s.strip() for s in txt.split(",") if s.strip()]
     return text(container, label, key, str(default), help=help_)
+
+
+def own_rule(container, key: str, rule: str) -> str:
+    """The "or your own rule" box: an import path that loads replaces `rule` (one that does not is
+    a visible error and `rule` stays)."""
+    own = text(container, "or your own rule: package.module:Class", key, "",
+               help="a Rule subclass importable from the Python path or the app's folder "
+                    "(e.g. examples.triplet_stdp:TripletSTDP); empty: the rule above").strip()
+    if own:
+        try:
+            get_rule(own)
+            return own
+        except ValueError as e:
+            container.error(f"Your rule does not load: {e}")
+    return rule

@@ -48,14 +48,7 @@ D = RunConfig()
 def base_widgets() -> dict:
     """The base config's widgets (keys sw_<field>): what every trial shares unless swept."""
     rule = fs.select(st, "rule", rule_names(), "sw_rule", FORM_RULE, help="the plasticity rule of every trial")
-    own = fs.text(st, "or your own rule: package.module:Class", "sw_rule_path", "",
-                  help="a Rule subclass importable from the Python path or the app's folder; empty: the rule above").strip()
-    if own:
-        try:
-            get_rule(own)
-            rule = own
-        except ValueError as e:
-            st.error(f"Your rule does not load: {e}")
+    rule = fs.own_rule(st, "sw_rule_path", rule)
     rule_cls = get_rule(rule)
     values: dict = {"rule": rule}
     if rule_cls.requires_dataset:

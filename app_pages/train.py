@@ -149,15 +149,7 @@ with st.sidebar:
     names = rule_names()
     rule = fs.select(st, "rule", names, "rule", FORM_RULE, help="plasticity rule (built-in or installed); "
                      "its one-line summary shows below")
-    own = fs.text(st, "or your own rule: package.module:Class", "rule_path", "",
-                  help="a Rule subclass importable from the Python path or the app's folder "
-                       "(e.g. examples.triplet_stdp:TripletSTDP); empty: the rule above").strip()
-    if own:
-        try:
-            get_rule(own)
-            rule = own
-        except ValueError as e:
-            st.error(f"Your rule does not load: {e}")
+    rule = fs.own_rule(st, "rule_path", rule)
     rule_cls = get_rule(rule)
     if rule_cls.summary:
         st.caption(rule_cls.summary)

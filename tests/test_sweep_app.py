@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests import app_util
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--dataset", "digits", "--rule", "bptt", "--epochs", "1", "--n-train", "64", "--hidden", "16",
         "--timesteps", "4", "--batch-size", "32", "--device", "cpu"]
@@ -31,14 +33,7 @@ def swept(tmp_path_factory):
 
 
 def open_page(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file("../app.py", default_timeout=60)
-    at.run()
-    at.switch_page("app_pages/sweep.py")
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return app_util.open_page("app_pages/sweep.py", query, timeout=60)
 
 
 def titles(at) -> str:

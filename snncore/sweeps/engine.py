@@ -413,10 +413,9 @@ def _start_collector(ctx: dict, opts: Options):
     return actor
 
 
-def _lost(runs_root: Path, recs: dict) -> None:
-    """After Tune returned every trial is over: a record still live is a trial that was lost
-    (its node died past its retries, or the sweep was stopped); its run in the store, if it got
-    there, is marked stopped, and its point runs again on `--resume`."""
+def _stop_live(runs_root: Path, recs: dict, error: str, dead_only: bool) -> None:
+    """Runs of trial records that did not end, still live in the store: marked stopped (their
+    point runs again on `--resume`); dead_only: only those whose process is gone."""
     from ..store import RunStore
     live = [r for r in recs.values() if r.get("status") not in ENDED and r.get("run_id")]
     if not live:
@@ -425,27 +424,22 @@ def _lost(runs_root: Path, recs: dict) -> None:
     try:
         for r in live:
             run = store.get_run(r["run_id"])
-            if run and run["status"] in LIVE:
-                store.end_run(r["run_id"], "stopped", error="its trial was lost (node lost or sweep stopped); "
-                                                            "`sweep --resume` runs its point again")
+            if run and run["status"] in LIVE and not (dead_only and pid_alive(run.get("pid"))):
+                store.end_run(r["run_id"], "stopped", error=error)
     finally:
         store.close()
+
+
+def _lost(runs_root: Path, recs: dict) -> None:
+    """After Tune returned every trial is over: a record still live is a trial that was lost
+    (its node died past its retries, or the sweep was stopped)."""
+    _stop_live(runs_root, recs, "its trial was lost (node lost or sweep stopped); `sweep --resume` runs "
+                                "its point again", dead_only=False)
 
 
 def _abandon(runs_root: Path, recs: dict) -> None:
-    """Runs of trials whose driver died mid-trial: marked stopped (their point runs again)."""
-    from ..store import RunStore
-    live = [r for r in recs.values() if r.get("status") not in ENDED and r.get("run_id")]
-    if not live:
-        return
-    store = RunStore(runs_root)
-    try:
-        for r in live:
-            run = store.get_run(r["run_id"])
-            if run and run["status"] in LIVE and not pid_alive(run.get("pid")):
-                store.end_run(r["run_id"], "stopped", error="its sweep's driver was killed; the point ran again")
-    finally:
-        store.close()
+    """Runs of trials whose driver died mid-trial."""
+    _stop_live(runs_root, recs, "its sweep's driver was killed; the point ran again", dead_only=True)
 
 
 def _sample_space(spec: SweepSpec) -> dict:
