@@ -8,8 +8,8 @@ import time
 
 import streamlit as st
 
-from app_pages.common import get_store
-from snncore import compare
+from app_pages.common import get_store, who
+from snncore import classroom, compare
 from snncore.config import ConfigError
 from snncore.runs.queue import QUEUED
 from snncore.store import LIVE
@@ -183,7 +183,8 @@ if c3.button(f"Repeat with {int(n)} seeds", type="primary", key="cmp_repeat", di
     try:
         cfgs = [c for g in chosen for c in compare.repeat_configs(names[g], int(n))]
         configs_spec(cfgs)                       # every config checked before anything starts
-    except (ConfigError, ValueError) as e:
+        classroom.check_sweeps(who())
+    except (ConfigError, ValueError, classroom.NotAllowed) as e:
         st.error(f"Cannot start: {e}")
     else:
         sid = launch_configs(store.root, cfgs, name="repeat")

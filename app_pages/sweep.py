@@ -16,8 +16,9 @@ import time
 import streamlit as st
 
 from app_pages import form_state as fs
-from app_pages.common import get_store
+from app_pages.common import get_store, who
 from app_pages.dataset_panel import missing_files
+from snncore import classroom
 from snncore.cli.sweep import METRICS
 from snncore.config import DATASETS, MODELS, OWNED, ConfigError, RunConfig
 from snncore.rules import FORM_RULE, get_rule, rule_names
@@ -161,10 +162,15 @@ with st.sidebar:
             st.code(base.command_line().replace(" train ", " sweep ", 1) + " "
                     + " ".join(a if a.startswith("--") else repr(a) for a in args), language="bash", wrap_lines=True)
         if launch:
-            sid = launch_sweep(root, base, args)
-            st.session_state["sw_launched"] = sid
-            st.query_params["sweep"] = sid
-            st.rerun()
+            try:
+                classroom.check_sweeps(who())
+            except classroom.NotAllowed as e:
+                st.error(f"Cannot launch: {e}.")
+            else:
+                sid = launch_sweep(root, base, args)
+                st.session_state["sw_launched"] = sid
+                st.query_params["sweep"] = sid
+                st.rerun()
 
 
 # ---- which sweep to show ----------------------------------------------------------------------
@@ -267,7 +273,10 @@ def sweep_view(sid: str) -> None:
                                          help="stops the sweep's driver (as Ctrl-C would): running trials end, "
                                               "the rest wait for Resume"):
         try:
+            classroom.check_sweeps(who())
             os.kill(int(state["pid"]), signal.SIGINT)
+        except classroom.NotAllowed as e:
+            st.error(str(e))
         except (OSError, TypeError, ValueError) as e:
             st.error(f"Could not stop the driver (pid {state.get('pid')}): {e}")
         else:
@@ -277,9 +286,14 @@ def sweep_view(sid: str) -> None:
         st.warning(f"The sweep {status}: {why}. Resume runs only the trials that did not end "
                    "(finished and failed ones are kept).")
         if st.button("Resume", key=f"sw_resume_{sid}", type="primary"):
-            launch_resume(root, sid)
-            time.sleep(0.3)
-            st.rerun()
+            try:
+                classroom.check_sweeps(who())
+            except classroom.NotAllowed as e:
+                st.error(str(e))
+            else:
+                launch_resume(root, sid)
+                time.sleep(0.3)
+                st.rerun()
         if info and not info["alive"] and (tail := log_tail(root, sid)):
             with st.expander("the driver's log"):
                 st.code(tail, language=None, wrap_lines=True)

@@ -13,13 +13,13 @@ import streamlit as st
 
 from app_pages import form_state as fs
 from app_pages import lesson, rule_panels
-from app_pages.common import get_store
+from app_pages.common import get_store, who
 from app_pages.dataset_panel import dataset_fields, missing_files, render_dataset_info
-from snncore import viz
+from snncore import classroom, viz
 from snncore.config import CONV_MODELS, DATASETS, MODELS, OWNED, SURROGATES, ConfigError, RunConfig
 from snncore.health import chance_warning
+from snncore.runs.queue import queued
 from snncore.runs.control import change_label, mark_changes, replay_config, run_changes
-from snncore.runs.launch import launch_resume, launch_run
 from snncore.presets import scan_presets
 from snncore.train import resolve_device
 from snncore.rules import FORM_RULE, get_rule, rule_names
@@ -222,13 +222,22 @@ with st.sidebar:
         except ValueError as e:
             st.error(f"Cannot start: {e}")
         else:
-            run_id = launch_run(form_cfg, store)
-            st.query_params["run"] = run_id
-            st.session_state["run"] = run_id
-            # the run picker below keeps its own state: without this a second Start in the same
-            # session went on showing the run picked before
-            st.session_state["run_select"] = run_id
-            st.success(f"Started run {run_id}")
+            try:        # in a classroom through the queue, within the session's cap
+                run_id = classroom.submit(store, form_cfg, who())
+            except classroom.CapReached as e:
+                st.error(f"Not started: {e}.")
+            else:
+                st.query_params["run"] = run_id
+                st.session_state["run"] = run_id
+                # the run picker below keeps its own state: without this a second Start in the same
+                # session went on showing the run picked before
+                st.session_state["run_select"] = run_id
+                if classroom.enabled():
+                    pos = classroom.queue_position(store, run_id)
+                    st.success(f"Queued run {run_id}" + (f": number {pos} in the queue" if pos else
+                                                         ": it is starting"))
+                else:
+                    st.success(f"Started run {run_id}")
     if form_cfg is not None:
         st.download_button("config as TOML", form_cfg.to_toml(), file_name="config.toml", mime="application/toml",
                            key="form_toml", width="stretch")
@@ -242,7 +251,8 @@ if form_cfg is not None and form_cfg.dataset != "l2l_tasks":
 
 
 # ---- which run to show --------------------------------------------------------------------
-runs = store.list_runs(200)
+me = who()
+runs = classroom.sort_for(store.list_runs(200), store, me)        # classroom: own runs first
 if not runs:
     st.info("No runs yet: choose a configuration in the sidebar and press **Start**.")
     st.stop()
@@ -255,8 +265,16 @@ if wanted in ids and wanted != st.session_state.get("run"):
 if wanted not in ids:
     live = [r["id"] for r in runs if r["status"] in LIVE]
     wanted = live[0] if live else ids[0]
+
+
+def _whose(r: dict) -> str:
+    """' · by <session>' for another session's run in a classroom; '' otherwise."""
+    o = classroom.owner(store, r["id"]) if classroom.enabled() else None
+    return f" · by {o}" if o and o != me.session else ""
+
+
 labels = {r["id"]: f"{r['id']} · {r['config'].get('rule')} on {r['config'].get('dataset')}"
-          + (f" · {r['name']}" if r["name"] else "") for r in runs}
+          + (f" · {r['name']}" if r["name"] else "") + _whose(r) for r in runs}
 run_id = st.selectbox("run", ids, index=ids.index(wanted), format_func=labels.get, key="run_select")
 if run_id != st.query_params.get("run"):
     st.query_params["run"] = run_id
@@ -273,6 +291,29 @@ def _current_value(cfg: dict, changes: list, name: str, info: dict):
     return info["value"]
 
 
+def _control(run_id: str, action: str, arg=None, toast: str | None = None) -> None:
+    """A request to the run's trainer, if this session may make it (classroom: its own runs)."""
+    try:
+        classroom.control(store, run_id, me, action, arg)
+    except classroom.NotAllowed as e:
+        st.error(str(e))
+    else:
+        if toast:
+            st.toast(toast)
+
+
+def _act(fn, run_id: str, toast: str | None = None) -> bool:
+    """classroom.stop / resume for this session; a refusal (not its run, over its cap) shown."""
+    try:
+        fn(store, run_id, me)
+    except (classroom.NotAllowed, classroom.CapReached) as e:
+        st.error(str(e))
+        return False
+    if toast:
+        st.toast(toast)
+    return True
+
+
 def run_controls(run: dict, own_loop_run: bool) -> None:
     """Pause / Continue / Step batch / Step epoch beside Stop, and the hyperparameter change
     control with the list of changes: requests through the store (snncore/runs/control.py), which
@@ -282,18 +323,16 @@ def run_controls(run: dict, own_loop_run: bool) -> None:
     b = st.columns([1, 1, 1, 1, 2])
     if status == "paused":
         if b[0].button("Continue", key=f"continue_{run_id}", width="stretch", type="primary"):
-            store.request_control(run_id, "continue")
-            st.toast("Continuing.")
+            _control(run_id, "continue", toast="Continuing.")
     elif b[0].button("Pause", key=f"pause_{run_id}", width="stretch",
                      help="hold the run before its next batch; step it or change a hyperparameter, then Continue"):
-        store.request_control(run_id, "pause")
-        st.toast("Pause requested: the run holds before its next batch.")
+        _control(run_id, "pause", toast="Pause requested: the run holds before its next batch.")
     if b[1].button("Step batch", key=f"stepb_{run_id}", width="stretch",
                    help="train one batch, then hold (a running run is paused after it)"):
-        store.request_control(run_id, "step", 1)
+        _control(run_id, "step", 1)
     if not own_loop_run and b[2].button("Step epoch", key=f"stepe_{run_id}", width="stretch",
                                         help="train to the end of this epoch (evaluation included), then hold"):
-        store.request_control(run_id, "step_epoch")
+        _control(run_id, "step_epoch")
     if status == "paused":
         b[4].caption(f"paused before batch {run['step']} (step {run['step']})")
     try:
@@ -338,8 +377,7 @@ def run_controls(run: dict, own_loop_run: bool) -> None:
         except ConfigError as e:
             st.error(f"Not applied: {e}")
         else:
-            store.request_control(run_id, "set", {"name": name, "value": value})
-            st.toast(f"{change_label(name, value)} from the next batch.")
+            _control(run_id, "set", {"name": name, "value": value}, toast=f"{change_label(name, value)} from the next batch.")
     waiting = [a for _, act, a in store.pending_controls(run_id) if act == "set"]
     if changes or waiting:
         st.caption("changes: " + " · ".join([f"step {s}: {change_label(n, v)}" for s, n, v in changes]
@@ -359,17 +397,23 @@ def live_panel(run_id: str) -> None:
     # progress + stop
     c1, c2 = st.columns([5, 1])
     c1.progress(*progress_line(run, own_loop_run))
-    if status in LIVE:
+    mine = classroom.may_control(store, run_id, me)       # a classroom: only one's own runs
+    if not mine and (status in POLLED or status in ("failed", "stopped")):
+        st.caption(f"A run of session {classroom.owner(store, run_id) or 'unknown'}: only that session or "
+                   f"the teacher may stop, pause, change or resume it.")
+    if status in LIVE and mine:
         if c2.button("Stop", key=f"stop_{run_id}", width="stretch"):
-            store.request_stop(run_id)
-            st.toast("Stop requested; the run ends after the current step.")
+            _act(classroom.stop, run_id, "Stop requested; the run ends after the current step.")
         run_controls(run, own_loop_run)
     changes = run_changes(store, run_id, cfg)
     if status == "queued":
-        st.info("Queued: it starts when the runs before it have ended (one at a time on this machine).")
-        if c2.button("Cancel", key=f"cancel_{run_id}", width="stretch"):
-            from snncore.runs.queue import cancel
-            cancel(store, run_id)
+        pos = classroom.queue_position(store, run_id)
+        n_queued = len(queued(store))
+        cap = classroom.load_policy(store).live_cap() if classroom.enabled() else 1
+        st.info(f"Queued{f': number {pos} of {n_queued}' if pos else ''}. It starts when a place is free "
+                f"({cap} run{'s' if cap > 1 else ''} at once on this machine).")
+        if mine and c2.button("Cancel", key=f"cancel_{run_id}", width="stretch"):
+            _act(classroom.stop, run_id)
             st.rerun()
     if status == "failed":
         st.error(f"Run failed: {run['error']}")
@@ -379,9 +423,9 @@ def live_panel(run_id: str) -> None:
         cks = store.checkpoints(run_id)
         unit = "task" if own_loop_run else "epoch"
         # its own row: in the narrow column beside the bar the label was cut to "Resume from epoc..."
-        if cks and st.button(f"Resume from {unit} {cks[-1][0]}", key=f"resume_{run_id}"):
-            launch_resume(store, run_id)
-            st.rerun()       # the run is live again: redraw with the timer on
+        if cks and mine and st.button(f"Resume from {unit} {cks[-1][0]}", key=f"resume_{run_id}"):
+            if _act(classroom.resume, run_id):
+                st.rerun()       # the run is live again: redraw with the timer on
     elif status == "finished" and run["summary"]:
         s = run["summary"]
         took = f"in {_elapsed(run):.1f}s on {s.get('device')}"    # every session of a resumed run

@@ -195,6 +195,25 @@ def resume(store: RunStore, run_id: str, who: Who) -> None:
     launch_resume(store, run_id)
 
 
+def check_sweeps(who: Who) -> None:
+    """Sweeps start many runs at once, past the queue and its caps: in a classroom the teacher's only."""
+    if enabled() and not who.teacher:
+        raise NotAllowed("in a classroom only the teacher may launch, stop or resume sweeps (a sweep starts "
+                         "many runs at once, past the class's caps); use Start on the Train page")
+
+
+CONTROLS = ("pause", "continue", "step", "step_epoch", "set")
+
+
+def control(store: RunStore, run_id: str, who: Who, action: str, arg=None) -> None:
+    """Pause, continue, step or change a hyperparameter of a live run (the trainer answers at its
+    next batch): the run's session or the teacher only, as for stop."""
+    if action not in CONTROLS:
+        raise ValueError(f"control {action!r}: one of {', '.join(CONTROLS)}")
+    check_control(store, run_id, who, "pause, step or change" if action != "continue" else "continue")
+    store.request_control(run_id, action, arg)
+
+
 def delete(store: RunStore, run_id: str, who: Who) -> None:
     """Remove an ended run: its rows and its folder. A live or queued run is refused (stop it first)."""
     check_control(store, run_id, who, "delete")

@@ -69,6 +69,31 @@ def test_someone_elses_run_is_refused_the_teachers_is_not(room):
         cr.stop(store, store.create_run(RunConfig.from_dict(TINY).to_dict()), ANA)
 
 
+def test_pause_step_and_changes_of_someone_elses_run_are_refused(room):
+    store, _ = room
+    a = cr.submit(store, RunConfig.from_dict(TINY), ANA)
+    for action, arg in (("pause", None), ("continue", None), ("step", 1), ("step_epoch", None),
+                        ("set", {"name": "lr", "value": 0.01})):
+        with pytest.raises(cr.NotAllowed, match=f"run {a} was started by session 'ana'"):
+            cr.control(store, a, BOB, action, arg)
+    assert store.pending_controls(a) == []                             # nothing reached the trainer
+    cr.control(store, a, ANA, "pause")
+    cr.control(store, a, TEACHER, "set", {"name": "lr", "value": 0.01})
+    assert [(act, arg) for _, act, arg in store.pending_controls(a)] == [("pause", None),
+                                                                       ("set", {"name": "lr", "value": 0.01})]
+    with pytest.raises(ValueError, match="control 'reboot': one of pause, continue, step, step_epoch, set"):
+        cr.control(store, a, ANA, "reboot")
+
+
+def test_sweeps_are_the_teachers_in_a_classroom(room, monkeypatch):
+    with pytest.raises(cr.NotAllowed, match="only the teacher may launch, stop or resume sweeps"):
+        cr.check_sweeps(ANA)
+    cr.check_sweeps(TEACHER)
+    monkeypatch.delenv(cr.MODE_ENV)
+    monkeypatch.delenv(cr.TOKEN_ENV)
+    cr.check_sweeps(ANA)                                               # a personal machine: anyone
+
+
 def test_delete_only_ended_runs_and_everything_of_them(room):
     store, _ = room
     a = cr.submit(store, RunConfig.from_dict(TINY), ANA)
