@@ -1,5 +1,4 @@
 """Plasticity Lab: entry point. `streamlit run app.py` (or `make app`)."""
-import os
 import time
 
 import streamlit as st
@@ -31,16 +30,13 @@ pages = [
 nav = st.navigation(pages)
 from snncore.rules import LIST_ENV, listed_rules  # noqa: E402 -- after set_page_config
 
-from app_pages.common import session_box  # noqa: E402
+from app_pages.common import log_run, session_box  # noqa: E402
 
 session_box()
 for _path, _why in listed_rules()[1].items():       # a rule the lab listed that does not load: say why
     st.warning(f"{LIST_ENV} names {_path!r}, which is left out of the rule lists: {_why}")
-_log = os.environ.get("SNNCORE_RERUN_LOG")       # bench/classroom_load.py: each page run's seconds
-_t0 = time.perf_counter()
+_t0, _c0 = time.perf_counter(), time.thread_time()
 try:
     nav.run()
-finally:
-    if _log:
-        with open(_log, "a") as _f:
-            _f.write(f"{time.time():.3f} {nav.url_path or 'home'} {time.perf_counter() - _t0:.4f}\n")
+finally:                          # bench/classroom_load.py reads each page run's seconds
+    log_run(nav.url_path or "home", time.perf_counter() - _t0, time.thread_time() - _c0)

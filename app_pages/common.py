@@ -1,8 +1,10 @@
 """Shared app helpers (the store handle, the classroom session); pages stay thin."""
 from __future__ import annotations
 
+import functools
 import os
 import secrets
+import time
 
 import streamlit as st
 
@@ -11,6 +13,30 @@ from snncore.store import RunStore, StoreError
 
 SESSION_KEY = "class_session"      # the session's name (classroom mode)
 TEACHER_KEY = "class_teacher"      # True once the teacher's token was entered in this session
+
+
+def log_run(what: str, seconds: float, cpu: float) -> None:
+    """One line per page run or fragment tick when SNNCORE_RERUN_LOG names a file (the classroom
+    load bench reads it): time, what ran, its seconds, and its thread's CPU seconds (the rest of
+    the wall time it waited for the server's other sessions: one process, one GIL)."""
+    path = os.environ.get("SNNCORE_RERUN_LOG")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{time.time():.3f} {what} {seconds:.4f} {cpu:.4f}\n")
+
+
+def timed(what: str):
+    """Log each call's seconds with log_run (under @st.fragment: each tick a user waits for)."""
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                log_run(what, time.perf_counter() - t0, time.thread_time() - c0)
+        return wrapper if os.environ.get("SNNCORE_RERUN_LOG") else fn
+    return deco
 
 
 @st.cache_resource

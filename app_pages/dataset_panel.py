@@ -159,14 +159,27 @@ def _sharp(img: np.ndarray, target: int = 128) -> np.ndarray:
 
 
 def _preview(b, cfg: RunConfig) -> None:
+    parts = _preview_parts(tuple((k, getattr(cfg, k)) for k in _DATA_FIELDS))
+    if parts is None:
+        return
+    images, labels, fig = parts
+    cols = st.columns(len(images))
+    for col, img, y in zip(cols, images, labels):
+        col.image(img, caption=f"class {y}", clamp=True, width="stretch")
+    st.plotly_chart(fig, key="ds_raster")
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _preview_parts(key: tuple):
+    """The preview's images, labels and input raster for a dataset config: made once, not on each
+    of the Train page's runs (the panel sits on it, collapsed, while runs are watched)."""
+    b = _bundle(key)
+    cfg = RunConfig.from_dict(dict(key))
     n = min(N_PREVIEW, int(b.test_y.numel()))
     if n == 0:
-        return
+        return None
     xb = b.decode(b.test_x[:n].cpu())
-    labels = b.test_y[:n].tolist()
-    cols = st.columns(n)
-    for col, img, y in zip(cols, _images(b, xb), labels):
-        col.image(_sharp(np.clip(img, 0, 1)), caption=f"class {y}", clamp=True, width="stretch")
+    images = [_sharp(np.clip(img, 0, 1)) for img in _images(b, xb)]
     if b.kind == "spikes":
         spikes = xb[0].float()                                          # [T, D]
         how = f"event frames of sample 0 ({b.frames} frames)"
@@ -178,5 +191,5 @@ def _preview(b, cfg: RunConfig) -> None:
     r = spikes.T.bool().numpy()                                         # [inputs, T]
     active = np.flatnonzero(r.any(1))
     keep = active[np.linspace(0, len(active) - 1, min(len(active), 200)).astype(int)] if len(active) else active
-    st.plotly_chart(viz.raster_figure(r[keep] if len(keep) else r[:1], title=f"{how}: {len(keep)} active inputs"),
-                    key="ds_raster")
+    fig = viz.raster_figure(r[keep] if len(keep) else r[:1], title=f"{how}: {len(keep)} active inputs")
+    return images, b.test_y[:n].tolist(), fig

@@ -13,12 +13,11 @@ import streamlit as st
 
 from app_pages import form_state as fs
 from app_pages import lesson, rule_panels
-from app_pages.common import get_store, who
+from app_pages.common import get_store, timed, who
 from app_pages.dataset_panel import dataset_fields, missing_files, render_dataset_info
 from snncore import classroom, viz
 from snncore.config import CONV_MODELS, DATASETS, MODELS, OWNED, SURROGATES, ConfigError, RunConfig
 from snncore.health import chance_warning
-from snncore.runs.queue import queued
 from snncore.runs.control import change_label, mark_changes, replay_config, run_changes
 from snncore.presets import scan_presets
 from snncore.train import resolve_device
@@ -279,8 +278,10 @@ run_id = st.selectbox("run", ids, index=ids.index(wanted), format_func=labels.ge
 if run_id != st.query_params.get("run"):
     st.query_params["run"] = run_id
 st.session_state["run"] = run_id
-POLLED = (*LIVE, "queued")          # redrawn every second: live, or waiting in the queue
-live_now = (store.get_run(run_id) or {}).get("status") in POLLED
+POLLED = (*LIVE, "queued")          # redrawn on a timer: live, or waiting in the queue
+status_now = (store.get_run(run_id) or {}).get("status")
+live_now = status_now in POLLED
+QUEUED_EVERY = 2.0     # s between redraws of a queued run's place: a class's queued pages poll gently
 
 
 def _current_value(cfg: dict, changes: list, name: str, info: dict):
@@ -384,7 +385,8 @@ def run_controls(run: dict, own_loop_run: bool) -> None:
                                              + [f"waiting: {change_label(a['name'], a['value'])}" for a in waiting]))
 
 
-@st.fragment(run_every=1.0 if live_now else None)
+@st.fragment(run_every=QUEUED_EVERY if status_now == "queued" else 1.0 if live_now else None)
+@timed("train/live")
 def live_panel(run_id: str) -> None:
     """Progress, status, stop/resume and the loss/accuracy curves: redrawn every second while live."""
     run = store.get_run(run_id)
@@ -393,6 +395,8 @@ def live_panel(run_id: str) -> None:
         return
     cfg = run["config"]
     status = run["status"]
+    if status_now == "queued" and status != "queued":
+        st.rerun()        # it left the queue: the whole page again, with the live panels' timers
     own_loop_run = _run_rule(cfg) is not None and _run_rule(cfg).runs_own_loop
     # progress + stop
     c1, c2 = st.columns([5, 1])
@@ -407,8 +411,9 @@ def live_panel(run_id: str) -> None:
         run_controls(run, own_loop_run)
     changes = run_changes(store, run_id, cfg)
     if status == "queued":
-        pos = classroom.queue_position(store, run_id)
-        n_queued = len(queued(store))
+        waiting = store.ids_with_status("queued")
+        pos = waiting.index(run_id) + 1 if run_id in waiting else None
+        n_queued = len(waiting)
         cap = classroom.load_policy(store).live_cap() if classroom.enabled() else 1
         st.info(f"Queued{f': number {pos} of {n_queued}' if pos else ''}. It starts when a place is free "
                 f"({cap} run{'s' if cap > 1 else ''} at once on this machine).")
@@ -469,7 +474,9 @@ FIRST_DETAIL_EVERY = 0.25  # until the first spike snapshot is drawn: it shows w
 had_snapshot = bool(store.snapshot_steps(run_id))
 
 
-@st.fragment(run_every=(DETAIL_EVERY if had_snapshot else FIRST_DETAIL_EVERY) if live_now else None)
+# not while queued: nothing to draw until it starts (live_panel then redraws the page)
+@st.fragment(run_every=(DETAIL_EVERY if had_snapshot else FIRST_DETAIL_EVERY) if status_now in LIVE else None)
+@timed("train/detail")
 def detail_panel(run_id: str) -> None:
     """Rasters, rule panels, telemetry and exports: a dozen or more charts, redrawn every few
     seconds while the run is live. Redrawing them every second with the curves kept a 2-core box

@@ -129,8 +129,7 @@ def sort_for(runs: list[dict], store: RunStore, who: Who) -> list[dict]:
 # ---- starting, stopping, deleting ----------------------------------------------------------------
 def going(store: RunStore, session: str) -> list[dict]:
     """The session's runs that are queued or live."""
-    return [r for r in store.list_runs(100_000)
-            if r["status"] in (*LIVE, QUEUED) and owner(store, r["id"]) == session]
+    return [r for r in store.runs_with_status(*LIVE, QUEUED) if owner(store, r["id"]) == session]
 
 
 def submit(store: RunStore, cfg, who: Who) -> str:
@@ -167,8 +166,7 @@ def _admission(store: RunStore):
 
 def queue_position(store: RunStore, run_id: str) -> int | None:
     """1 for the next run to start; None when the run is not queued."""
-    from .runs.queue import queued
-    ids = [r["id"] for r in queued(store)]
+    ids = store.ids_with_status(QUEUED)
     return ids.index(run_id) + 1 if run_id in ids else None
 
 

@@ -353,14 +353,30 @@ class RunStore:
         rows = self._query("SELECT * FROM runs ORDER BY created DESC LIMIT ?", (limit,))
         runs = [self._run_row(r) for r in rows]
         if runs:
-            best = dict(self._query(
-                "SELECT run_id, MAX(value) FROM metrics WHERE key='test/accuracy' GROUP BY run_id"))
+            # only the listed runs' rows, through the (run_id, key, step) index: a page listing the
+            # newest runs must not scan every metric of every run
+            ids = [r["id"] for r in runs] if len(runs) <= 999 else []     # SQLite's bound on parameters
+            where = f"run_id IN ({','.join('?' * len(ids))}) AND " if ids else ""
+            best = dict(self._query(f"SELECT run_id, MAX(value) FROM metrics WHERE {where}"
+                                    "key='test/accuracy' GROUP BY run_id", ids))
             # the thread budget each run started with (the latest start, for a resumed run)
-            threads = dict(self._query("SELECT run_id, value FROM metrics WHERE key='info/threads' ORDER BY step"))
+            threads = dict(self._query(f"SELECT run_id, value FROM metrics WHERE {where}"
+                                       "key='info/threads' ORDER BY step", ids))
             for r in runs:
                 r["best_accuracy"] = best.get(r["id"])
                 r["threads"] = int(threads[r["id"]]) if r["id"] in threads else None
         return runs
+
+    def ids_with_status(self, status: str) -> list[str]:
+        """Ids of the runs in one status, oldest first (the queue's order), without parsing them."""
+        return [r[0] for r in self._query("SELECT id FROM runs WHERE status=? ORDER BY created, id", (status,))]
+
+    def runs_with_status(self, *statuses: str) -> list[dict]:
+        """The runs in these statuses, oldest first, as get_run gives them (no metric summaries)."""
+        self.reap()
+        rows = self._query(f"SELECT * FROM runs WHERE status IN ({','.join('?' * len(statuses))}) "
+                           "ORDER BY created, id", statuses)
+        return [self._run_row(r) for r in rows]
 
     def _run_row(self, row: tuple) -> dict:
         cols = ["id", "name", "config", "status", "created", "started", "ended", "error", "pid", "host",

@@ -113,3 +113,27 @@ def test_snapshots_small_stored_plain_large_compressed_both_read_back(tmp_path, 
     assert sum(a.nbytes for a in small.values()) < S.SNAPSHOT_COMPRESS_ABOVE < big["w"].nbytes
     s.save_checkpoint(rid, 1, 2, {"step": 2})
     assert syncs                                                      # checkpoints stay durable
+
+
+def test_status_queries_and_list_summaries_per_listed_run(tmp_path):
+    """ids_with_status / runs_with_status: oldest first, no metric summaries; list_runs' best
+    accuracy comes from the listed runs' rows only and is the same past SQLite's parameter bound."""
+    import time
+    store = RunStore(tmp_path / "runs")
+    cfg = {"rule": "bptt", "dataset": "digits"}
+    ids = []
+    for i in range(5):
+        ids.append(store.create_run(cfg, status="queued" if i % 2 == 0 else "starting"))
+        time.sleep(0.002)
+    assert store.ids_with_status("queued") == [ids[0], ids[2], ids[4]]
+    got = store.runs_with_status("starting", "queued")
+    assert [r["id"] for r in got] == ids and "best_accuracy" not in got[0]
+    store.log_metrics(ids[1], [(1, 0, "test/accuracy", 0.5), (2, 1, "test/accuracy", 0.75)])
+    store.log_metrics(ids[3], [(1, 0, "test/accuracy", 0.25)])
+    newest_two = store.list_runs(2)
+    assert [r["id"] for r in newest_two] == [ids[4], ids[3]] and newest_two[1]["best_accuracy"] == 0.25
+    assert {r["id"]: r["best_accuracy"] for r in store.list_runs()}[ids[1]] == 0.75
+    for _ in range(1000):                                  # past 999 listed runs: one query over all
+        store.create_run(cfg)
+    many = {r["id"]: r["best_accuracy"] for r in store.list_runs(5000)}
+    assert len(many) == 1005 and many[ids[1]] == 0.75 and many[ids[3]] == 0.25

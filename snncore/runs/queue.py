@@ -41,13 +41,12 @@ def queue_runs(store: RunStore, configs: list) -> list[str]:
 
 def queued(store: RunStore) -> list[dict]:
     """Queued runs, oldest first."""
-    return sorted((r for r in store.list_runs(100_000) if r["status"] == QUEUED),
-                  key=lambda r: (r["created"] or 0, r["id"]))
+    return store.runs_with_status(QUEUED)
 
 
 def live_here(store: RunStore) -> list[dict]:
     host = socket.gethostname()
-    return [r for r in store.list_runs(100_000) if r["status"] in LIVE and r["host"] == host]
+    return [r for r in store.runs_with_status(*LIVE) if r["host"] == host]
 
 
 def cancel(store: RunStore, run_id: str) -> None:
