@@ -37,7 +37,7 @@ def _when(run: dict) -> str:
 def _row(r: dict, store, me) -> None:
     c = r["config"]
     what = f"{c.get('rule')} on {c.get('dataset')}"
-    cols = st.columns([5, 3, 1, 1, 1], vertical_alignment="center")
+    cols = st.columns([4, 3, 1.3, 1.5, 1.3], vertical_alignment="center")   # "Inspect" whole at 1280 px
     # the name first: lesson runs (all "ssdp on synthetic" otherwise) are told apart by it
     cols[0].markdown(f"**{r['name'] or what}**  \n"
                      f"<small>`{r['id']}` · {what + ' · ' if r['name'] else ''}seed {c.get('seed')} · "

@@ -411,9 +411,7 @@ def live_panel(run_id: str) -> None:
         run_controls(run, own_loop_run)
     changes = run_changes(store, run_id, cfg)
     if status == "queued":
-        waiting = store.ids_with_status("queued")
-        pos = waiting.index(run_id) + 1 if run_id in waiting else None
-        n_queued = len(waiting)
+        pos, n_queued = classroom.queue_position(store, run_id), len(store.ids_with_status("queued"))
         cap = classroom.load_policy(store).live_cap() if classroom.enabled() else 1
         st.info(f"Queued{f': number {pos} of {n_queued}' if pos else ''}. It starts when a place is free "
                 f"({cap} run{'s' if cap > 1 else ''} at once on this machine).")
@@ -442,8 +440,10 @@ def live_panel(run_id: str) -> None:
 
     m = store.metrics_frame(run_id)
     if m.empty:
-        if status in POLLED:
+        if status in LIVE:          # (a queued run already says so above)
             st.info("Waiting for the first metrics…")
+        elif status == "queued":
+            pass
         else:
             st.info("This run recorded no metrics.")
             if live_now:

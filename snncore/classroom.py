@@ -23,7 +23,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
-from .store import LIVE, RunStore, atomic_write_bytes
+from .store import CONTROL_ACTIONS, LIVE, RunStore, atomic_write_bytes
 
 TOKEN_ENV = "SNNCORE_TEACHER_TOKEN"
 MODE_ENV = "SNNCORE_CLASSROOM"
@@ -200,14 +200,11 @@ def check_sweeps(who: Who) -> None:
                          "many runs at once, past the class's caps); use Start on the Train page")
 
 
-CONTROLS = ("pause", "continue", "step", "step_epoch", "set")
-
-
 def control(store: RunStore, run_id: str, who: Who, action: str, arg=None) -> None:
     """Pause, continue, step or change a hyperparameter of a live run (the trainer answers at its
     next batch): the run's session or the teacher only, as for stop."""
-    if action not in CONTROLS:
-        raise ValueError(f"control {action!r}: one of {', '.join(CONTROLS)}")
+    if action not in CONTROL_ACTIONS:
+        raise ValueError(f"control {action!r}: one of {', '.join(CONTROL_ACTIONS)}")
     check_control(store, run_id, who, "pause, step or change" if action != "continue" else "continue")
     store.request_control(run_id, action, arg)
 
