@@ -37,7 +37,9 @@ def _when(run: dict) -> str:
 def _row(r: dict, store, me) -> None:
     c = r["config"]
     what = f"{c.get('rule')} on {c.get('dataset')}"
-    cols = st.columns([4, 3, 1.3, 1.5, 1.3], vertical_alignment="center")   # "Inspect" whole at 1280 px
+    cols = st.columns([4, 3, 3], vertical_alignment="center")
+    # the links and Delete in one row that wraps: in fixed narrow columns they were cut ("Insp", "D...")
+    acts = cols[2].container(horizontal=True, vertical_alignment="center", gap="small")
     # the name first: lesson runs (all "ssdp on synthetic" otherwise) are told apart by it
     cols[0].markdown(f"**{r['name'] or what}**  \n"
                      f"<small>`{r['id']}` · {what + ' · ' if r['name'] else ''}seed {c.get('seed')} · "
@@ -48,16 +50,16 @@ def _row(r: dict, store, me) -> None:
         result += f" · :orange[at chance ({chance[1]:.0%})]"
     cols[1].markdown(f":{STATUS_COLOUR.get(r['status'], 'gray')}[**{r['status']}**]" + (f"  \n{result}" if result else "")
                      + (f"  \n:red[{r['error'][:80]}]" if r["error"] else ""))
-    cols[2].page_link("app_pages/train.py", label="Train", icon=":material/rocket_launch:",
+    acts.page_link("app_pages/train.py", label="Train", icon=":material/rocket_launch:",
                       query_params={"run": r["id"]})
-    cols[3].page_link("app_pages/inspect_run.py", label="Inspect", icon=":material/query_stats:",
+    acts.page_link("app_pages/inspect_run.py", label="Inspect", icon=":material/query_stats:",
                       query_params={"run": r["id"]})
     whose = classroom.owner(store, r["id"]) if classroom.enabled() else None
     if whose and whose != me.session:
         cols[0].caption(f"started by {whose}")
     # an ended run can go (in a classroom: one's own, or any for the teacher)
     if r["status"] not in (*LIVE, "queued") and classroom.may_control(store, r["id"], me):
-        if cols[4].button("Delete", key=f"del_{r['id']}", help="remove the run, its metrics and its files"):
+        if acts.button("Delete", key=f"del_{r['id']}", help="remove the run, its metrics and its files"):
             try:
                 classroom.delete(store, r["id"], me)
             except (classroom.NotAllowed, ValueError) as e:
