@@ -210,3 +210,15 @@ def test_an_outside_rule_sweeps_over_its_own_hyperparameter(tmp_path):
     from snncore.store import RunStore
     params = sorted(RunStore(tmp_path).get_run(r["run_id"])["config"]["rule_params"]["a3_plus"] for r in rows)
     assert params == [0.005, 0.01]
+
+
+def test_a_local_ray_ships_the_code_only_where_workers_would_import_another(tmp_path, monkeypatch):
+    """A local Ray's workers (same Python, same working folder) import snncore themselves when it
+    is this snncore; a shadowing copy in the working folder makes the driver ship its own."""
+    from snncore.sweeps import engine
+    monkeypatch.chdir(ROOT)
+    assert engine._workers_import_ours()
+    (tmp_path / "snncore").mkdir()
+    (tmp_path / "snncore" / "__init__.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    assert not engine._workers_import_ours()

@@ -277,6 +277,33 @@ def _trial(config: dict, ctx: dict) -> None:
         tune.report({metric: rec["metric"], "run_id": rec["run_id"], "done": True})
 
 
+def _warm_worker() -> None:
+    """Each Ray worker's setup hook: the imports a trial needs (torch, Ray Tune, the Trainer, and
+    torch._dynamo, which torch loads at the first optimizer: ~3 s of CPU on a 2-core box), done
+    as the worker starts. Ray prestarts its workers when it starts, so this runs beside the driver
+    setting up Tune instead of inside the first trial."""
+    import torch._dynamo  # noqa: F401
+    import ray.tune  # noqa: F401
+    from .. import train  # noqa: F401
+
+
+def _workers_import_ours() -> bool:
+    """True when a worker started here (same Python, same working folder) imports this very
+    snncore, e.g. an editable install or a run from the checkout. A local Ray then needs no copy
+    of the code: a copy would live in a new folder each time Ray starts, so Numba would compile
+    the fused LIF kernels again in every worker of every sweep (~4 s each), its cache missing."""
+    import subprocess
+    import sys
+    import snncore
+    ours = Path(snncore.__file__).resolve()
+    code = "import importlib.util as u; s = u.find_spec('snncore'); print(s.origin if s else '')"
+    try:
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+        return p.returncode == 0 and bool(p.stdout.strip()) and Path(p.stdout.strip()).resolve() == ours
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 # ---- the driver --------------------------------------------------------------------------------
 
 def _init_ray(opts: Options, n_threads: int) -> None:
@@ -290,9 +317,11 @@ def _init_ray(opts: Options, n_threads: int) -> None:
     import snncore
     env = {**threads.env_for(n_threads), "RAY_USAGE_STATS_ENABLED": "0",
            "SNNCORE_DATA": os.path.abspath(os.environ.get("SNNCORE_DATA") or "data")}   # as the driver sees it
+    runtime_env = {"env_vars": env, "worker_process_setup_hook": "snncore.sweeps.engine._warm_worker"}
+    if opts.address or not _workers_import_ours():
+        runtime_env.update(py_modules=[str(Path(snncore.__file__).parent)], excludes=["__pycache__", "*.pyc"])
     kw = dict(include_dashboard=False, log_to_driver=bool(os.environ.get("SNNCORE_DEBUG")),
-              runtime_env={"env_vars": env, "py_modules": [str(Path(snncore.__file__).parent)],
-                           "excludes": ["__pycache__", "*.pyc"]}, configure_logging=False)
+              runtime_env=runtime_env, configure_logging=False)
     if opts.address:
         ray.init(address=opts.address, **kw)
     else:
