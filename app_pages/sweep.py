@@ -317,7 +317,7 @@ def sweep_view(sid: str) -> None:
                        mime="text/csv", key=f"sw_csv_{sid}")
 
     # ---- results
-    names = [a.name for a in spec.axes if a.name != "seed"]
+    names = results.names(spec)
     done = results.comparable(frame, spec, metric)
     log = {a.name: a.log for a in spec.axes if a.values is None}
     if done.empty:
@@ -356,7 +356,7 @@ def sweep_view(sid: str) -> None:
     if not names:
         return
     st.subheader(f"{metric} over the hyperparameters")
-    axes = names + (["seed"] if spec.seeds > 1 else [])
+    axes = names + (["seed"] if spec.seeds > 1 or done["seed"].nunique() > 1 else [])
     st.plotly_chart(vz.parallel_figure(done, axes, metric, log=log), config=PLOT_CONFIG, key=f"sw_par_{sid}")
     if len(names) >= 2:
         c1, c2, _ = st.columns([1, 1, 2])

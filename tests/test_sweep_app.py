@@ -215,3 +215,39 @@ def test_stop_sends_the_driver_sigint(runs_dir, tmp_path):
 def test_an_unknown_sweep_id_says_so(runs_dir):
     at = open_page({"sweep": "sw-nope"})
     assert any("No sweep sw-nope" in w.value for w in at.warning)
+
+
+def test_a_configs_sweep_shows_each_config_and_its_mean(runs_dir):
+    """A sweep over whole configs (Compare's "repeat with N seeds" over two seed groups): the table
+    names each trial's config, the best point is a config with its mean over its seeds, the effect
+    plot is over the configs, and Open in Train takes that config."""
+    from snncore.config import RunConfig
+    from snncore.sweeps import engine
+    from snncore.sweeps.spec import configs_spec
+    tiny = {"dataset": "digits", "epochs": 1, "n_train": 64, "hidden": [16], "timesteps": 4}
+    groups = [{**tiny, "rule": "bptt"}, {**tiny, "rule": "ssdp"}]
+    spec = configs_spec([{**g, "seed": s} for g in groups for s in (0, 1)])
+    sid = "sw-configs"
+    d = runs_dir / "sweeps" / sid
+    (d / "trials").mkdir(parents=True)
+    (d / "sweep.json").write_text(json.dumps({
+        "sweep_id": sid, "name": "", "spec": spec.to_dict(), "options": dataclasses.asdict(engine.Options()),
+        "status": "finished", "pid": None, "created": time.time() - 60, "seconds": 12.0, "n_trials": 4}))
+    acc = [0.5, 0.6, 0.8, 0.9]
+    for i in range(4):
+        (d / "trials" / f"{i:05d}.json").write_text(json.dumps({
+            "key": f"{i:05d}", "index": i, "point": {"config": i, "seed": i % 2}, "run_id": None, "status": "finished",
+            "metric": acc[i], "error": None, "node": "here", "config": spec.configs[i]}))
+    at = open_page({"sweep": sid})
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["config"]) == ["rule=bptt", "rule=bptt", "rule=ssdp", "rule=ssdp"]
+    assert list(table["seed"]) == [0, 1, 0, 1]
+    assert any("config = rule=ssdp: mean test_accuracy **0.85 ±" in m.value and "over 2 trials" in m.value
+               for m in at.markdown), [m.value for m in at.markdown]
+    assert "effect of config" in titles(at)
+    at.button(key=f"sw_open_train_{sid}").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox(key="rule").value == "ssdp" != RunConfig().rule
+    assert at.query_params["n_train"] in ("64", ["64"])

@@ -136,3 +136,40 @@ def test_point_config_and_ci_text():
     assert cfg["lr"] == 5e-3 and cfg["seed"] == 0 and cfg["n_train"] == 64 and "name" not in cfg
     assert vz.ci_text(0.85, 0.1242) == "0.85 ± 0.12" and vz.ci_text(0.5, float("nan")) == "0.5 (n=1)"
     assert vz.is_log([1e-4, 1e-2]) and not vz.is_log([1e-3, 5e-3]) and not vz.is_log(["a", "b"])
+
+
+def test_a_configs_sweep_is_grouped_by_its_config():
+    """A sweep over whole configs (Compare's "repeat with N seeds" over two groups): the table's
+    "config" column names what differs between the configs (seeds aside, a rule's hyperparameters
+    as RULE.NAME), the means are per config over its seeds, and "open in Train" gets that config."""
+    from snncore.sweeps.spec import configs_spec
+    a = {**TINY, "rule": "ssdp", "rule_params": {"a_plus": 1e-3}}
+    b = {**TINY, "rule": "ssdp", "rule_params": {"a_plus": 1e-2}}
+    spec = configs_spec([{**a, "seed": 0}, {**a, "seed": 1}, {**b, "seed": 0}, {**b, "seed": 1}])
+    st = {"sweep_id": "sw-c", "spec": spec.to_dict(), "options": dataclasses.asdict(engine.Options()),
+          "status": "running", "n_trials": 4}
+    assert results.config_labels(spec) == ["ssdp.a_plus=0.001"] * 2 + ["ssdp.a_plus=0.01"] * 2
+    assert results.names(spec) == ["config"]
+    acc = [0.80, 0.90, 0.60, 0.70]
+    recs = {f"{i:05d}": {"key": f"{i:05d}", "index": i, "point": {"config": i, "seed": i % 2}, "run_id": f"r{i}",
+                         "status": "finished", "metric": acc[i], "error": None, "node": "a"} for i in range(3)}
+    runs = {f"r{i}": {"status": "finished", "step": 4, "total_steps": 4, "epoch": 2, "config": {"epochs": 2}}
+            for i in range(3)}
+    f = results.trials_frame(st, recs, runs)
+    assert list(f.columns[:3]) == ["trial", "config", "seed"]
+    assert list(f["config"]) == ["ssdp.a_plus=0.001", "ssdp.a_plus=0.001", "ssdp.a_plus=0.01", "ssdp.a_plus=0.01"]
+    assert list(f["status"]) == ["finished"] * 3 + ["pending"] and list(f["seed"]) == [0, 1, 0, 1]
+    stats = results.group_stats(results.comparable(f, spec, "test_accuracy"), ["config"], "test_accuracy")
+    row = stats.set_index("config").loc["ssdp.a_plus=0.001"]
+    assert row["mean"] == pytest.approx(0.85) and row["n"] == 2
+    assert row["half"] == pytest.approx(T2 * math.sqrt(0.005) / math.sqrt(2))
+    assert stats.set_index("config").loc["ssdp.a_plus=0.01", "n"] == 1
+    best = results.best_point(stats, "max")
+    cfg = results.point_config(st, {"config": best["config"]})
+    assert cfg["rule_params"]["a_plus"] == 1e-3 and cfg["seed"] == 0 and cfg["rule"] == "ssdp"
+    # configs that differ only in their seed are one group
+    same = configs_spec([{**a, "seed": 0}, {**a, "seed": 5}])
+    assert results.config_labels(same) == ["the config", "the config"]
+    # another rule: its own hyperparameters are no difference, the rule is
+    two = configs_spec([{**a, "seed": 0}, {**TINY, "rule": "bptt", "lr": 1e-2, "seed": 0}])
+    assert results.config_labels(two) == ["lr=0.005 · rule=ssdp", "lr=0.01 · rule=bptt"]

@@ -6,10 +6,17 @@ so neither inherits the other's imports, threads or Ray.
 
 ratio = sweep_s / serial_s (target <= 0.65 on 2 cores). Beside it the same serial runs at one
 thread each (ratio_vs_serial_1thread): on a loaded box a two-thread run slows down far more than
-two one-thread runs do, and that ratio shows how much of the gain is that. Also: Ray's start-up (ray.init of the
-local Ray), and the per-trial overhead: slot seconds each trial held beyond its own training,
-((sweep_s - startup_s) * slots / n) - mean(run seconds), and of that the in-trial bookkeeping
-(trial record ended - started - run seconds: store, tags, reports).
+two one-thread runs do, and that ratio shows how much of the gain is that. Where the time goes:
+- startup_s: Ray's start-up (ray.init of the local Ray);
+- first_trial_s: from then to the first trial's start (Tune's set-up, the workers' start and imports);
+- between_trials_s: a slot's mean idle time from one trial's end to its next trial's start;
+- in_trial_s: a trial's bookkeeping beyond its run (record ended - started - run seconds);
+- per_trial_overhead_s: slot seconds each trial held beyond its own training,
+  ((sweep_s - startup_s) * slots / n) - mean(run seconds): all of the above but Ray's start, shared out;
+- ratio_floor: the ratio with no overhead at all, n one-thread runs (their measured seconds) shared
+  over the slots against the serial time: what two runs at once can win on these cores at best.
+busy=k runs every side beside k processes spinning on a core each (benchmarks.busy), as a sweep
+runs beside other work.
 """
 from __future__ import annotations
 
@@ -62,15 +69,23 @@ def _sweep(n: int, tiny: bool, root: str) -> dict:
     t0 = time.perf_counter()
     engine._init_ray(opts, 1)
     startup = time.perf_counter() - t0
+    t_init = time.time()
     out = engine.start(spec, opts, Path(root))
     total = time.perf_counter() - t0
     assert out["finished"] == n, out
-    recs = engine.trial_records(Path(root), out["sweep_id"]).values()
+    recs = list(engine.trial_records(Path(root), out["sweep_id"]).values())
     store = RunStore(root)
-    secs = [store.get_run(r["run_id"])["summary"]["seconds"] for r in recs]
+    runs = [store.get_run(r["run_id"]) for r in recs]
+    secs = [run["summary"]["seconds"] for run in runs]
     inside = [r["ended"] - r["started"] - s for r, s in zip(recs, secs)]
+    slots: dict = {}                          # a slot is a reused worker process: the run's pid
+    for r, run in zip(recs, runs):
+        slots.setdefault(run.get("pid"), []).append(r)
+    gaps = [b["started"] - a["ended"] for rs in slots.values()
+            for a, b in zip(sorted(rs, key=lambda r: r["started"]), sorted(rs, key=lambda r: r["started"])[1:])]
     return {"s": total, "startup_s": startup, "run_s": secs, "in_trial_s": inside,
-            "slots": min(n, threads.cores())}
+            "first_trial_s": min(r["started"] for r in recs) - t_init,
+            "between_trials_s": statistics.mean(gaps) if gaps else 0.0, "slots": min(n, threads.cores())}
 
 
 def _side(side: str, n: int, tiny: bool, timeout_s: float) -> dict:
@@ -88,29 +103,36 @@ def _side(side: str, n: int, tiny: bool, timeout_s: float) -> dict:
         return json.loads(lines[-1])
 
 
-def bench_sweep(n: int = 8, tiny: bool = False, timeout_s: float = 900.0) -> dict:
-    """The case dict (benchmarks._case's keys) plus startup_s, per_trial_overhead_s, in_trial_s."""
+def bench_sweep(n: int = 8, tiny: bool = False, timeout_s: float = 900.0, busy: int = 0) -> dict:
+    """The case dict (benchmarks._case's keys) plus the overheads (module docstring)."""
     from ..benchmarks import _case
+    from ..benchmarks import busy as busy_procs
     target = "sweep <= 0.65x the serial time on 2 cores"
+    name = f"sweep@busy{busy}" if busy else "sweep"
     try:
-        serial = _side("serial", n, tiny, timeout_s)
-        sweep = _side("sweep", n, tiny, timeout_s)
-        # the serial runs at one thread each as well: tells the sweep's parallelism apart from
-        # what a two-thread run loses on a loaded box
-        serial1 = _side("serial1", n, tiny, timeout_s)
+        with busy_procs(busy, max_s=timeout_s * 3):
+            serial = _side("serial", n, tiny, timeout_s)
+            sweep = _side("sweep", n, tiny, timeout_s)
+            # the serial runs at one thread each as well: tells the sweep's parallelism apart from
+            # what a two-thread run loses on a loaded box
+            serial1 = _side("serial1", n, tiny, timeout_s)
     except (RuntimeError, subprocess.TimeoutExpired) as e:   # e.g. no Ray here: the case says why
-        return {"name": "sweep", "ours": "the sweep engine", "reference": "the same configs one after another",
+        return {"name": name, "ours": "the sweep engine", "reference": "the same configs one after another",
                 "ours_s": None, "reference_s": None, "ratio": None, "speedup": None, "target": target,
                 "met": None, "skipped": str(e).strip().splitlines()[-1][:300]}
     slot = (sweep["s"] - sweep["startup_s"]) * sweep["slots"] / n - statistics.mean(sweep["run_s"])
     what = "the tiny digits run" if tiny else "the default digits run"
-    return _case("sweep", sweep["s"], serial["s"],
+    beside = f", beside {busy} busy process(es)" if busy else ""
+    return _case(name, sweep["s"], serial["s"],
                  f"{n} trials of {what} (seeds 0..{n - 1}) through the sweep engine: a local Ray started "
-                 f"for it, {sweep['slots']} at once, 1 thread each",
-                 f"the same {n} configs one after another in one process, all cores' threads each",
-                 target, sweep["s"] <= 0.65 * serial["s"],
+                 f"for it, {sweep['slots']} at once, 1 thread each{beside}",
+                 f"the same {n} configs one after another in one process, all cores' threads each{beside}",
+                 target, sweep["s"] <= 0.65 * serial["s"], busy=busy,
                  trials=n, slots=sweep["slots"], startup_s=round(sweep["startup_s"], 3),
+                 first_trial_s=round(sweep["first_trial_s"], 3),
+                 between_trials_s=round(sweep["between_trials_s"], 3),
                  per_trial_overhead_s=round(slot, 3), in_trial_s=round(statistics.mean(sweep["in_trial_s"]), 3),
+                 ratio_floor=round(sum(sweep["run_s"]) / sweep["slots"] / serial["s"], 4),
                  run_s_sweep=round(statistics.mean(sweep["run_s"]), 3),
                  run_s_serial=round(statistics.mean(serial["run_s"]), 3),
                  serial_1thread_s=round(serial1["s"], 3), ratio_vs_serial_1thread=round(sweep["s"] / serial1["s"], 4))

@@ -28,6 +28,32 @@ def axis_names(spec: SweepSpec) -> list[str]:
     return names
 
 
+def config_labels(spec: SweepSpec) -> list[str]:
+    """A sweep over whole configs (`--configs`, Compare's "repeat with N seeds"): each config's
+    label, the fields that differ between the configs (seed and name aside) as "field=value"
+    joined by " · ", so configs that differ only in their seed share a label and group together
+    (their mean is over those seeds). Empty for an axes sweep."""
+    if spec.configs is None:
+        return []
+    # a rule's hyperparameters as RULE.NAME (as --grid names them); a field differs when the
+    # configs that have it disagree (bptt's config has no ssdp.a_plus: that alone is no difference)
+    flat = [{**{k: v for k, v in c.items() if k != "rule_params"},
+             **{f"{c.get('rule')}.{k}": v for k, v in (c.get("rule_params") or {}).items()}} for c in spec.configs]
+    keys = sorted({k for c in flat for k in c} - {"seed", "name"}, key=lambda k: ("." in k, k))
+    differ = [k for k in keys if len({repr(c[k]) for c in flat if k in c}) > 1]
+    if not differ:
+        return ["the config"] * len(flat)
+    return [" · ".join(f"{k}={_cell(c[k])}" for k in differ if k in c) for c in flat]
+
+
+def names(spec: SweepSpec) -> list[str]:
+    """The columns the results group by: the swept hyperparameters (seed aside), or "config" for
+    a sweep over whole configs."""
+    if spec.configs is not None:
+        return ["config"]
+    return [a.name for a in spec.axes if a.name != "seed"]
+
+
 def _cell(v):
     """A swept value as a table cell: a list (hidden sizes) as its comma text, so cells group."""
     return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v
@@ -39,8 +65,16 @@ def trials_frame(state: dict, records: dict[str, dict], runs: dict[str, dict]) -
     "pending", so the table has its final length from the start."""
     spec = SweepSpec.from_dict(state["spec"])
     metric = state["options"]["metric"]
-    names = [a.name for a in spec.axes if a.name != "seed"]
+    labels = config_labels(spec)
+    names = [a.name for a in spec.axes if a.name != "seed"] + (["config"] if labels else [])
     seed0 = int(spec.base.get("seed", 0))
+
+    def swept(point: dict) -> dict:
+        if labels:
+            i = point.get("config")
+            return {"config": labels[int(i)] if i is not None and 0 <= int(i) < len(labels) else ""}
+        return {n: _cell(point.get(n)) for n in names}
+
     epochs_base = int(spec.base.get("epochs", 0) or 0)
     rows = []
     seen_index = set()
@@ -57,7 +91,7 @@ def trials_frame(state: dict, records: dict[str, dict], runs: dict[str, dict]) -
         else:
             progress = min(step / total, 1.0) if total else 0.0
             epoch = int(run.get("epoch") or 0)
-        row = {"trial": key, **{n: _cell(point.get(n)) for n in names}, "seed": point.get("seed", seed0),
+        row = {"trial": key, **swept(point), "seed": point.get("seed", seed0),
                "status": status, "epoch": f"{epoch}/{epochs}" if epochs else "", "progress": progress,
                metric: rec.get("metric"), "run": rec.get("run_id") or "", "node": rec.get("node") or "",
                "error": rec.get("error") or ""}
@@ -68,7 +102,7 @@ def trials_frame(state: dict, records: dict[str, dict], runs: dict[str, dict]) -
         for i, point in enumerate(spec.grid_points()):
             if i in seen_index:
                 continue
-            rows.append({"trial": f"{i:05d}", **{n: _cell(point.get(n)) for n in names}, "seed": point.get("seed", seed0),
+            rows.append({"trial": f"{i:05d}", **swept(point), "seed": point.get("seed", seed0),
                          "status": "pending", "epoch": f"0/{int(point.get('epochs', epochs_base))}",
                          "progress": 0.0, metric: None, "run": "", "node": "", "error": ""})
     cols = ["trial", *names, "seed", "status", "epoch", "progress", metric, "run", "node", "error"]
@@ -125,6 +159,13 @@ def point_config(state: dict, point: dict) -> dict:
     """The run config of a point (swept values, seed left at the base's unless swept): what
     "open in Train" fills the form with."""
     spec = SweepSpec.from_dict(state["spec"])
+    if spec.configs is not None:          # a config's label: its first config (that config's seed)
+        labels = config_labels(spec)
+        label = point.get("config")
+        i = labels.index(label) if label in labels else int(label) if isinstance(label, (int, np.integer)) else 0
+        cfg = dict(spec.configs[i])
+        cfg.pop("name", None)
+        return cfg
     point = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in point.items()
              if k != "seed" or any(a.name == "seed" for a in spec.axes)}
     cfg = spec.apply(point)
