@@ -55,6 +55,10 @@ def test_local_sweep_end_to_end(swept):
         assert store.metrics(r["id"]), "a trial is an ordinary run with its metrics"
         points.add((tag["point"]["lr"], tag["point"]["seed"]))
     assert points == {(1e-3, 0), (1e-3, 1), (5e-3, 0), (5e-3, 1)}
+    # trials run at the user's priority (Ray's default nice 15 starved them beside any busy process)
+    from snncore.sweeps import engine
+    recs = engine.trial_records(runs, out["sweep_id"]).values()
+    assert [r["nice"] for r in recs] == [os.nice(0)] * 4
     best_row = store.get_run(best["run_id"])
     assert best_row["summary"]["test_accuracy"] == pytest.approx(best["metric"])
     assert best["metric"] == pytest.approx(max(r["summary"]["test_accuracy"] for r in rows))

@@ -215,7 +215,7 @@ def _trial(config: dict, ctx: dict) -> None:
     prev = ch.get_record(key) or {}
     rec = {"key": key, "index": index, "point": point, "run_id": None, "status": "running", "metric": None,
            "error": None, "started": time.time(), "node": ray.get_runtime_context().get_node_id(),
-           "host": socket.gethostname(), "shipped": ch.shipped, "attempt": int(prev.get("attempt", 0)) + 1}
+           "host": socket.gethostname(), "nice": os.nice(0), "shipped": ch.shipped, "attempt": int(prev.get("attempt", 0)) + 1}
     lost = False
     try:
         cfg_dict = spec.apply(point)
@@ -277,16 +277,6 @@ def _trial(config: dict, ctx: dict) -> None:
         tune.report({metric: rec["metric"], "run_id": rec["run_id"], "done": True})
 
 
-def _warm_worker() -> None:
-    """Each Ray worker's setup hook: the imports a trial needs (torch, Ray Tune, the Trainer, and
-    torch._dynamo, which torch loads at the first optimizer: ~3 s of CPU on a 2-core box), done
-    as the worker starts. Ray prestarts its workers when it starts, so this runs beside the driver
-    setting up Tune instead of inside the first trial."""
-    import torch._dynamo  # noqa: F401
-    import ray.tune  # noqa: F401
-    from .. import train  # noqa: F401
-
-
 def _workers_import_ours() -> bool:
     """True when a worker started here (same Python, same working folder) imports this very
     snncore, e.g. an editable install or a run from the checkout. A local Ray then needs no copy
@@ -309,6 +299,11 @@ def _workers_import_ours() -> bool:
 def _init_ray(opts: Options, n_threads: int) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")   # a failed trial reports no metric
+    # Ray starts its workers at nice 15: beside any ordinary busy process (the app, a browser,
+    # a run from Train) a trial then got almost no CPU (measured: its worker took 70 s to start
+    # beside one busy process instead of ~3 s). A local Ray's trials run at the user's priority
+    # like every other run; a user's own RAY_worker_niceness stays (a cluster keeps its own).
+    os.environ.setdefault("RAY_worker_niceness", "0")
     import ray
     if ray.is_initialized():
         return
@@ -317,7 +312,7 @@ def _init_ray(opts: Options, n_threads: int) -> None:
     import snncore
     env = {**threads.env_for(n_threads), "RAY_USAGE_STATS_ENABLED": "0",
            "SNNCORE_DATA": os.path.abspath(os.environ.get("SNNCORE_DATA") or "data")}   # as the driver sees it
-    runtime_env = {"env_vars": env, "worker_process_setup_hook": "snncore.sweeps.engine._warm_worker"}
+    runtime_env = {"env_vars": env}
     if opts.address or not _workers_import_ours():
         runtime_env.update(py_modules=[str(Path(snncore.__file__).parent)], excludes=["__pycache__", "*.pyc"])
     kw = dict(include_dashboard=False, log_to_driver=bool(os.environ.get("SNNCORE_DEBUG")),
