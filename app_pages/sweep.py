@@ -107,11 +107,14 @@ def axis_widgets(rule: str, search: str) -> tuple[list[str], list[str]]:
     return grids, ranges
 
 
-def check(values: dict, grids, ranges, seeds, search, trials, metric, scheduler, name):
+def check(values: dict, grids, ranges, seeds, search, trials, metric, scheduler, name, cpus=1.0, gpus=0.0):
     """(base, spec, None) or (None, None, the one-line message the CLI gives for the same input)."""
     try:
         base = RunConfig.from_dict(values)
         spec = parse_spec(base, grids, ranges, seeds=seeds, search=search, trials=trials)
+        opts = engine.Options(cpus_per_trial=cpus, gpus_per_trial=gpus)
+        engine.check_options(spec, opts)
+        engine.check_cluster(opts)            # a local Ray: this machine's cores and GPUs
     except (SweepError, ConfigError) as e:
         return None, None, str(e)
     if metric != "test_accuracy" and scheduler == "asha":
@@ -142,9 +145,13 @@ with st.sidebar:
                           help="asha stops poor trials early from their per-epoch test accuracy")
     concurrent = int(fs.number(c2, "max concurrent", "sw_concurrent", 0, min_value=0, max_value=1024, step=1,
                                help="trials at once (0: one per core)"))
+    cpus = float(fs.number(c1, "CPUs per trial", "sw_cpus", 1.0, min_value=0.25, max_value=1024.0, step=1.0,
+                           help="Ray CPUs per trial; a trial trains on this many threads (at least 1)"))
+    gpus = float(fs.number(c2, "GPUs per trial", "sw_gpus", 0.0, min_value=0.0, max_value=64.0, step=0.25,
+                           help="Ray GPUs per trial (0.5: two trials share a GPU); needs device cuda or auto"))
     sweep_name = fs.text(st, "name", "sw_name", "", help="a label; its runs are named NAME.<trial>").strip()
     base, spec, error = check(base_values, grids, ranges, seeds, search, trials if search != "grid" else 0,
-                              metric, scheduler, sweep_name)
+                              metric, scheduler, sweep_name, cpus, gpus)
     launch = st.button("Launch", type="primary", width="stretch", key="sw_launch")
     if error:
         st.error(f"Cannot launch: {error}")
@@ -153,7 +160,8 @@ with st.sidebar:
         st.caption(f"{n} trials")
         args = [*[a for g in grids for a in ("--grid", g)], *[a for r in ranges for a in ("--range", r)],
                 "--seeds", str(seeds), "--search", search, "--metric", metric, "--mode", mode,
-                "--scheduler", scheduler, "--max-concurrent", str(concurrent)]
+                "--scheduler", scheduler, "--max-concurrent", str(concurrent),
+                "--cpus-per-trial", f"{cpus:g}", "--gpus-per-trial", f"{gpus:g}"]
         if search != "grid":
             args += ["--trials", str(trials)]
         if sweep_name:

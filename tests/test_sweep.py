@@ -96,6 +96,8 @@ BAD = [
     (["--epochs", "1"], "nothing to sweep"),
     (["--seeds", "0"], "--seeds 0"),
     (["--grid", "lr=1e-3", "--cpus-per-trial", "0"], "--cpus-per-trial"),
+    (["--grid", "lr=1e-3", "--device", "cuda"], "--device cuda: give --gpus-per-trial"),
+    (["--grid", "lr=1e-3", "--device", "cpu", "--gpus-per-trial", "1"], "would hold GPUs and train on the CPU"),
     (["--grid", "lr=1e-3", "--lr", "-1"], "lr: -1.0 is out of range"),
     (["--grid", "lr=1e-3", "--metric", "loss9"], "--metric 'loss9': choose one of"),
     (["--grid", "lr=1e-3", "--bogus", "1"], "unrecognized arguments: --bogus"),
@@ -226,3 +228,19 @@ def test_a_local_ray_ships_the_code_only_where_workers_would_import_another(tmp_
     (tmp_path / "snncore" / "__init__.py").write_text("")
     monkeypatch.chdir(tmp_path)
     assert not engine._workers_import_ours()
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--cpus-per-trial", "64"], "--cpus-per-trial 64: this machine has "),
+    (["--gpus-per-trial", "0.5"], "--gpus-per-trial 0.5: this machine has no GPU"),
+])
+def test_a_trial_that_fits_no_node_is_refused_not_waited_for(tmp_path, flags, message):
+    """Tune would wait forever for resources no node has: the sweep exits 2 with one line naming
+    what the machine has, before Ray starts, and writes no sweep."""
+    import torch
+    if "--gpus-per-trial" in flags and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    r = _cli(tmp_path, "sweep", *TINY[:-2], "--grid", "lr=1e-3,5e-3", *flags, timeout=120)
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], r.stderr[-2000:]
+    assert not list((tmp_path / "sweeps").glob("*/sweep.json"))

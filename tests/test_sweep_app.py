@@ -96,6 +96,33 @@ def test_bad_grid_shows_the_cli_message_and_launches_nothing(runs_dir, monkeypat
     assert not (runs_dir / "sweeps").exists() and "sweep" not in at.query_params
 
 
+@pytest.mark.parametrize("device,gpus,flags", [
+    ("cpu", 1.0, ["--device", "cpu", "--gpus-per-trial", "1"]),      # GPUs held by CPU trials
+    ("cuda", 0.0, ["--device", "cuda"]),                                # a CUDA trial shown no GPU
+    ("auto", 0.5, ["--gpus-per-trial", "0.5"]),                         # more GPU than this machine has
+])
+def test_bad_resources_show_the_cli_message_and_launch_nothing(runs_dir, device, gpus, flags):
+    import torch
+    if device == "auto" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    at = open_page()
+    at.sidebar.selectbox(key="sw_device").set_value(device)
+    at.sidebar.number_input(key="sw_gpus").set_value(gpus)
+    at.run()
+    at.sidebar.button(key="sw_launch").click()
+    at.run()
+    assert not at.exception, at.exception
+    from snncore.__main__ import main
+    import io
+    from contextlib import redirect_stderr
+    buf = io.StringIO()
+    with redirect_stderr(buf), pytest.raises(SystemExit):
+        main(["sweep", "--rule", "bptt", "--grid", "lr=1e-3,5e-3", *flags])
+    expected = buf.getvalue().strip().removeprefix("error: ")
+    assert [e.value for e in at.sidebar.error] == [f"Cannot launch: {expected}"]
+    assert not (runs_dir / "sweeps").exists() and "sweep" not in at.query_params
+
+
 def test_url_opens_the_sweep_with_table_plots_and_csv(swept, monkeypatch):
     runs, out = swept
     monkeypatch.setenv("SNNCORE_RUNS", str(runs))

@@ -145,7 +145,9 @@ class Cluster:
         return self._node_id(resource)
 
     def start_worker(self) -> str:
-        self.worker = self._start("worker", [f"--address={self.address}", "--resources={\"worker\": 1}"], "worker")
+        # one (declared) GPU: Ray schedules it as a resource whether or not CUDA is there
+        self.worker = self._start("worker", [f"--address={self.address}", "--resources={\"worker\": 1}",
+                                             "--num-gpus=1"], "worker")
         return self.worker
 
     def _node_id(self, resource: str, timeout: float = 90) -> str:
@@ -274,6 +276,24 @@ def test_trials_run_on_both_nodes_and_land_in_the_driver_store(cluster, runs):
     rows = _one_run_per_point(runs, 4)
     assert {x["run_id"] for x in recs} == {r["id"] for r in rows}
     assert not list(Path(tempfile.gettempdir()).glob(f"snncore-{out['sweep_id']}*")), "scratch is removed"
+
+
+def test_gpu_trials_go_to_the_gpu_node_and_share_its_gpu(cluster, runs):
+    """--gpus-per-trial 0.5: the trials run only on the node with a GPU, two at once on its one
+    GPU (Ray gives each the same GPU id); a trial asking more GPU than any node has is refused."""
+    r = _sweep(runs, cluster, *TINY[:-2], "--grid", "lr=1e-3,2e-3", "--gpus-per-trial", "0.5",
+               "--cpus-per-trial", "0.5")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (out["status"], out["finished"]) == ("finished", 2)
+    recs = _records(runs)
+    assert [x["node"] for x in recs] == [cluster.worker] * 2 and [x["gpus"] for x in recs] == [["0"], ["0"]]
+    a, b = sorted(recs, key=lambda x: x["started"])
+    assert b["started"] < a["ended"], "two half-GPU trials share the one GPU at once"
+    _one_run_per_point(runs, 2)
+    r = _sweep(runs, cluster, *TINY[:-2], "--grid", "lr=1e-3,2e-3", "--gpus-per-trial", "2", timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == (
+        f"error: --gpus-per-trial 2: the Ray cluster at {cluster.address} has at most 1 GPU(s) on a node")
 
 
 def test_a_lost_node_s_trial_is_retried_elsewhere(cluster, runs):

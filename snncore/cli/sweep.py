@@ -95,8 +95,6 @@ def run_sweep(args) -> int:
             for flag, v, lo in (("--max-concurrent", args.max_concurrent, 0), ("--retries", args.retries, 0)):
                 if v < lo:
                     fail(f"{flag} {v}: give {lo} or more")
-            if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
-                fail("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
             if args.name and not all(c.isalnum() or c in "_.- " for c in args.name):
                 fail("--name: use letters, digits, spaces, '.', '_' or '-'")
             if args.sweep_id:
@@ -111,6 +109,7 @@ def run_sweep(args) -> int:
                 base = _base_config(args.rest)
                 spec = parse_spec(base, args.grid, args.range, seeds=args.seeds, search=args.search,
                                   trials=args.trials)
+            engine.check_options(spec, opts)
             if args.metric not in METRICS:
                 fail(f"--metric {args.metric!r}: choose one of {', '.join(METRICS)} (keys of a run's summary)")
             if args.metric != "test_accuracy" and args.scheduler == "asha":

@@ -215,7 +215,8 @@ def _trial(config: dict, ctx: dict) -> None:
     prev = ch.get_record(key) or {}
     rec = {"key": key, "index": index, "point": point, "run_id": None, "status": "running", "metric": None,
            "error": None, "started": time.time(), "node": ray.get_runtime_context().get_node_id(),
-           "host": socket.gethostname(), "nice": os.nice(0), "shipped": ch.shipped, "attempt": int(prev.get("attempt", 0)) + 1}
+           "host": socket.gethostname(), "nice": os.nice(0),
+           "gpus": [str(g) for g in ray.get_gpu_ids()], "shipped": ch.shipped, "attempt": int(prev.get("attempt", 0)) + 1}
     lost = False
     try:
         cfg_dict = spec.apply(point)
@@ -323,8 +324,50 @@ def _init_ray(opts: Options, n_threads: int) -> None:
         ray.init(num_cpus=threads.cores(), object_store_memory=OBJECT_STORE_BYTES, **kw)
 
 
+def check_options(spec: SweepSpec, opts: Options) -> None:
+    """What is wrong with these resources for these trials, before Ray starts (SweepError, one
+    line): Ray shows a trial only the GPUs it gives it, so a CUDA trial needs --gpus-per-trial,
+    and GPUs given to CPU trials would sit idle."""
+    if opts.cpus_per_trial <= 0 or opts.gpus_per_trial < 0:
+        raise SweepError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    devices = {c.get("device", "auto") for c in (spec.configs or [spec.base])}
+    if "cuda" in devices and opts.gpus_per_trial == 0:
+        raise SweepError("--device cuda: give --gpus-per-trial (1: a GPU per trial, 0.5: two trials share one); "
+                         "Ray shows a trial only the GPUs it gives it")
+    if opts.gpus_per_trial > 0 and devices == {"cpu"}:
+        raise SweepError(f"--gpus-per-trial {opts.gpus_per_trial:g} with --device cpu: the trials would hold GPUs "
+                         "and train on the CPU; use --device cuda (or auto), or no --gpus-per-trial")
+
+
+def check_cluster(opts: Options) -> None:
+    """A trial must fit on some node, or Tune would wait for it forever (SweepError naming what
+    there is). A local Ray gets this machine's cores and its GPUs (as torch sees them, as Ray
+    does), checked before it starts; a cluster's nodes are asked once joined (_init_ray first)."""
+    if opts.address:
+        import ray
+        where = f"the Ray cluster at {opts.address}"
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+        gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    else:
+        import torch
+        where, cpus, gpus = "this machine", threads.cores(), torch.cuda.device_count()
+    if opts.gpus_per_trial > 0 and gpus < min(opts.gpus_per_trial, 1):
+        raise SweepError(f"--gpus-per-trial {opts.gpus_per_trial:g}: {where} has no GPU")
+    per = " on a node" if opts.address else ""
+    if opts.gpus_per_trial > gpus:
+        raise SweepError(f"--gpus-per-trial {opts.gpus_per_trial:g}: {where} has {'at most ' * bool(per)}{gpus:g} GPU(s){per}")
+    if opts.cpus_per_trial > cpus:
+        raise SweepError(f"--cpus-per-trial {opts.cpus_per_trial:g}: {where} has {'at most ' * bool(per)}{cpus:g} CPU(s){per}")
+
+
 def start(spec: SweepSpec, opts: Options, runs_root: Path, sweep_id: str | None = None) -> dict:
-    """A new sweep: its state written first (so a killed driver can be resumed), then run."""
+    """A new sweep: its state written first (so a killed driver can be resumed), then run. Bad
+    resources raise SweepError before anything is written."""
+    check_options(spec, opts)
+    if opts.address:
+        _init_ray(opts, max(1, int(opts.cpus_per_trial)))
+    check_cluster(opts)
     sweep_id = sweep_id or new_sweep_id()
     n = len(spec.grid_points()) if spec.search == "grid" else spec.trials
     state = {"sweep_id": sweep_id, "name": opts.name, "spec": spec.to_dict(), "options": asdict(opts),
@@ -341,6 +384,10 @@ def resume(runs_root: Path, sweep_id: str) -> dict:
         raise SweepError(f"sweep {sweep_id} is still running (pid {state['pid']})")
     if state["status"] == "finished":
         raise SweepError(f"sweep {sweep_id} already finished all its {state['n_trials']} trials")
+    opts = Options(**state["options"])
+    if opts.address:
+        _init_ray(opts, max(1, int(opts.cpus_per_trial)))
+    check_cluster(opts)               # e.g. resumed on another machine, or the GPU node is gone
     state.update(status="running", pid=os.getpid())
     _write_json(sweeps_root(runs_root) / sweep_id / "sweep.json", state)
     return _run(state, runs_root)
