@@ -15,8 +15,8 @@ __version__ = "0.1.0"
 import sys as _sys
 import types as _types
 
-_API = ("train", "load", "runs", "compare", "make_config", "Run", "Spikes")
-_CALLS = ("train", "load", "runs", "compare")
+_API = ("train", "load", "runs", "compare", "make_config", "Run", "Spikes", "sweep", "sweeps", "Sweep")
+_CALLS = ("train", "load", "runs", "compare", "sweeps")
 
 
 class _CallableModule(_types.ModuleType):

@@ -500,3 +500,183 @@ def compare(run_ids: list, runs_dir: str | Path | None = None, level: float = 0.
     out.attrs["runs"] = table
     return out
 
+
+
+# ------------------------------------------------------------------------------ sweeps
+def _grid_text(name: str, values) -> str:
+    """{name: [v1, v2]} as `--grid` text (a list value in brackets), so a notebook's grid goes
+    through the CLI's parsing and checks."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"grid {name!r}: expected a list of values, got {values!r}")
+
+    def one(v):
+        if isinstance(v, (list, tuple)):
+            return "[" + ",".join(one(x) for x in v) + "]"
+        if isinstance(v, bool):
+            return str(v).lower()
+        return repr(v) if isinstance(v, float) else str(v)
+    return f"{name}=" + ",".join(one(v) for v in values)
+
+
+def _range_text(name: str, r) -> str:
+    """{name: (lo, hi)} or (lo, hi, "log") as `--range` text."""
+    if not isinstance(r, (list, tuple)) or len(r) not in (2, 3) or (len(r) == 3 and r[2] != "log"):
+        raise ValueError(f"ranges {name!r}: expected (lo, hi) or (lo, hi, 'log'), got {r!r}")
+    return f"{name}={r[0]!r}:{r[1]!r}" + (":log" if len(r) == 3 else "")
+
+
+class Sweep:
+    """A sweep in the runs folder (``sc.sweep(...)`` returns one; ``sc.Sweep(sweep_id)`` opens
+    one the app or the CLI ran): its summary, the trials table and the Sweep page's means and
+    figures, computed by the same functions (snncore.sweeps.results, snncore.viz.sweep)."""
+
+    def __init__(self, sweep_id: str, runs_dir: str | Path | None = None):
+        from .store import check_run_id, default_runs_dir
+        from .sweeps import engine
+        check_run_id(sweep_id)
+        self.id = sweep_id
+        self.root = Path(runs_dir) if runs_dir else default_runs_dir()
+        if engine.load_state(self.root, sweep_id) is None:
+            raise ValueError(f"sweep {sweep_id!r} is not in {engine.sweeps_root(self.root)}")
+
+    def _state(self) -> dict:
+        from .sweeps import engine
+        return engine.load_state(self.root, self.id)
+
+    @property
+    def summary(self) -> dict:
+        """As `sweep --json` ends: sweep_id, status, trials, finished, failed, best, seconds, ..."""
+        from .sweeps import engine
+        return engine.summarize(self.root, self._state())
+
+    @property
+    def status(self) -> str:
+        return self.summary["status"]
+
+    @property
+    def best(self) -> dict | None:
+        """The best single trial: run_id, config, point, metric."""
+        return self.summary["best"]
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        """One row per trial: its swept values (or config), seed, status, progress, the metric,
+        run id, node, error (pending grid points too)."""
+        from .sweeps import engine, results
+        recs = engine.trial_records(self.root, self.id)
+        store = _store(self.root)
+        runs = {r["run_id"]: store.get_run(r["run_id"]) or {} for r in recs.values() if r.get("run_id")}
+        return results.trials_frame(self._state(), recs, runs)
+
+    def _spec(self):
+        from .sweeps.spec import SweepSpec
+        return SweepSpec.from_dict(self._state()["spec"])
+
+    def means(self, by: list[str] | str | None = None, level: float = 0.95) -> pd.DataFrame:
+        """The metric's mean over the finished trials at each value of ``by`` (default: every
+        swept hyperparameter, or the config), with its Student-t interval over them:
+        mean, half, lo, hi, n (range values binned as on the Sweep page)."""
+        from .sweeps import results
+        spec, metric = self._spec(), self.summary["metric"]
+        by = [by] if isinstance(by, str) else list(by or results.names(spec))
+        if not by:
+            by = ["seed"] if "seed" in self.trials else []
+        done = results.comparable(self.trials, spec, metric)
+        return results.group_stats(done.assign(_all="all") if not by else done, by or ["_all"], metric, level)
+
+    def runs(self) -> list:
+        """The trials' runs (Run objects), in trial order."""
+        return [Run(r, _store(self.root)) for r in self.trials["run"] if r]
+
+    def figure(self, kind: str = "parallel", x: str | None = None, y: str | None = None):
+        """The Sweep page's figures: "parallel" (hyperparameters to metric), "effect" (the mean
+        over x with its interval; x defaults to the first swept name), "heatmap" (the mean over
+        x and y)."""
+        from .sweeps import results
+        from .viz import sweep as vz
+        spec, metric = self._spec(), self.summary["metric"]
+        names = results.names(spec)
+        done = results.comparable(self.trials, spec, metric)
+        log = {a.name: a.log for a in spec.axes if a.values is None}
+        if kind == "parallel":
+            return vz.parallel_figure(done, names + (["seed"] if done["seed"].nunique() > 1 else []), metric, log=log)
+        if not names:
+            raise ValueError(f"figure {kind!r}: this sweep has no swept hyperparameter (only seeds)")
+        x = x or names[0]
+        if kind == "effect":
+            return vz.effect_figure(results.group_stats(done, [x], metric), x, metric, log=log.get(x))
+        if kind == "heatmap":
+            y = y or next((n for n in names if n != x), None)
+            if y is None:
+                raise ValueError("figure 'heatmap': needs two swept hyperparameters")
+            return vz.heatmap_figure(results.group_stats(done, [x, y], metric), x, y, metric)
+        raise ValueError(f"figure {kind!r}: choose parallel, effect or heatmap")
+
+    def resume(self) -> "Sweep":
+        """Run the trials a stopped sweep did not end (finished and failed ones are kept)."""
+        from .sweeps import engine
+        engine.resume(self.root, self.id)
+        return self
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (f"Sweep({self.id!r}, status={s['status']!r}, {s['finished']}/{s['trials']} finished, "
+                f"{s['failed']} failed, best={s['best']['metric'] if s['best'] else None})")
+
+
+def sweep(config: RunConfig | dict | str | Path | None = None, *, grid: dict | None = None,
+          ranges: dict | None = None, seeds: int = 1, search: str = "grid", trials: int = 0,
+          metric: str = "test_accuracy", mode: str = "max", scheduler: str = "none", max_concurrent: int = 0,
+          cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, address: str = "", name: str = "",
+          retries: int = 0, runs_dir: str | Path | None = None, **kwargs) -> Sweep:
+    """Run a sweep with Ray Tune in this process, as `python -m snncore sweep` does, and return it.
+
+    ``config`` and ``kwargs`` make the base config (see make_config); ``grid`` maps a config
+    field or rule hyperparameter (NAME or RULE.NAME) to its values, ``ranges`` to (lo, hi) or
+    (lo, hi, "log") for search="random" / "optuna" with ``trials``; ``seeds`` per point. The rest
+    are the CLI's sweep options. A local Ray starts on first use and stays for the next sweep;
+    ``address`` joins a cluster. Every trial is an ordinary run (sc.runs(), sc.load, the app).
+    Bad input raises ValueError (the CLI's one line) before anything starts."""
+    from .cli.sweep import METRICS
+    from .data import DatasetError, prepare_dataset
+    from .sweeps import engine
+    from .sweeps.spec import parse_spec
+    base = make_config(config, **kwargs)
+    spec = parse_spec(base, [_grid_text(k, v) for k, v in (grid or {}).items()],
+                      [_range_text(k, v) for k, v in (ranges or {}).items()], seeds=seeds, search=search,
+                      trials=trials)
+    if metric not in METRICS:
+        raise ValueError(f"metric {metric!r}: choose one of {', '.join(METRICS)} (keys of a run's summary)")
+    if mode not in ("max", "min") or scheduler not in ("none", "asha"):
+        raise ValueError("mode: 'max' or 'min'; scheduler: 'none' or 'asha'")
+    if scheduler == "asha" and metric != "test_accuracy":
+        raise ValueError("scheduler 'asha' decides on the per-epoch test_accuracy; use metric='test_accuracy'")
+    if max_concurrent < 0 or retries < 0:
+        raise ValueError("max_concurrent and retries: give 0 or more")
+    opts = engine.Options(metric=metric, mode=mode, scheduler=scheduler, max_concurrent=max_concurrent,
+                          cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, address=address,
+                          name=name, retries=retries)
+    engine.check_options(spec, opts)
+    try:
+        prepare_dataset(base)
+    except DatasetError as e:
+        raise ValueError(str(e)) from None
+    root = Path(runs_dir) if runs_dir else None
+    if root is None:
+        from .store import default_runs_dir
+        root = default_runs_dir()
+    out = engine.start(spec, opts, root)
+    return Sweep(out["sweep_id"], root)
+
+
+def sweeps(runs_dir: str | Path | None = None) -> pd.DataFrame:
+    """The runs folder's sweeps, as `python -m snncore sweeps --json` lists them: sweep_id, name,
+    status, trials, finished, failed, metric, best_metric, best_run, seconds, created."""
+    from .store import default_runs_dir
+    from .sweeps import engine
+    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    cols = ["sweep_id", "name", "status", "trials", "finished", "failed", "metric", "best_metric", "best_run",
+            "seconds", "created"]
+    rows = [{**{k: s.get(k) for k in cols}, "best_metric": (s["best"] or {}).get("metric"),
+             "best_run": (s["best"] or {}).get("run_id")} for s in engine.list_sweeps(root)]
+    return pd.DataFrame(rows, columns=cols)

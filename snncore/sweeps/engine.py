@@ -418,6 +418,9 @@ def _run(state: dict, runs_root: Path) -> dict:
             search_alg = OptunaSearch(seed=int(spec.base.get("seed", 0)))
     status = "finished"
     if todo:
+        # Tune's new console output draws an experiment box and a results path on stdout: noise
+        # beside `sweep`'s own lines and in a notebook (a user's own choice stays)
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         _init_ray(opts, per_trial)
         collector = _start_collector(ctx, opts)
         scheduler = None
