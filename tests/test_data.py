@@ -64,10 +64,11 @@ def test_l2l_tasks_is_a_task_family_in_the_data_package():
     assert not mask[15].any() and mask[16:].all() and (target[:15] == 0).all()
 
 
-def test_digits_split_cache(tmp_path):
-    """The digits split is cached in the data folder after the first load: later loads give the
-    same arrays as scikit-learn's split without importing it; a damaged cache is rebuilt; an
-    unwritable folder only skips the cache."""
+
+def test_digits_split_cache(tmp_path, monkeypatch):
+    """The digits split is cached in the user's cache folder after the first load: later loads
+    give the same arrays as scikit-learn's split without importing it; a damaged cache is rebuilt;
+    an unwritable folder only skips the cache; the data folder is never written."""
     import os
     import subprocess
     import sys
@@ -75,28 +76,31 @@ def test_digits_split_cache(tmp_path):
     import numpy as np
 
     from snncore.data import digits
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     built = digits._build()
-    first = digits.split_arrays(str(tmp_path))
-    cache = tmp_path / "digits" / digits.CACHE
+    first = digits.split_arrays()
+    cache = tmp_path / "cache" / "snncore" / digits.CACHE
     assert cache.is_file()
     for k in digits._KEYS:
         assert np.array_equal(first[k], built[k]) and first[k].dtype == built[k].dtype
-    b = load_dataset(RunConfig.from_dict({"data_dir": str(tmp_path)}))
+    b = load_dataset(RunConfig.from_dict({"data_dir": str(tmp_path / "data")}))
     assert torch.equal(b.test_y, torch.from_numpy(built["yte"])) and b.train_x.shape == (1437, 64)
+    assert not (tmp_path / "data").exists()
     # a fresh process loads it from the cache: scikit-learn is never imported
-    code = ("import sys; from snncore.data.digits import load_digits; b = load_digits(data_dir=sys.argv[1]); "
+    code = ("import sys; from snncore.data.digits import load_digits; b = load_digits(); "
             "print(int(b.test_y.sum()), 'sklearn' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert out.stdout.split() == [str(int(built["yte"].sum())), "False"]
     cache.write_bytes(cache.read_bytes()[:100])                     # truncated: rebuilt, not trusted
-    again = digits.split_arrays(str(tmp_path))
+    again = digits.split_arrays()
     assert np.array_equal(again["xte"], built["xte"]) and np.load(cache)["xte"].shape == (360, 64)
     ro = tmp_path / "ro"
     ro.mkdir()
     os.chmod(ro, 0o500)
     try:
-        got = digits.split_arrays(str(ro))
+        got = digits.split_arrays(ro / "snncore")
         assert np.array_equal(got["ytr"], built["ytr"])
-        assert os.access(ro, os.W_OK) or not (ro / "digits").exists()   # root ignores the mode
+        assert os.access(ro, os.W_OK) or not (ro / "snncore").exists()   # root ignores the mode
     finally:
         os.chmod(ro, 0o700)

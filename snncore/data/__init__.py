@@ -137,7 +137,7 @@ def load_dataset(cfg, *, allow_download: bool = True, progress=None) -> DataBund
     DatasetError (missing / corrupt files, offline, a package not installed) with the fix."""
     if cfg.dataset == "digits":
         from .digits import load_digits
-        b = load_digits(cfg.encoding, data_dir=cfg.data_dir)
+        b = load_digits(cfg.encoding)
     elif cfg.dataset == "synthetic":
         from .synthetic import make_synthetic
         b = make_synthetic(T=cfg.timesteps, classes=cfg.syn_classes, channels=cfg.syn_channels,

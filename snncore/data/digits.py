@@ -1,19 +1,21 @@
 """scikit-learn's bundled 8x8 handwritten digits (1797 samples, offline), 80/20 stratified split.
 
-The split arrays are kept in <data folder>/digits/split-v1.npz after the first load: importing
-scikit-learn (through SciPy) costs ~1.7 s, more than a whole default digits run, and every fresh
-process (a CLI run, each sweep worker, the app's first run) would pay it. Where the data folder
-cannot be written, every load builds the split with scikit-learn as before.
+The split arrays are kept in the user's cache folder ($XDG_CACHE_HOME or ~/.cache, then
+snncore/digits-split-v1.npz) after the first load: importing scikit-learn (through SciPy) costs
+~1.7 s, more than a whole default digits run, and every fresh process (a CLI run, each sweep
+worker, the app's first run) would pay it. A built-in dataset writes nothing to the data folder.
+Where the cache cannot be written, every load builds the split with scikit-learn as before.
 """
 from __future__ import annotations
 
 import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import torch
 
-CACHE = "split-v1.npz"
+CACHE = "digits-split-v1.npz"
 _KEYS = ("xtr", "ytr", "xte", "yte")
 
 
@@ -34,11 +36,15 @@ def _valid(a: dict) -> bool:
             and a["ytr"].shape == (1437,) and a["yte"].shape == (360,) and a["ytr"].dtype == np.int64)
 
 
-def split_arrays(data_dir: str = "") -> dict:
-    """{xtr, ytr, xte, yte} numpy arrays: from the cache file when it is there and sound, else
-    built with scikit-learn and cached (written atomically; a failed write only skips caching)."""
-    from .download import data_root
-    path = data_root(data_dir) / "digits" / CACHE
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "snncore"
+
+
+def split_arrays(folder: str | Path | None = None) -> dict:
+    """{xtr, ytr, xte, yte} numpy arrays: from the cache file (in ``folder``, default cache_dir())
+    when it is there and sound, else built with scikit-learn and cached (written atomically; a
+    failed write only skips caching)."""
+    path = Path(folder or cache_dir()) / CACHE
     try:
         with np.load(path) as f:
             a = {k: f[k] for k in _KEYS}
@@ -57,10 +63,10 @@ def split_arrays(data_dir: str = "") -> dict:
     return a
 
 
-def load_digits(encoding: str = "rate", data_dir: str = ""):
+def load_digits(encoding: str = "rate"):
     from . import DataBundle
 
-    a = split_arrays(data_dir)
+    a = split_arrays()
     return DataBundle("digits", torch.from_numpy(a["xtr"]), torch.from_numpy(a["ytr"]), torch.from_numpy(a["xte"]),
                       torch.from_numpy(a["yte"]), 10, "static", encoding,
                       "scikit-learn digits, 8x8 grey images (64 inputs), 10 classes",
