@@ -363,7 +363,7 @@ def sweep_view(sid: str) -> None:
 
     if not names:
         return
-    st.subheader(f"{metric} over the hyperparameters")
+    st.subheader(f"{metric} over the {'configs' if spec.configs is not None else 'hyperparameters'}")
     axes = names + (["seed"] if spec.seeds > 1 or done["seed"].nunique() > 1 else [])
     st.plotly_chart(vz.parallel_figure(done, axes, metric, log=log), config=PLOT_CONFIG, key=f"sw_par_{sid}")
     if len(names) >= 2:
