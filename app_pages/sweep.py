@@ -19,7 +19,6 @@ from app_pages import form_state as fs
 from app_pages.common import get_store, who
 from app_pages.dataset_panel import missing_files
 from snncore import classroom
-from snncore.cli.sweep import METRICS
 from snncore.config import DATASETS, MODELS, OWNED, ConfigError, RunConfig
 from snncore.rules import FORM_RULE, get_rule, rule_names
 from snncore.store import check_run_id
@@ -112,15 +111,11 @@ def check(values: dict, grids, ranges, seeds, search, trials, metric, scheduler,
     try:
         base = RunConfig.from_dict(values)
         spec = parse_spec(base, grids, ranges, seeds=seeds, search=search, trials=trials)
-        opts = engine.Options(cpus_per_trial=cpus, gpus_per_trial=gpus)
+        opts = engine.Options(metric=metric, scheduler=scheduler, name=name, cpus_per_trial=cpus, gpus_per_trial=gpus)
         engine.check_options(spec, opts)
         engine.check_cluster(opts)            # a local Ray: this machine's cores and GPUs
     except (SweepError, ConfigError) as e:
         return None, None, str(e)
-    if metric != "test_accuracy" and scheduler == "asha":
-        return None, None, "--scheduler asha decides on the per-epoch test_accuracy; use --metric test_accuracy"
-    if name and not all(c.isalnum() or c in "_.- " for c in name):
-        return None, None, "--name: use letters, digits, spaces, '.', '_' or '-'"
     missing = missing_files(base)
     if missing:
         return None, None, missing[0]
@@ -139,7 +134,7 @@ with st.sidebar:
     seeds = int(fs.number(c1, "seeds per point", "sw_seeds", 2, min_value=1, max_value=100, step=1))
     trials = int(fs.number(c2, "trials", "sw_trials", 8, min_value=1, max_value=10_000, step=1,
                            disabled=search == "grid", help="random / optuna search: how many trials"))
-    metric = fs.select(c1, "metric", METRICS, "sw_metric", "test_accuracy", help="a key of the run's summary")
+    metric = fs.select(c1, "metric", engine.METRICS, "sw_metric", "test_accuracy", help="a key of the run's summary")
     mode = fs.select(c2, "mode", ("max", "min"), "sw_mode", "max")
     scheduler = fs.select(c1, "scheduler", ("none", "asha"), "sw_scheduler", "none",
                           help="asha stops poor trials early from their per-epoch test accuracy")

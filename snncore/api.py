@@ -637,7 +637,6 @@ def sweep(config: RunConfig | dict | str | Path | None = None, *, grid: dict | N
     are the CLI's sweep options. A local Ray starts on first use and stays for the next sweep;
     ``address`` joins a cluster. Every trial is an ordinary run (sc.runs(), sc.load, the app).
     Bad input raises ValueError (the CLI's one line) before anything starts."""
-    from .cli.sweep import METRICS
     from .data import DatasetError, prepare_dataset
     from .sweeps import engine
     from .sweeps.spec import parse_spec
@@ -645,14 +644,6 @@ def sweep(config: RunConfig | dict | str | Path | None = None, *, grid: dict | N
     spec = parse_spec(base, [_grid_text(k, v) for k, v in (grid or {}).items()],
                       [_range_text(k, v) for k, v in (ranges or {}).items()], seeds=seeds, search=search,
                       trials=trials)
-    if metric not in METRICS:
-        raise ValueError(f"metric {metric!r}: choose one of {', '.join(METRICS)} (keys of a run's summary)")
-    if mode not in ("max", "min") or scheduler not in ("none", "asha"):
-        raise ValueError("mode: 'max' or 'min'; scheduler: 'none' or 'asha'")
-    if scheduler == "asha" and metric != "test_accuracy":
-        raise ValueError("scheduler 'asha' decides on the per-epoch test_accuracy; use metric='test_accuracy'")
-    if max_concurrent < 0 or retries < 0:
-        raise ValueError("max_concurrent and retries: give 0 or more")
     opts = engine.Options(metric=metric, mode=mode, scheduler=scheduler, max_concurrent=max_concurrent,
                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, address=address,
                           name=name, retries=retries)

@@ -26,6 +26,7 @@ from ..store import LIVE, atomic_write_bytes, pid_alive
 from .spec import SweepError, SweepSpec
 
 ENDED = ("finished", "failed", "early_stopped")     # a resume runs these points no more
+METRICS = ("test_accuracy", "best_test_accuracy", "seconds", "steps")   # summary keys a sweep ranks by
 OBJECT_STORE_BYTES = 256 * 2**20     # a local Ray's shared memory: trials pass no large objects
 
 
@@ -326,9 +327,21 @@ def _init_ray(opts: Options, n_threads: int) -> None:
 
 
 def check_options(spec: SweepSpec, opts: Options) -> None:
-    """What is wrong with these resources for these trials, before Ray starts (SweepError, one
-    line): Ray shows a trial only the GPUs it gives it, so a CUDA trial needs --gpus-per-trial,
-    and GPUs given to CPU trials would sit idle."""
+    """What is wrong with these options for these trials, before Ray starts (SweepError, the
+    CLI's one line; the CLI, the Sweep page and sc.sweep all ask here). Ray shows a trial only the
+    GPUs it gives it, so a CUDA trial needs --gpus-per-trial, and GPUs given to CPU trials would
+    sit idle."""
+    if opts.metric not in METRICS:
+        raise SweepError(f"--metric {opts.metric!r}: choose one of {', '.join(METRICS)} (keys of a run's summary)")
+    if opts.mode not in ("max", "min") or opts.scheduler not in ("none", "asha"):
+        raise SweepError("--mode: max or min; --scheduler: none or asha")
+    if opts.scheduler == "asha" and opts.metric != "test_accuracy":
+        raise SweepError("--scheduler asha decides on the per-epoch test_accuracy; use --metric test_accuracy")
+    for flag, v in (("--max-concurrent", opts.max_concurrent), ("--retries", opts.retries)):
+        if v < 0:
+            raise SweepError(f"{flag} {v}: give 0 or more")
+    if opts.name and not all(c.isalnum() or c in "_.- " for c in opts.name):
+        raise SweepError("--name: use letters, digits, spaces, '.', '_' or '-'")
     if opts.cpus_per_trial <= 0 or opts.gpus_per_trial < 0:
         raise SweepError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     devices = {c.get("device", "auto") for c in (spec.configs or [spec.base])}

@@ -66,14 +66,14 @@ def trials_frame(state: dict, records: dict[str, dict], runs: dict[str, dict]) -
     spec = SweepSpec.from_dict(state["spec"])
     metric = state["options"]["metric"]
     labels = config_labels(spec)
-    names = [a.name for a in spec.axes if a.name != "seed"] + (["config"] if labels else [])
+    names_ = names(spec)
     seed0 = int(spec.base.get("seed", 0))
 
     def swept(point: dict) -> dict:
         if labels:
             i = point.get("config")
             return {"config": labels[int(i)] if i is not None and 0 <= int(i) < len(labels) else ""}
-        return {n: _cell(point.get(n)) for n in names}
+        return {n: _cell(point.get(n)) for n in names_}
 
     epochs_base = int(spec.base.get("epochs", 0) or 0)
     rows = []
@@ -105,7 +105,7 @@ def trials_frame(state: dict, records: dict[str, dict], runs: dict[str, dict]) -
             rows.append({"trial": f"{i:05d}", **swept(point), "seed": point.get("seed", seed0),
                          "status": "pending", "epoch": f"0/{int(point.get('epochs', epochs_base))}",
                          "progress": 0.0, metric: None, "run": "", "node": "", "error": ""})
-    cols = ["trial", *names, "seed", "status", "epoch", "progress", metric, "run", "node", "error"]
+    cols = ["trial", *names_, "seed", "status", "epoch", "progress", metric, "run", "node", "error"]
     frame = pd.DataFrame(rows, columns=cols)
     frame[metric] = pd.to_numeric(frame[metric], errors="coerce")
     return frame.sort_values("trial", kind="stable").reset_index(drop=True)
@@ -162,7 +162,7 @@ def point_config(state: dict, point: dict) -> dict:
     if spec.configs is not None:          # a config's label: its first config (that config's seed)
         labels = config_labels(spec)
         label = point.get("config")
-        i = labels.index(label) if label in labels else int(label) if isinstance(label, (int, np.integer)) else 0
+        i = int(label) if isinstance(label, (int, np.integer)) else labels.index(label)
         cfg = dict(spec.configs[i])
         cfg.pop("name", None)
         return cfg
