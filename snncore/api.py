@@ -574,15 +574,16 @@ class Sweep:
 
     def means(self, by: list[str] | str | None = None, level: float = 0.95) -> pd.DataFrame:
         """The metric's mean over the finished trials at each value of ``by`` (default: every
-        swept hyperparameter, or the config), with its Student-t interval over them:
-        mean, half, lo, hi, n (range values binned as on the Sweep page)."""
+        swept hyperparameter, or the config; a seeds-only sweep: one row over all seeds), with
+        its Student-t interval over them: mean, half, lo, hi, n (range values binned as on the
+        Sweep page)."""
         from .sweeps import results
         spec, metric = self._spec(), self.summary["metric"]
         by = [by] if isinstance(by, str) else list(by or results.names(spec))
-        if not by:
-            by = ["seed"] if "seed" in self.trials else []
         done = results.comparable(self.trials, spec, metric)
-        return results.group_stats(done.assign(_all="all") if not by else done, by or ["_all"], metric, level)
+        if not by:                        # only seeds swept: one mean over all of them
+            return results.group_stats(done.assign(all="all"), ["all"], metric, level)
+        return results.group_stats(done, by, metric, level)
 
     def runs(self) -> list:
         """The trials' runs (Run objects), in trial order."""

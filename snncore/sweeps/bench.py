@@ -81,8 +81,8 @@ def _sweep(n: int, tiny: bool, root: str) -> dict:
     slots: dict = {}                          # a slot is a reused worker process: the run's pid
     for r, run in zip(recs, runs):
         slots.setdefault(run.get("pid"), []).append(r)
-    gaps = [b["started"] - a["ended"] for rs in slots.values()
-            for a, b in zip(sorted(rs, key=lambda r: r["started"]), sorted(rs, key=lambda r: r["started"])[1:])]
+    order = [sorted(rs, key=lambda r: r["started"]) for rs in slots.values()]
+    gaps = [b["started"] - a["ended"] for rs in order for a, b in zip(rs, rs[1:])]
     return {"s": total, "startup_s": startup, "run_s": secs, "in_trial_s": inside,
             "first_trial_s": min(r["started"] for r in recs) - t_init,
             "between_trials_s": statistics.mean(gaps) if gaps else 0.0, "slots": min(n, threads.cores())}
