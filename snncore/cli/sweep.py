@@ -33,7 +33,8 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
                    help="asha: stop poor trials early from their per-epoch test accuracy")
     p.add_argument("--max-concurrent", type=int, default=0, help="trials at once (default: the Ray cluster's CPUs / cpus-per-trial)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray CPUs (= threads) per trial")
-    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="Ray GPUs per trial (fractions share one)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0,
+                   help="Ray GPUs per trial (0.5: two trials share one); for --device cuda or auto")
     p.add_argument("--retries", type=int, default=0, help="times a trial lost with its node is retried")
     p.add_argument("--address", default="", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
     p.add_argument("--name", default="", help="the sweep's label (its runs are named NAME.<trial>)")
