@@ -61,7 +61,10 @@ def test_pause_step_change_continue_in_the_browser(server):
             held = store.get_run(rid)["step"]
             assert held == 1
 
-            press(page, "Step batch", lambda: store.get_run(rid)["step"] == held + 1 and not store.pending_controls(rid))
+            # re-clicked only until the request is in: a step slower than press's 5 s on a busy box
+            # would otherwise be asked for twice (the change then lands a batch later)
+            press(page, "Step batch", lambda: store.get_run(rid)["step"] > held or bool(store.pending_controls(rid)))
+            wait_for(lambda: store.get_run(rid)["step"] == held + 1 and not store.pending_controls(rid), 60)
             page.get_by_text(f"paused before batch {held + 1}").wait_for(timeout=30_000)
 
             box = page.get_by_label("new value", exact=False).first      # a_plus is the default choice
