@@ -613,10 +613,16 @@ class Sweep:
             return vz.heatmap_figure(results.group_stats(done, [x, y], metric), x, y, metric)
         raise ValueError(f"figure {kind!r}: choose parallel, effect or heatmap")
 
-    def resume(self) -> "Sweep":
-        """Run the trials a stopped sweep did not end (finished and failed ones are kept)."""
+    def resume(self, progress: bool = True) -> "Sweep":
+        """Run the trials a stopped sweep did not end (finished and failed ones are kept);
+        ``progress``: a tqdm bar over the trials."""
         from .sweeps import engine
-        engine.resume(self.root, self.id)
+        bar = _SweepBar(engine.Options(**self._state()["options"])) if progress else None
+        try:
+            engine.resume(self.root, self.id, on_event=bar)
+        finally:
+            if bar is not None:
+                bar.close()
         return self
 
     def __repr__(self) -> str:
@@ -629,7 +635,7 @@ def sweep(config: RunConfig | dict | str | Path | None = None, *, grid: dict | N
           ranges: dict | None = None, seeds: int = 1, search: str = "grid", trials: int = 0,
           metric: str = "test_accuracy", mode: str = "max", scheduler: str = "none", max_concurrent: int = 0,
           cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, address: str = "", name: str = "",
-          retries: int = 0, runs_dir: str | Path | None = None, **kwargs) -> Sweep:
+          retries: int = 0, runs_dir: str | Path | None = None, progress: bool = True, **kwargs) -> Sweep:
     """Run a sweep with Ray Tune in this process, as `python -m snncore sweep` does, and return it.
 
     ``config`` and ``kwargs`` make the base config (see make_config); ``grid`` maps a config
@@ -637,6 +643,7 @@ def sweep(config: RunConfig | dict | str | Path | None = None, *, grid: dict | N
     (lo, hi, "log") for search="random" / "optuna" with ``trials``; ``seeds`` per point. The rest
     are the CLI's sweep options. A local Ray starts on first use and stays for the next sweep;
     ``address`` joins a cluster. Every trial is an ordinary run (sc.runs(), sc.load, the app).
+    ``progress``: a tqdm bar over the trials (best metric and failures so far).
     Bad input raises ValueError (the CLI's one line) before anything starts."""
     from .data import DatasetError, prepare_dataset
     from .sweeps import engine
@@ -657,8 +664,44 @@ def sweep(config: RunConfig | dict | str | Path | None = None, *, grid: dict | N
     if root is None:
         from .store import default_runs_dir
         root = default_runs_dir()
-    out = engine.start(spec, opts, root)
+    bar = _SweepBar(opts) if progress else None
+    try:
+        out = engine.start(spec, opts, root, on_event=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     return Sweep(out["sweep_id"], root)
+
+
+class _SweepBar:
+    """A tqdm bar over a sweep's trials with the best metric and the failures so far, fed by the
+    engine's events (engine._Progress)."""
+
+    def __init__(self, opts):
+        self.opts, self.bar, self.best, self.failed = opts, None, None, 0
+
+    def __call__(self, kind: str, info: dict) -> None:
+        if kind == "start":
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=info["trials"], initial=info["trials"] - info["todo"], unit="trial",
+                            desc=info["sweep_id"])
+            return
+        m = info.get("metric")
+        if info["status"] == "failed":
+            self.failed += 1
+        elif isinstance(m, (int, float)) and (self.best is None or (m > self.best) == (self.opts.mode == "max")):
+            self.best = m
+        if self.bar is not None:
+            self.bar.n = info["ended_count"]
+            post = {f"best {self.opts.metric}": "-" if self.best is None else f"{self.best:.4f}"}
+            if self.failed:
+                post["failed"] = self.failed
+            self.bar.set_postfix(post, refresh=False)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def sweeps(runs_dir: str | Path | None = None) -> pd.DataFrame:

@@ -36,7 +36,17 @@ def swept(tmp_path_factory):
     assert r.returncode == 0, r.stderr[-3000:]
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 1, "Tune's console box stays out of a notebook's output: " + r.stdout[-2000:]
-    return runs, json.loads(lines[0])
+    return runs, {**json.loads(lines[0]), "stderr": r.stderr}
+
+
+def test_a_notebook_sweep_shows_a_bar_over_its_trials(swept):
+    """tqdm's bar (on stderr, as sc.train's): every trial counted, the best metric so far beside it."""
+    runs, out = swept
+    last = out["stderr"].replace("\r", "\n").splitlines()
+    bars = [l for l in last if l.startswith(out["id"] + ":")]
+    assert bars and "8/8" in bars[-1] and "100%" in bars[-1], out["stderr"][-2000:]
+    best = f"best test_accuracy={out['best']['metric']:.4f}"
+    assert best in bars[-1], bars[-1]
 
 
 def test_a_notebook_sweep_is_in_the_runs_folder_with_its_table(swept):

@@ -3,6 +3,7 @@ store with their tags, `sweeps --json`, every bad-grid message (exit 2 before Ra
 `sweep --resume` after the driver was SIGKILLed (no finished trial runs twice)."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,11 +32,20 @@ def swept(tmp_path_factory):
     t0 = time.monotonic()
     r = _cli(runs, "sweep", *TINY, "--grid", "lr=1e-3,5e-3", "--seeds", "2", "--name", "grid test", "--json")
     assert r.returncode == 0, r.stderr[-3000:]
-    return runs, json.loads(r.stdout.strip().splitlines()[-1]), time.monotonic() - t0
+    assert len(r.stdout.strip().splitlines()) == 1, "--json: stdout is the one object (progress goes to stderr)"
+    return runs, json.loads(r.stdout.strip().splitlines()[-1]), time.monotonic() - t0, r.stderr
+
+
+def _progress(stderr: str) -> tuple[str, list[str]]:
+    """The sweep's start line and its trial lines, from among Ray's own lines."""
+    start = [l for l in stderr.splitlines() if l.startswith("sweep sw-")]
+    trials = [l for l in stderr.splitlines() if re.match(r"\[\s*\d+/\d+\] ", l)]
+    assert len(start) == 1, stderr[-3000:]
+    return start[0], trials
 
 
 def test_local_sweep_end_to_end(swept):
-    runs, out, _ = swept
+    runs, out, _, _ = swept
     assert set(out) == {"sweep_id", "status", "trials", "finished", "failed", "best", "seconds"}
     assert (out["status"], out["trials"], out["finished"], out["failed"]) == ("finished", 4, 4, 0)
     assert out["seconds"] > 0
@@ -65,8 +75,30 @@ def test_local_sweep_end_to_end(swept):
     store.close()
 
 
+def test_the_cli_tells_each_trial_as_it_ends(swept):
+    """A long sweep is followed from the terminal: a start line (id, trials, trials at once), then
+    one line per trial as it ends, with its point, metric and run id, numbered in the order they end."""
+    runs, out, _, stderr = swept
+    start, lines = _progress(stderr)
+    assert re.fullmatch(rf"sweep {out['sweep_id']}: 4 trials, [12] at once \(1 CPU each\) on a local Ray with [12] CPUs",
+                        start), start
+    assert [l[:6] for l in lines] == ["[1/4] ", "[2/4] ", "[3/4] ", "[4/4] "]
+    from snncore.store import RunStore
+    store = RunStore(runs)
+    seen = set()
+    for l in lines:
+        m = re.fullmatch(r"\[\d/4\] finished +lr=([\d.e-]+) seed=(\d)  test_accuracy ([\d.]+)  run (\S+)  [\d.]+s", l)
+        assert m, l
+        run = store.get_run(m[4])
+        assert run["config"]["lr"] == float(m[1]) and run["config"]["seed"] == int(m[2])
+        assert run["summary"]["test_accuracy"] == pytest.approx(float(m[3]), abs=1e-4)
+        seen.add(m[4])
+    assert len(seen) == 4
+    store.close()
+
+
 def test_sweeps_lists_it(swept):
-    runs, out, _ = swept
+    runs, out, _, _ = swept
     r = _cli(runs, "sweeps", "--json")
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout.strip().splitlines()[-1])
@@ -169,6 +201,11 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert (out["status"], out["trials"], out["finished"]) == ("finished", 3, 3)
+    # its lines count on from the trials kept
+    start, lines = _progress(r.stderr)
+    left = 3 - len(kept)
+    assert start.startswith(f"sweep {sweep_id}: {left} of 3 trials left, 1 at once"), start
+    assert [l[:6] for l in lines] == [f"[{k}/3] " for k in range(len(kept) + 1, 4)], lines
     recs = [json.loads(f.read_text()) for f in runs.glob(f"sweeps/{sweep_id}/trials/*.json")]
     assert sorted(r["index"] for r in recs) == [0, 1, 2]
     assert kept <= {r["run_id"] for r in recs}, "a finished trial was run again"
@@ -195,6 +232,10 @@ def test_a_failed_trial_is_marked_with_its_reason_and_the_sweep_goes_on(tmp_path
     recs = {r["point"]["device"]: r for r in
             (json.loads(f.read_text()) for f in runs.glob("sweeps/*/trials/*.json"))}
     assert recs["cuda"]["status"] == "failed" and "no CUDA GPU is available" in recs["cuda"]["error"]
+    _, lines = _progress(r.stderr)
+    failed = [l for l in lines if " failed " in l]
+    assert len(lines) == 2 and len(failed) == 1 and "device=cuda" in failed[0]
+    assert "error: " in failed[0] and "no CUDA GPU is available" in failed[0] and recs["cuda"]["run_id"] in failed[0]
     from snncore.store import RunStore
     store = RunStore(runs)
     run = store.get_run(recs["cuda"]["run_id"])

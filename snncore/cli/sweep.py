@@ -75,6 +75,39 @@ def _print(summary: dict, as_json: bool) -> None:
           f"finished, {summary['failed']} failed; {best}; {summary['seconds']:.1f}s")
 
 
+def _value(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def progress_line(kind: str, info: dict) -> str:
+    """One line for the engine's event (engine._Progress): the sweep starting, then each trial as it
+    ends, so a long sweep is followed from the terminal (and the app's sweep.log)."""
+    if kind == "start":
+        gpus = f", {info['gpus_per_trial']:g} GPU" if info["gpus_per_trial"] else ""
+        left = f"{info['todo']} of {info['trials']} trials left" if info["todo"] < info["trials"] else f"{info['trials']} trials"
+        return (f"sweep {info['sweep_id']}: {left}, {info['concurrent']} at once ({info['cpus_per_trial']:g} CPU{gpus} "
+                f"each) on {info['where']} with {info['cluster_cpus']:g} CPUs")
+    point = " ".join(f"{k}={_value(v)}" for k, v in (info.get("point") or {}).items())
+    secs = f"  {info['ended'] - info['started']:.1f}s" if info.get("ended") and info.get("started") else ""
+    what = (f"{info.get('metric_name', 'metric')} {info['metric']:.4f}" if isinstance(info.get("metric"), (int, float))
+            else "")
+    if info["status"] == "failed":
+        what = f"error: {info.get('error') or 'unknown'}"
+    run = f"  run {info['run_id']}" if info.get("run_id") else ""
+    n = len(str(info["trials"]))
+    return f"[{info['ended_count']:>{n}}/{info['trials']}] {info['status']:<13} {point}  {what}{run}{secs}".rstrip()
+
+
+def _printer(as_json: bool, metric: str):
+    """Progress lines on stdout, or on stderr with --json (whose stdout ends with the one object)."""
+    import sys
+    out = sys.stderr if as_json else sys.stdout
+
+    def on_event(kind, info):
+        print(progress_line(kind, {**info, "metric_name": metric}), file=out, flush=True)
+    return on_event
+
+
 def run_sweep(args) -> int:
     """args: the sweep parser's namespace plus .rest (the train flags)."""
     from ..sweeps import engine
@@ -90,7 +123,10 @@ def run_sweep(args) -> int:
             if args.rest or args.grid or args.range:
                 fail("--resume continues a sweep with its stored spec; give no grid or config flags with it")
             check_run_id(args.resume)
-            summary = engine.resume(root, args.resume)
+            from ..sweeps.engine import Options, load_state
+            st = load_state(root, args.resume)
+            metric = Options(**st["options"]).metric if st else args.metric
+            summary = engine.resume(root, args.resume, on_event=_printer(args.json, metric))
         else:
             if args.sweep_id:
                 check_run_id(args.sweep_id)
@@ -116,7 +152,7 @@ def run_sweep(args) -> int:
                         prepare_dataset(RunConfig.from_dict(c))
                     except DatasetError as e:
                         fail(str(e))
-            summary = engine.start(spec, opts, root, sweep_id=args.sweep_id)
+            summary = engine.start(spec, opts, root, sweep_id=args.sweep_id, on_event=_printer(args.json, opts.metric))
     except (SweepError, ValueError) as e:
         fail(str(e))
     _print(summary, args.json)

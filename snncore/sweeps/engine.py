@@ -375,9 +375,9 @@ def check_cluster(opts: Options) -> None:
         raise SweepError(f"--cpus-per-trial {opts.cpus_per_trial:g}: {where} has {'at most ' * bool(per)}{cpus:g} CPU(s){per}")
 
 
-def start(spec: SweepSpec, opts: Options, runs_root: Path, sweep_id: str | None = None) -> dict:
+def start(spec: SweepSpec, opts: Options, runs_root: Path, sweep_id: str | None = None, on_event=None) -> dict:
     """A new sweep: its state written first (so a killed driver can be resumed), then run. Bad
-    resources raise SweepError before anything is written."""
+    resources raise SweepError before anything is written. on_event(kind, info): see _Progress."""
     check_options(spec, opts)
     if opts.address:
         _init_ray(opts, max(1, int(opts.cpus_per_trial)))
@@ -387,10 +387,10 @@ def start(spec: SweepSpec, opts: Options, runs_root: Path, sweep_id: str | None 
     state = {"sweep_id": sweep_id, "name": opts.name, "spec": spec.to_dict(), "options": asdict(opts),
              "status": "running", "pid": os.getpid(), "created": time.time(), "seconds": 0.0, "n_trials": n}
     _write_json(sweeps_root(runs_root) / sweep_id / "sweep.json", state)
-    return _run(state, runs_root)
+    return _run(state, runs_root, on_event)
 
 
-def resume(runs_root: Path, sweep_id: str) -> dict:
+def resume(runs_root: Path, sweep_id: str, on_event=None) -> dict:
     state = load_state(runs_root, sweep_id)
     if state is None:
         raise SweepError(f"sweep {sweep_id!r} is not in {sweeps_root(runs_root)}")
@@ -404,16 +404,57 @@ def resume(runs_root: Path, sweep_id: str) -> dict:
     check_cluster(opts)               # e.g. resumed on another machine, or the GPU node is gone
     state.update(status="running", pid=os.getpid())
     _write_json(sweeps_root(runs_root) / sweep_id / "sweep.json", state)
-    return _run(state, runs_root)
+    return _run(state, runs_root, on_event)
 
 
-def _run(state: dict, runs_root: Path) -> dict:
+class _Progress:
+    """Tells on_event(kind, info) what the sweep does, for the CLI's lines and sc.sweep's bar:
+    ("start", {sweep_id, trials, todo, concurrent, cpus_per_trial, gpus_per_trial, where}) once the
+    trials are about to start, and ("trial", {**record, "ended": k, "trials": n}) once per trial
+    that ended (its record, as the trial wrote it) in the order they end. Tune tells the driver when
+    a trial starts or ends; the records are read then, and once more after the last trial (a trial
+    stopped by ASHA writes its record after Tune has moved on)."""
+
+    def __init__(self, on_event, runs_root: Path, state: dict, seen: set):
+        self.on_event, self.root, self.state, self.seen = on_event, runs_root, state, set(seen)
+
+    def emit(self, kind: str, info: dict) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, info)
+
+    def poll(self) -> None:
+        if self.on_event is None:
+            return
+        recs = trial_records(self.root, self.state["sweep_id"])
+        new = [r for k, r in recs.items() if k not in self.seen and r.get("status") in ENDED]
+        for r in sorted(new, key=lambda r: r.get("ended") or 0):
+            self.seen.add(r["key"])
+            self.emit("trial", {**r, "ended_count": len(self.seen), "trials": self.state["n_trials"]})
+
+    def callback(self):
+        from ray import tune
+        poll = self.poll
+
+        class _Cb(tune.Callback):
+            def on_trial_start(self, iteration, trials, trial, **info):
+                poll()
+
+            def on_trial_complete(self, iteration, trials, trial, **info):
+                poll()
+
+            def on_trial_error(self, iteration, trials, trial, **info):
+                poll()
+        return _Cb()
+
+
+def _run(state: dict, runs_root: Path, on_event=None) -> dict:
     from ray import tune
     spec, opts = SweepSpec.from_dict(state["spec"]), Options(**state["options"])
     sweep_dir = sweeps_root(runs_root) / state["sweep_id"]
     t0 = time.monotonic() - state.get("seconds", 0.0)
     recs = trial_records(runs_root, state["sweep_id"])
     ended = {k for k, r in recs.items() if r.get("status") in ENDED}
+    progress = _Progress(on_event, runs_root, state, ended)
     _abandon(runs_root, recs)
     per_trial = max(1, int(opts.cpus_per_trial))
     ctx = {"spec": spec.to_dict(), "sweep_id": state["sweep_id"], "sweep_dir": str(sweep_dir.resolve()),
@@ -445,13 +486,20 @@ def _run(state: dict, runs_root: Path) -> dict:
         trainable = tune.with_resources(tune.with_parameters(_trial, ctx=ctx),
                                         {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
         concurrent = opts.max_concurrent or _slots(opts)
+        import ray
+        progress.emit("start", {"sweep_id": state["sweep_id"], "trials": state["n_trials"], "todo": len(todo),
+                                "concurrent": concurrent, "cpus_per_trial": opts.cpus_per_trial,
+                                "gpus_per_trial": opts.gpus_per_trial,
+                                "where": f"the Ray cluster at {opts.address}" if opts.address else "a local Ray",
+                                "cluster_cpus": ray.cluster_resources().get("CPU", 0)})
         tuner = tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(metric=opts.metric, mode=opts.mode, search_alg=search_alg,
                                         scheduler=scheduler, num_samples=samples,
                                         max_concurrent_trials=concurrent, reuse_actors=True),
             run_config=tune.RunConfig(name="tune", storage_path=str((sweep_dir / "ray").resolve()), verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=opts.retries)))
+                                      failure_config=tune.FailureConfig(max_failures=opts.retries),
+                                      callbacks=[progress.callback()]))
         try:
             tuner.fit()
         except KeyboardInterrupt:
@@ -462,6 +510,7 @@ def _run(state: dict, runs_root: Path) -> dict:
             if collector is not None:
                 import ray
                 ray.kill(collector)
+            progress.poll()
         _lost(runs_root, trial_records(runs_root, state["sweep_id"]))
     recs = trial_records(runs_root, state["sweep_id"])
     if status == "finished" and sum(r.get("status") in ENDED for r in recs.values()) < state["n_trials"]:
