@@ -31,7 +31,7 @@ def frame(rows):
 def test_trials_frame_rows_progress_and_pending_points():
     st = state_of(["lr=1e-3,5e-3"], seeds=2)
     recs = {"00000": {"key": "00000", "index": 0, "point": {"lr": 1e-3, "seed": 0}, "run_id": "r0",
-                      "status": "finished", "metric": 0.75, "error": None, "node": "a"},
+                      "status": "finished", "metric": 0.75, "error": None, "node": "a" * 56, "host": "gpu1"},
             "00001": {"key": "00001", "index": 1, "point": {"lr": 1e-3, "seed": 1}, "run_id": "r1",
                       "status": "running", "metric": None, "error": None, "node": "b"},
             "00002": {"key": "00002", "index": 2, "point": {"lr": 5e-3, "seed": 0}, "run_id": "r2",
@@ -44,6 +44,7 @@ def test_trials_frame_rows_progress_and_pending_points():
                                "error"]
     assert list(f["trial"]) == ["00000", "00001", "00002", "00003"]
     assert list(f["status"]) == ["finished", "running", "failed", "pending"]
+    assert list(f["node"]) == ["gpu1 · aaaaaaaa", "b", "a", ""], "host and the start of the Ray node id"
     assert list(f["progress"]) == [1.0, 0.25, 0.0, 0.0]
     assert list(f["epoch"]) == ["2/2", "1/2", "0/2", "0/2"]
     assert list(f["lr"]) == [1e-3, 1e-3, 5e-3, 5e-3] and list(f["seed"]) == [0, 1, 0, 1]
@@ -113,6 +114,7 @@ def test_effect_figure_error_bars_and_axes():
     tr = fig.data[0]
     assert list(tr.y) == [0.2, 0.5, 0.4] and list(tr.error_y.array) == [0.1, 0.0, 0.05]
     assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.title.text == "lr"
+    assert list(fig.layout.xaxis.ticktext) == ["0.0001", "0.001", "0.01"], "the swept values, not plotly's 100μ"
     assert fig.layout.yaxis.title.text == "test_accuracy (mean, 95 % CI)" and fig.layout.title.text == "effect of lr"
     cat = vz.effect_figure(pd.DataFrame({"optimizer": ["adam", "sgd"], "mean": [0.5, 0.4], "half": [0.1, 0.1],
                                          "lo": [0.4, 0.3], "hi": [0.6, 0.5], "n": [2, 2]}), "optimizer", "seconds")
@@ -124,8 +126,12 @@ def test_parallel_coordinates_dimensions():
                {"lr": 1e-2, "optimizer": "adam", "seed": 1, "test_accuracy": 0.6}])
     fig = vz.parallel_figure(f, ["lr", "optimizer", "seed"], "test_accuracy")
     dims = fig.data[0].dimensions
-    assert [d.label for d in dims] == ["log10(lr)", "optimizer", "seed", "test_accuracy"]
+    assert [d.label for d in dims] == ["lr (log)", "optimizer", "seed", "test_accuracy"]
     assert list(dims[0].values) == pytest.approx([-4, -2])
+    assert list(dims[0].tickvals) == pytest.approx([-4, -2]) and list(dims[0].ticktext) == ["0.0001", "0.01"]
+    many = frame([{"lr": 10 ** (-4 + k / 4), "optimizer": "sgd", "seed": 0, "test_accuracy": 0.1 * k} for k in range(9)])
+    ticks = vz.parallel_figure(many, ["lr"], "test_accuracy").data[0].dimensions[0]
+    assert list(ticks.ticktext) == ["0.0001", "0.001", "0.01"], "a range's ticks are its decades"
     assert list(dims[1].values) == [1, 0] and list(dims[1].ticktext) == ["adam", "sgd"]
     assert list(dims[3].values) == [0.2, 0.6] and "2 finished trials" in fig.layout.title.text
 
@@ -135,7 +141,8 @@ def test_point_config_and_ci_text():
     cfg = results.point_config(st, {"lr": 5e-3, "seed": 2})
     assert cfg["lr"] == 5e-3 and cfg["seed"] == 0 and cfg["n_train"] == 64 and "name" not in cfg
     assert vz.ci_text(0.85, 0.1242) == "0.85 ± 0.12" and vz.ci_text(0.5, float("nan")) == "0.5 (n=1)"
-    assert vz.is_log([1e-4, 1e-2]) and not vz.is_log([1e-3, 5e-3]) and not vz.is_log(["a", "b"])
+    assert vz.is_log([1e-4, 1e-2]) and vz.is_log([5e-4, 1e-3, 5e-3]) and not vz.is_log([1e-3, 5e-3])
+    assert not vz.is_log(["a", "b"]) and not vz.is_log([0.0, 1.0, 10.0])
 
 
 def test_a_configs_sweep_is_grouped_by_its_config():

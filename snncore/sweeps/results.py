@@ -59,6 +59,15 @@ def _cell(v):
     return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else v
 
 
+def node_label(rec: dict) -> str:
+    """Where a trial ran: its host and the start of its Ray node id (two nodes on one host differ
+    by the id; the full id is in the trial's record)."""
+    node, host = rec.get("node") or "", rec.get("host") or ""
+    if not node:
+        return host
+    return f"{host} · {node[:8]}" if host else node[:8]
+
+
 def trials_frame(state: dict, records: dict[str, dict], runs: dict[str, dict]) -> pd.DataFrame:
     """One row per trial: trial key, each swept value, seed, status, epoch, progress (0-1), the
     metric, run id, node, error. A grid sweep's points not started yet are rows with status
@@ -93,7 +102,7 @@ def trials_frame(state: dict, records: dict[str, dict], runs: dict[str, dict]) -
             epoch = int(run.get("epoch") or 0)
         row = {"trial": key, **swept(point), "seed": point.get("seed", seed0),
                "status": status, "epoch": f"{epoch}/{epochs}" if epochs else "", "progress": progress,
-               metric: rec.get("metric"), "run": rec.get("run_id") or "", "node": rec.get("node") or "",
+               metric: rec.get("metric"), "run": rec.get("run_id") or "", "node": node_label(rec),
                "error": rec.get("error") or ""}
         rows.append(row)
         if rec.get("index") is not None:

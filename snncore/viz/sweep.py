@@ -13,13 +13,14 @@ from . import LAYOUT
 
 
 def is_log(values) -> bool:
-    """Numbers spread over two decades or more, all positive: drawn on a log axis."""
+    """Numbers spread over a decade or more, all positive (a learning rate 5e-4..5e-3, widths
+    32..512): drawn on a log axis, where such grids are evenly spaced."""
     try:
         v = np.asarray([float(x) for x in values], dtype=float)
     except (TypeError, ValueError):
         return False
     v = v[np.isfinite(v)]
-    return bool(v.size) and bool((v > 0).all()) and v.max() / v.min() >= 100
+    return bool(v.size) and bool((v > 0).all()) and v.max() / v.min() >= 10
 
 
 def _numeric(values) -> bool:
@@ -33,6 +34,17 @@ def _label(v) -> str:
     return str(v)
 
 
+def _log_ticks(values) -> list[float]:
+    """Ticks of a log axis: each swept value (up to 8), else the decades a range spans (plotly's
+    own log ticks read 100μ, 2, 5, 0.001, ...)."""
+    v = np.asarray(values, dtype=float)
+    ticks = sorted(set(v.tolist()))
+    if len(ticks) > 8:
+        lv = np.log10(v)
+        ticks = [10.0 ** k for k in range(math.floor(lv.min()), math.ceil(lv.max()) + 1)]
+    return ticks
+
+
 def _style(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
     fig.update_layout(**{**LAYOUT, "height": height, "margin": {**LAYOUT["margin"], "t": 50}}, title=title)
     return fig
@@ -40,7 +52,8 @@ def _style(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
 
 def parallel_figure(frame: pd.DataFrame, axes: list[str], metric: str, log: dict | None = None) -> go.Figure:
     """One line per finished trial through its hyperparameter values to its metric (coloured by
-    the metric). Text or boolean values get one tick each; a log axis is drawn as log10(value)."""
+    the metric). Text or boolean values get one tick each; a log axis is drawn as log10(value),
+    its ticks labelled with the values themselves (each swept value, or the decades)."""
     log = log or {}
     dims = []
     for name in axes:
@@ -48,7 +61,9 @@ def parallel_figure(frame: pd.DataFrame, axes: list[str], metric: str, log: dict
         if _numeric(col):
             v = np.asarray(col, dtype=float)
             if log.get(name, is_log(v)):
-                dims.append(dict(label=f"log10({name})", values=np.log10(v)))
+                ticks = _log_ticks(v)
+                dims.append(dict(label=f"{name} (log)", values=np.log10(v), tickvals=np.log10(ticks).tolist(),
+                                 ticktext=[_label(t) for t in ticks]))
             else:
                 dims.append(dict(label=name, values=v))
         else:
@@ -110,8 +125,11 @@ def effect_figure(stats: pd.DataFrame, axis: str, metric: str, log: bool | None 
         hovertemplate=(f"{axis} %{{x}}<br>mean {metric} %{{y:.4g}}<br>95 % CI %{{customdata[0]:.4g}} to "
                        "%{customdata[1]:.4g}<br>n = %{customdata[2]}<extra></extra>")))
     fig = _style(fig, f"effect of {axis}", height=280)
-    fig.update_xaxes(title_text=axis, type=("log" if (is_log(vals) if log is None else log) and numeric
-                                            else ("linear" if numeric else "category")))
+    if numeric and (is_log(vals) if log is None else log):
+        ticks = _log_ticks(x)
+        fig.update_xaxes(title_text=axis, type="log", tickvals=ticks, ticktext=[_label(t) for t in ticks])
+    else:
+        fig.update_xaxes(title_text=axis, type="linear" if numeric else "category")
     fig.update_yaxes(title_text=f"{metric} (mean, 95 % CI)")
     return fig
 
