@@ -285,3 +285,29 @@ def test_a_trial_that_fits_no_node_is_refused_not_waited_for(tmp_path, flags, me
     err = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], r.stderr[-2000:]
     assert not list((tmp_path / "sweeps").glob("*/sweep.json"))
+
+
+def test_asha_stops_a_poor_trial_after_an_epoch_and_lets_the_best_finish(tmp_path):
+    """--scheduler asha from the per-epoch test accuracy: one trial at a time, the good learning
+    rate first; it trains all its epochs and ends finished (Tune's stop at max_t used to cut it on
+    its last report and mark it stopped early); the near-zero rate, at the first trial's cutoff after
+    its first epoch, is stopped there, its run stopped with the scheduler named."""
+    runs = tmp_path / "runs"
+    flags = [*TINY, "--n-train", "256", "--hidden", "32", "--epochs", "3"]
+    r = _cli(runs, "sweep", *flags, "--grid", "lr=5e-2,1e-6", "--max-concurrent", "1", "--scheduler", "asha", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (out["status"], out["trials"], out["finished"]) == ("finished", 2, 1)
+    assert out["best"]["config"]["lr"] == 5e-2
+    from snncore.store import RunStore
+    from snncore.sweeps import engine
+    recs = {rec["point"]["lr"]: rec for rec in engine.trial_records(runs, out["sweep_id"]).values()}
+    store = RunStore(runs)
+    good, poor = store.get_run(recs[5e-2]["run_id"]), store.get_run(recs[1e-6]["run_id"])
+    assert recs[5e-2]["status"] == "finished" and good["status"] == "finished" and good["summary"]["epochs"] == 3
+    assert recs[1e-6]["status"] == "early_stopped" and poor["status"] == "stopped"
+    assert poor["epoch"] == 1 and "scheduler" in poor["error"]
+    assert recs[1e-6]["metric"] < recs[5e-2]["metric"]
+    summary = engine.list_sweeps(runs)[0]
+    assert summary["early_stopped"] == 1
+    store.close()

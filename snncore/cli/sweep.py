@@ -71,8 +71,9 @@ def _print(summary: dict, as_json: bool) -> None:
         return
     b = summary["best"]
     best = f"best {summary['metric']} {b['metric']:.4f} (run {b['run_id']}, {b['point']})" if b else "no finished trial"
+    early = f", {summary['early_stopped']} stopped early (asha)" if summary.get("early_stopped") else ""
     print(f"sweep {summary['sweep_id']} {summary['status']}: {summary['finished']}/{summary['trials']} trials "
-          f"finished, {summary['failed']} failed; {best}; {summary['seconds']:.1f}s")
+          f"finished{early}, {summary['failed']} failed; {best}; {summary['seconds']:.1f}s")
 
 
 def _value(v) -> str:

@@ -242,7 +242,11 @@ def _trial(config: dict, ctx: dict) -> None:
                 if metric == "test_accuracy":           # what an early-stopped trial scored last
                     rec["metric"] = p.test_accuracy
                 ch.ship()                               # the driver sees the run's epochs as they end
-                tune.report({"test_accuracy": p.test_accuracy, "epoch": p.epoch, "run_id": run_id})
+                # the last epoch's score goes in the final report, after the run has ended: a
+                # scheduler's STOP on this report (Tune ends the trial inside tune.report) would cut
+                # a run that has trained all its epochs and mark it stopped early
+                if p.epoch < p.epochs and p.step < p.total_steps:
+                    tune.report({"test_accuracy": p.test_accuracy, "epoch": p.epoch, "run_id": run_id})
 
         trainer = Trainer(cfg, store, run_id, on_progress=on_progress)
         summary = trainer.run()
@@ -481,8 +485,10 @@ def _run(state: dict, runs_root: Path, on_event=None) -> dict:
         scheduler = None
         if opts.scheduler == "asha":
             from ray.tune.schedulers import ASHAScheduler
+            # max_t: the epochs; a trial that gets there ends by itself (stop_last_trials=False: Tune
+            # would otherwise stop it on its last report, before its run's summary is written)
             scheduler = ASHAScheduler(time_attr="training_iteration", max_t=int(spec.base.get("epochs", 1)),
-                                      grace_period=1)
+                                      grace_period=1, stop_last_trials=False)
         trainable = tune.with_resources(tune.with_parameters(_trial, ctx=ctx),
                                         {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
         concurrent = opts.max_concurrent or _slots(opts)
