@@ -105,7 +105,8 @@ def test_sweeps_lists_it(swept):
     assert [x["sweep_id"] for x in rows] == [out["sweep_id"]]
     assert rows[0]["status"] == "finished" and rows[0]["finished"] == 4 and rows[0]["name"] == "grid test"
     r = _cli(runs, "sweeps")
-    assert out["sweep_id"] in r.stdout and "finished" in r.stdout
+    row = next(l for l in r.stdout.splitlines() if l.startswith(out["sweep_id"]))
+    assert row.split()[1:5] == ["finished", "4", "4", "0"] and row.endswith("  grid test")
 
 
 BAD = [
@@ -310,4 +311,43 @@ def test_asha_stops_a_poor_trial_after_an_epoch_and_lets_the_best_finish(tmp_pat
     assert recs[1e-6]["metric"] < recs[5e-2]["metric"]
     summary = engine.list_sweeps(runs)[0]
     assert summary["early_stopped"] == 1
+    store.close()
+
+
+def test_ctrl_c_stops_the_sweep_resumably_and_says_how_to_go_on(tmp_path):
+    """Ctrl-C in the terminal (SIGINT to the driver's process group) mid-trial: the sweep ends
+    stopped, its last line names `sweep --resume ID` (not Tune's Tuner.restore, which would run
+    finished points again), and the interrupted trial's run is stopped with the same hint."""
+    runs = tmp_path / "runs"
+    slower = [*TINY, "--n-train", "600", "--epochs", "40"]
+    p = subprocess.Popen([sys.executable, "-m", "snncore", "sweep", *slower, "--grid", "lr=1e-3,2e-3",
+                          "--max-concurrent", "1"], cwd=ROOT, env=_env(runs), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and p.poll() is None:
+            recs = [json.loads(f.read_text()) for f in runs.glob("sweeps/*/trials/*.json")]
+            if recs and recs[0].get("run_id"):
+                break
+            time.sleep(0.05)
+        assert p.poll() is None, "the sweep ended before Ctrl-C"
+        time.sleep(0.5)
+        os.killpg(p.pid, signal.SIGINT)
+        out, _ = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    sweep_id = next(runs.glob("sweeps/*")).name
+    lines = out.strip().splitlines()
+    assert p.returncode == 1, out[-3000:]
+    assert lines[-1] == f"continue it with: python -m snncore sweep --resume {sweep_id}", out[-3000:]
+    assert lines[-2].startswith(f"sweep {sweep_id} stopped: ") and "Tuner.restore" not in out
+    from snncore.sweeps import engine
+    assert engine.load_state(runs, sweep_id)["status"] == "stopped"
+    from snncore.store import RunStore
+    store = RunStore(runs)
+    rows = store.list_runs()
+    assert rows and all(r["status"] in ("stopped", "finished") for r in rows)
+    stopped = [r for r in rows if r["status"] == "stopped"]
+    assert len(stopped) == 1 and f"--resume {sweep_id}" in stopped[0]["error"]
     store.close()

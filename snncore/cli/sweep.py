@@ -74,6 +74,8 @@ def _print(summary: dict, as_json: bool) -> None:
     early = f", {summary['early_stopped']} stopped early (asha)" if summary.get("early_stopped") else ""
     print(f"sweep {summary['sweep_id']} {summary['status']}: {summary['finished']}/{summary['trials']} trials "
           f"finished{early}, {summary['failed']} failed; {best}; {summary['seconds']:.1f}s")
+    if summary["status"] == "stopped":
+        print(f"continue it with: python -m snncore sweep --resume {summary['sweep_id']}")
 
 
 def _value(v) -> str:
@@ -171,11 +173,12 @@ def run_sweeps(args) -> int:
     if not rows:
         print(f"no sweeps in {root}")
         return 0
-    print(f"{'sweep id':28} {'status':9} {'trials':>6} {'done':>5} {'failed':>6} {'best':>8}  started")
+    print(f"{'sweep id':28} {'status':9} {'trials':>6} {'done':>5} {'failed':>6} {'best':>8}  {'started':16}  name")
     for r in rows:
         best = "-" if not r["best"] else f"{r['best']['metric']:.4f}"
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"] or 0))
-        print(f"{r['sweep_id']:28} {r['status']:9} {r['trials']:>6} {r['finished']:>5} {r['failed']:>6} {best:>8}  {when}")
+        print(f"{r['sweep_id']:28} {r['status']:9} {r['trials']:>6} {r['finished']:>5} {r['failed']:>6} {best:>8}  "
+              f"{when:16}  {r.get('name') or ''}".rstrip())
     return 0
 
 

@@ -273,7 +273,10 @@ def _trial(config: dict, ctx: dict) -> None:
                 if rec["run_id"]:
                     run = store.get_run(rec["run_id"])
                     if run and run["status"] in LIVE:
-                        store.end_run(rec["run_id"], "stopped", error="stopped early by the sweep's scheduler")
+                        store.end_run(rec["run_id"], "stopped", error=(
+                            "stopped early by the sweep's scheduler (asha)" if ctx["scheduler"] == "asha" else
+                            f"stopped with its sweep; `python -m snncore sweep --resume {ctx['sweep_id']}` "
+                            "runs its point again"))
             try:
                 ch.ship()                      # the run's last rows and checkpoint, then its record
                 ch.put_record(key, rec)
@@ -506,6 +509,7 @@ def _run(state: dict, runs_root: Path, on_event=None) -> dict:
             run_config=tune.RunConfig(name="tune", storage_path=str((sweep_dir / "ray").resolve()), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=opts.retries),
                                       callbacks=[progress.callback()]))
+        _quiet_tune_restore_hint()
         try:
             tuner.fit()
         except KeyboardInterrupt:
@@ -524,6 +528,23 @@ def _run(state: dict, runs_root: Path, on_event=None) -> dict:
     state.update(status=status, seconds=time.monotonic() - t0, ended=time.time())
     _write_json(sweep_dir / "sweep.json", state)
     return summarize(runs_root, state)
+
+
+class _NoRestoreHint:
+    """Drops Tune's "Resume experiment with: Tuner.restore(...)" after a Ctrl-C: a sweep goes on
+    with `sweep --resume ID`, which the CLI's last line names (Tune's own way would skip our trial
+    records and run finished points again)."""
+
+    @staticmethod
+    def filter(record) -> bool:
+        return "Tuner.restore" not in record.getMessage()
+
+
+def _quiet_tune_restore_hint() -> None:
+    import logging
+    log = logging.getLogger("ray.tune.tune")
+    if not any(isinstance(f, _NoRestoreHint) for f in log.filters):
+        log.addFilter(_NoRestoreHint())
 
 
 def _slots(opts: Options) -> int:
