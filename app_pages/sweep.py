@@ -153,6 +153,10 @@ with st.sidebar:
     else:
         n = len(spec.grid_points()) if spec.search == "grid" else spec.trials
         st.caption(f"{n} trials")
+        import torch
+        if note := engine.unused_gpus(gpus, {c.get("device", "auto") for c in (spec.configs or [spec.base])},
+                                      torch.cuda.device_count(), flag="GPUs per trial"):
+            st.warning(f"This machine: {note}.")
         args = [*[a for g in grids for a in ("--grid", g)], *[a for r in ranges for a in ("--range", r)],
                 "--seeds", str(seeds), "--search", search, "--metric", metric, "--mode", mode,
                 "--scheduler", scheduler, "--max-concurrent", str(concurrent),

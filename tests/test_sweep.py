@@ -351,3 +351,17 @@ def test_ctrl_c_stops_the_sweep_resumably_and_says_how_to_go_on(tmp_path):
     stopped = [r for r in rows if r["status"] == "stopped"]
     assert len(stopped) == 1 and f"--resume {sweep_id}" in stopped[0]["error"]
     store.close()
+
+
+def test_the_start_line_says_when_gpus_stay_unused():
+    """On a GPU server a sweep with device auto and no --gpus-per-trial trains on the CPU (Ray
+    hides the GPUs from a trial it gives none): the start line says so and what to give."""
+    from snncore.cli.sweep import progress_line
+    info = dict(sweep_id="sw-x", trials=8, todo=8, concurrent=16, cpus_per_trial=1.0, gpus_per_trial=0.0,
+                where="a local Ray", cluster_cpus=16, cluster_gpus=2, devices=["auto"])
+    line = progress_line("start", info)
+    assert line.startswith("sweep sw-x: 8 trials, 16 at once (1 CPU each) on a local Ray with 16 CPUs")
+    assert line.endswith("its 2 GPU(s) stay unused (the trials train on the CPU): give --gpus-per-trial to use them")
+    assert "unused" not in progress_line("start", {**info, "devices": ["cpu"]})
+    on_gpus = progress_line("start", {**info, "gpus_per_trial": 0.5, "concurrent": 4, "todo": 3})
+    assert on_gpus == "sweep sw-x: 3 of 8 trials left, 4 at once (1 CPU, 0.5 GPU each) on a local Ray with 16 CPUs"

@@ -279,3 +279,16 @@ def test_a_configs_sweep_shows_each_config_and_its_mean(runs_dir):
     assert not at.exception, at.exception
     assert at.sidebar.selectbox(key="rule").value == "ssdp" != RunConfig().rule
     assert at.query_params["n_train"] in ("64", ["64"])
+
+
+def test_a_gpu_machine_is_told_its_gpus_stay_idle_without_gpus_per_trial(runs_dir, monkeypatch):
+    """Device auto and GPUs per trial 0 on a machine with GPUs: Ray hides them from the trials,
+    which train on the CPU; the sidebar says so next to Launch (device cpu: nothing to say)."""
+    import torch
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    at = open_page()
+    assert [w.value for w in at.sidebar.warning] == [
+        "This machine: its 2 GPU(s) stay unused (the trials train on the CPU): give GPUs per trial to use them."]
+    at.sidebar.selectbox(key="sw_device").set_value("cpu")
+    at.run()
+    assert not at.sidebar.warning and not at.exception

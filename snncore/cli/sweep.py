@@ -88,8 +88,11 @@ def progress_line(kind: str, info: dict) -> str:
     if kind == "start":
         gpus = f", {info['gpus_per_trial']:g} GPU" if info["gpus_per_trial"] else ""
         left = f"{info['todo']} of {info['trials']} trials left" if info["todo"] < info["trials"] else f"{info['trials']} trials"
-        return (f"sweep {info['sweep_id']}: {left}, {info['concurrent']} at once ({info['cpus_per_trial']:g} CPU{gpus} "
+        line = (f"sweep {info['sweep_id']}: {left}, {info['concurrent']} at once ({info['cpus_per_trial']:g} CPU{gpus} "
                 f"each) on {info['where']} with {info['cluster_cpus']:g} CPUs")
+        from ..sweeps.engine import unused_gpus
+        note = unused_gpus(info["gpus_per_trial"], info.get("devices", ["auto"]), info.get("cluster_gpus", 0))
+        return line + (f"; {note}" if note else "")
     point = " ".join(f"{k}={_value(v)}" for k, v in (info.get("point") or {}).items())
     secs = f"  {info['ended'] - info['started']:.1f}s" if info.get("ended") and info.get("started") else ""
     what = (f"{info.get('metric_name', 'metric')} {info['metric']:.4f}" if isinstance(info.get("metric"), (int, float))

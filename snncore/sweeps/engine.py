@@ -360,6 +360,14 @@ def check_options(spec: SweepSpec, opts: Options) -> None:
                          "and train on the CPU; use --device cuda (or auto), or no --gpus-per-trial")
 
 
+def unused_gpus(gpus_per_trial: float, devices, gpus: float, flag: str = "--gpus-per-trial") -> str:
+    """'' or the note that the GPUs there stay idle: Ray hides the GPUs from a trial it gives none,
+    so device auto trains on the CPU (the CLI's start line and the Sweep page say it)."""
+    if not gpus or gpus_per_trial or set(devices) == {"cpu"}:
+        return ""
+    return f"its {gpus:g} GPU(s) stay unused (the trials train on the CPU): give {flag} to use them"
+
+
 def check_cluster(opts: Options) -> None:
     """A trial must fit on some node, or Tune would wait for it forever (SweepError naming what
     there is). A local Ray gets this machine's cores and its GPUs (as torch sees them, as Ray
@@ -500,7 +508,9 @@ def _run(state: dict, runs_root: Path, on_event=None) -> dict:
                                 "concurrent": concurrent, "cpus_per_trial": opts.cpus_per_trial,
                                 "gpus_per_trial": opts.gpus_per_trial,
                                 "where": f"the Ray cluster at {opts.address}" if opts.address else "a local Ray",
-                                "cluster_cpus": ray.cluster_resources().get("CPU", 0)})
+                                "cluster_cpus": ray.cluster_resources().get("CPU", 0),
+                                "cluster_gpus": ray.cluster_resources().get("GPU", 0),
+                                "devices": sorted({c.get("device", "auto") for c in (spec.configs or [spec.base])})})
         tuner = tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(metric=opts.metric, mode=opts.mode, search_alg=search_alg,
