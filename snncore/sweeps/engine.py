@@ -424,18 +424,22 @@ def resume(runs_root: Path, sweep_id: str, on_event=None) -> dict:
 
 class _Progress:
     """Tells on_event(kind, info) what the sweep does, for the CLI's lines and sc.sweep's bar:
-    ("start", {sweep_id, trials, todo, concurrent, cpus_per_trial, gpus_per_trial, where}) once the
-    trials are about to start, and ("trial", {**record, "ended": k, "trials": n}) once per trial
-    that ended (its record, as the trial wrote it) in the order they end. Tune tells the driver when
-    a trial starts or ends; the records are read then, and once more after the last trial (a trial
-    stopped by ASHA writes its record after Tune has moved on)."""
+    ("start", {sweep_id, trials, todo, concurrent, cpus_per_trial, gpus_per_trial, where,
+    cluster_cpus, cluster_gpus, devices}) once the trials are about to start, and ("trial",
+    {**record, "ended_count": k, "trials": n}) once per trial that ended (its record, as the trial
+    wrote it) in the order they end. Tune tells the driver when a trial starts or ends; the records
+    are read then, and once more after the last trial (a trial stopped by ASHA writes its record
+    after Tune has moved on). A failing on_event (e.g. a closed pipe) is dropped, not the sweep."""
 
     def __init__(self, on_event, runs_root: Path, state: dict, seen: set):
         self.on_event, self.root, self.state, self.seen = on_event, runs_root, state, set(seen)
 
     def emit(self, kind: str, info: dict) -> None:
         if self.on_event is not None:
-            self.on_event(kind, info)
+            try:
+                self.on_event(kind, info)
+            except Exception:  # noqa: BLE001 -- telling progress must never stop the trials
+                self.on_event = None
 
     def poll(self) -> None:
         if self.on_event is None:
