@@ -38,7 +38,14 @@ def test_lesson_link_opens_the_lesson_and_trains_it(server):
         # the teacher shows every control again
         page.get_by_text("show every control (teacher)").click()
         sidebar.get_by_text("lesson presets").wait_for(timeout=20_000)
-        assert sidebar.locator('[data-testid="stWidgetLabel"]').count() > 20
+        # the sidebar draws its widgets one by one after that heading: wait for them (seen: 6 of them
+        # counted just after it, in a fresh-clone CI)
+        labels = sidebar.locator('[data-testid="stWidgetLabel"]')
+        for _ in range(100):
+            if labels.count() > 20:
+                break
+            page.wait_for_timeout(200)
+        assert labels.count() > 20, labels.all_inner_texts()
         browser.close()
     import json
     import sqlite3
