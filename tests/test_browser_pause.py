@@ -23,7 +23,7 @@ def wait_for(pred, timeout=90.0):
     raise AssertionError("timed out")
 
 
-def press(page, name, until, timeout=90.0):
+def press(page, name, until, timeout=90.0, settle=5.0):
     """Click the button `name` until `until()` holds: on a busy box the live fragment redraws every
     second and a click that lands while it redraws can be lost (the test waits for its effect)."""
     end = time.time() + timeout
@@ -32,7 +32,7 @@ def press(page, name, until, timeout=90.0):
             page.get_by_role("button", name=name, exact=True).click(timeout=5_000)
         except Exception:  # noqa: BLE001 -- redrawn under the pointer: try again
             pass
-        t = time.time() + 5
+        t = time.time() + settle
         while time.time() < t:
             if until():
                 return
@@ -63,7 +63,8 @@ def test_pause_step_change_continue_in_the_browser(server):
 
             # re-clicked only until the request is in: a step slower than press's 5 s on a busy box
             # would otherwise be asked for twice (the change then lands a batch later)
-            press(page, "Step batch", lambda: store.get_run(rid)["step"] > held or bool(store.pending_controls(rid)))
+            press(page, "Step batch", lambda: store.get_run(rid)["step"] > held or bool(store.pending_controls(rid)),
+                  settle=20.0)     # a busy server may take >5 s to answer a click: wait before a second one
             wait_for(lambda: store.get_run(rid)["step"] == held + 1 and not store.pending_controls(rid), 60)
             page.get_by_text(f"paused before batch {held + 1}").wait_for(timeout=30_000)
 
