@@ -241,6 +241,22 @@ def _state_now(sid: str):
     return state, state["status"], info
 
 
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _final_values(root_dir: str, run_id: str, step: int) -> dict:
+    """A finished run's final values (its step in the key: a resumed run is read again)."""
+    return get_store().final_values(run_id)
+
+
+class _CachedFinals:
+    """results.finals_frame's store, through the cache: the page redraws every 2 s mid-sweep."""
+
+    def __init__(self, runs: dict):
+        self.runs = runs
+
+    def final_values(self, run_id: str) -> dict:
+        return _final_values(str(root), run_id, int(self.runs.get(run_id, {}).get("step") or 0))
+
+
 _, first_status, _ = _state_now(wanted)
 
 
@@ -320,8 +336,11 @@ def sweep_view(sid: str) -> None:
         with st.expander(f"failed trials ({len(failed)}) and why", expanded=len(failed) <= 3):
             for _, r in failed.iterrows():
                 st.error(f"trial {r['trial']} ({r['run'] or 'no run'}): {r['error'] or 'no reason recorded'}")
-    st.download_button("Download the trials (CSV)", frame.to_csv(index=False).encode(), file_name=f"{sid}_trials.csv",
-                       mime="text/csv", key=f"sw_csv_{sid}")
+    finals = results.finals_frame(_CachedFinals(runs), frame)
+    st.download_button("Download the trials (CSV)", results.with_finals(frame, finals).to_csv(index=False).encode(),
+                       file_name=f"{sid}_trials.csv", mime="text/csv", key=f"sw_csv_{sid}",
+                       help="the table, then each finished trial's final values (every metric and telemetry "
+                            "key, its mean over the run's last epoch)")
 
     # ---- results
     names = results.names(spec)
@@ -360,22 +379,41 @@ def sweep_view(sid: str) -> None:
             st.session_state.pop("_form_from_url_done", None)     # Train reads the link's config again
             st.switch_page("app_pages/train.py", query_params=query)
 
+    # ---- any recorded quantity over the hyperparameters (the metric, or a final value)
+    qs = results.quantities(metric, finals)
+    q = st.columns([2, 3])[0].selectbox(
+        "show", qs, key=f"sw_q_{sid}",
+        help=f"{metric} (the sweep's metric), or a value each finished run recorded, at its end: its mean over "
+             "the run's last epoch (a rule's gate or weight change, a layer's rate or synchrony, a loss)")
+    if q != metric:
+        done = results.comparable(results.with_finals(frame, finals, [q]), spec, q)
+        if done.empty:
+            st.info(f"No finished trial recorded {q} in its last epoch.")
+            return
+        if lacking := int((frame["status"] == results.DONE).sum()) - len(done):
+            st.caption(f"{lacking} finished trial{'s' if lacking != 1 else ''} recorded no {q} in the last epoch "
+                       "(a rule's phase, a layer it does not log): left out below.")
     if not names:
+        if q != metric:
+            ci = results.group_stats(done.assign(_all=0), ["_all"], q).iloc[0]
+            st.markdown(f"mean final {q} over the seeds: **{vz.ci_text(ci['mean'], ci['half'])}** (n = {int(ci['n'])})")
         return
-    st.subheader(f"{metric} over the {'configs' if spec.configs is not None else 'hyperparameters'}")
+    shown_q = q if q == metric else f"final {q}"
+    st.subheader(f"{shown_q} over the {'configs' if spec.configs is not None else 'hyperparameters'}")
     axes = names + (["seed"] if spec.seeds > 1 or done["seed"].nunique() > 1 else [])
-    st.plotly_chart(vz.parallel_figure(done, axes, metric, log=log), config=PLOT_CONFIG, key=f"sw_par_{sid}")
+    st.plotly_chart(vz.parallel_figure(done, axes, q, log=log), config=PLOT_CONFIG, key=f"sw_par_{sid}")
     if len(names) >= 2:
         c1, c2, _ = st.columns([1, 1, 2])
         x = c1.selectbox("heatmap x", names, index=0, key=f"sw_hx_{sid}")
         y = c2.selectbox("heatmap y", [n for n in names if n != x], index=0, key=f"sw_hy_{sid}")
-        st.plotly_chart(vz.heatmap_figure(results.group_stats(done, [x, y], metric), x, y, metric),
+        st.plotly_chart(vz.heatmap_figure(results.group_stats(done, [x, y], q), x, y, q),
                         config=PLOT_CONFIG, key=f"sw_heat_{sid}")
     st.caption("Means over the finished trials at each value (its seeds, and the other hyperparameters' values); "
-               "the 95 % interval is Student's t over them, undefined for a single trial.")
+               "the 95 % interval is Student's t over them, undefined for a single trial."
+               + ("" if q == metric else f" A trial's {q} is its mean over the run's last epoch."))
     cols = st.columns(min(len(names), 3))
     for i, a in enumerate(names):
-        cols[i % len(cols)].plotly_chart(vz.effect_figure(results.group_stats(done, [a], metric), a, metric,
+        cols[i % len(cols)].plotly_chart(vz.effect_figure(results.group_stats(done, [a], q), a, q,
                                                           log=log.get(a)),
                                          config=PLOT_CONFIG, key=f"sw_eff_{sid}_{a}")
 

@@ -143,6 +143,12 @@ class Run:
     def summary(self) -> dict:
         return self.row.get("summary") or {}
 
+    @property
+    def finals(self) -> dict[str, float]:
+        """Each quantity the run recorded (metrics and the rule's telemetry, by key), its mean over
+        the run's last epoch: what a sweep's figures can show beside its metric."""
+        return self.store.final_values(self.id)
+
     def wait(self, timeout: float | None = None) -> "Run":
         """Block until a background run (``train(wait=False)``) ends (or ``timeout`` seconds);
         returns the run. A run started elsewhere: returns at once."""
@@ -568,19 +574,42 @@ class Sweep:
         runs = {r["run_id"]: store.get_run(r["run_id"]) or {} for r in recs.values() if r.get("run_id")}
         return results.trials_frame(self._state(), recs, runs)
 
+    @property
+    def finals(self) -> pd.DataFrame:
+        """Each finished trial's final values: "trial", "run", then one column per key the runs
+        recorded (metrics and the rule's telemetry: a gate, a layer's rate or synchrony, the
+        losses), each its mean over the run's last epoch (RunStore.final_values). Any of these
+        keys goes to ``means(metric=...)`` and ``figure(..., metric=...)``."""
+        from .sweeps import results
+        return results.finals_frame(_store(self.root), self.trials)
+
     def _spec(self):
         from .sweeps.spec import SweepSpec
         return SweepSpec.from_dict(self._state()["spec"])
 
-    def means(self, by: list[str] | str | None = None, level: float = 0.95) -> pd.DataFrame:
+    def _done(self, metric: str | None):
+        """(spec, quantity, the finished trials with it): the sweep's metric, or a final value."""
+        from .sweeps import results
+        spec, own = self._spec(), self.summary["metric"]
+        metric = metric or own
+        frame = self.trials
+        if metric != own:
+            finals = results.finals_frame(_store(self.root), frame)
+            if metric not in results.quantities(own, finals):
+                known = ", ".join(results.quantities(own, finals))
+                raise ValueError(f"metric {metric!r}: no finished trial recorded it; choose one of {known}")
+            frame = results.with_finals(frame, finals, [metric])
+        return spec, metric, results.comparable(frame, spec, metric)
+
+    def means(self, by: list[str] | str | None = None, level: float = 0.95, metric: str | None = None) -> pd.DataFrame:
         """The metric's mean over the finished trials at each value of ``by`` (default: every
         swept hyperparameter, or the config; a seeds-only sweep: one row over all seeds), with
         its Student-t interval over them: mean, half, lo, hi, n (range values binned as on the
-        Sweep page)."""
+        Sweep page). ``metric``: the sweep's own (default) or a key of ``finals`` (e.g. a
+        rule's "gate_mean/fc1"); trials that did not record it are left out."""
         from .sweeps import results
-        spec, metric = self._spec(), self.summary["metric"]
+        spec, metric, done = self._done(metric)
         by = [by] if isinstance(by, str) else list(by or results.names(spec))
-        done = results.comparable(self.trials, spec, metric)
         if not by:                        # only seeds swept: one mean over all of them
             return results.group_stats(done.assign(all="all"), ["all"], metric, level)
         return results.group_stats(done, by, metric, level)
@@ -589,15 +618,14 @@ class Sweep:
         """The trials' runs (Run objects), in trial order."""
         return [Run(r, _store(self.root)) for r in self.trials["run"] if r]
 
-    def figure(self, kind: str = "parallel", x: str | None = None, y: str | None = None):
+    def figure(self, kind: str = "parallel", x: str | None = None, y: str | None = None, metric: str | None = None):
         """The Sweep page's figures: "parallel" (hyperparameters to metric), "effect" (the mean
         over x with its interval; x defaults to the first swept name), "heatmap" (the mean over
-        x and y)."""
+        x and y). ``metric``: the sweep's own (default) or a key of ``finals``."""
         from .sweeps import results
         from .viz import sweep as vz
-        spec, metric = self._spec(), self.summary["metric"]
+        spec, metric, done = self._done(metric)
         names = results.names(spec)
-        done = results.comparable(self.trials, spec, metric)
         log = {a.name: a.log for a in spec.axes if a.values is None}
         if kind == "parallel":
             return vz.parallel_figure(done, names + (["seed"] if done["seed"].nunique() > 1 else []), metric, log=log)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import math
 import os
 import re
 import secrets
@@ -423,6 +424,32 @@ class RunStore:
     def telemetry(self, run_id: str, since_step: int = -1) -> list[tuple[int, str, float]]:
         return self._query("SELECT step, key, value FROM telemetry WHERE run_id=? AND step>? ORDER BY step",
                            (run_id, since_step))
+
+    def final_values(self, run_id: str) -> dict[str, float]:
+        """Each quantity the run recorded (metrics and the rule's telemetry, by key), at its end:
+        the mean of its rows in the run's last completed epoch (the steps after the one-but-last
+        'epoch' row, up to the last), so a per-step quantity (a gate, a rate) is not one batch's
+        noise and a per-epoch one (test/loss) is its last value. A run with no epoch rows (a
+        rule with its own loop): the rows in the last 10 % of its steps. 'epoch' and 'info/*' are
+        left out; a key in both tables is the telemetry's (the rule's own value)."""
+        ends = [s for (s,) in self._query(
+            "SELECT step FROM metrics WHERE run_id=? AND key='epoch' ORDER BY step", (run_id,))]
+        if ends:
+            lo, hi = (ends[-2] if len(ends) > 1 else -1), ends[-1]
+        else:
+            top = max((s for (s,) in self._query("SELECT MAX(step) FROM metrics WHERE run_id=? UNION ALL "
+                                                  "SELECT MAX(step) FROM telemetry WHERE run_id=?",
+                                                  (run_id, run_id)) if s is not None), default=None)
+            if top is None:
+                return {}
+            lo, hi = min(math.floor(0.9 * top), top - 1), top
+        out: dict[str, float] = {}
+        for table in ("metrics", "telemetry"):
+            for key, v in self._query(f"SELECT key, AVG(value) FROM {table} WHERE run_id=? AND step>? AND step<=? "
+                                      "AND key!='epoch' AND key NOT LIKE 'info/%' GROUP BY key", (run_id, lo, hi)):
+                if v is not None:
+                    out[key] = float(v)
+        return dict(sorted(out.items()))
 
     def metrics_frame(self, run_id: str, table: str = "metrics"):
         """Wide pandas frame: one row per step, one column per key."""

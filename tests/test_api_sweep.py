@@ -121,3 +121,25 @@ def test_the_grid_goes_through_the_cli_s_text():
     assert _grid_text("hidden", [[256, 128], [64]]) == "hidden=[256,128],[64]"
     assert _grid_text("ssdp.a_plus", (1e-4,)) == "ssdp.a_plus=0.0001"
     assert _range_text("sigma", (0.5, 4)) == "sigma=0.5:4" and _range_text("lr", (1e-4, 1e-2, "log")) == "lr=0.0001:0.01:log"
+
+
+def test_any_recorded_quantity_has_its_means_and_figures(swept):
+    """Beside the metric, a sweep shows what its runs recorded, at their end (Sweep.finals): here
+    the final test loss, each run's last test/loss row, grouped as the metric is."""
+    runs, out = swept
+    s = sc.Sweep(out["id"], runs)
+    finals = s.finals
+    assert list(finals["run"]) == list(s.trials["run"]) and "test/loss" in finals and "train/loss" in finals
+    assert "test/accuracy" not in finals, "the summary's test_accuracy already is it"
+    for run in s.runs():
+        last = run.metrics["test/loss"].dropna().iloc[-1]
+        assert finals.set_index("run").loc[run.id, "test/loss"] == pytest.approx(last)
+        assert run.finals["test/loss"] == pytest.approx(last)
+    t = s.trials.merge(finals, on=["trial", "run"])
+    by_lr = s.means("lr", metric="test/loss").set_index("lr")
+    for lr in (1e-3, 2e-2):
+        assert by_lr.loc[lr, "mean"] == pytest.approx(t[t["lr"] == lr]["test/loss"].mean())
+    assert s.figure("effect", "lr", metric="test/loss").layout.yaxis.title.text == "test/loss (mean, 95 % CI)"
+    assert s.figure(metric="train/loss").layout.title.text.startswith("hyperparameters → train/loss (8")
+    with pytest.raises(ValueError, match=r"metric 'gate': no finished trial recorded it; choose one of test_accuracy, "):
+        s.means(metric="gate")

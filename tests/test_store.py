@@ -137,3 +137,28 @@ def test_status_queries_and_list_summaries_per_listed_run(tmp_path):
         store.create_run(cfg)
     many = {r["id"]: r["best_accuracy"] for r in store.list_runs(5000)}
     assert len(many) == 1005 and many[ids[1]] == 0.75 and many[ids[3]] == 0.25
+
+
+def test_final_values_are_the_last_epochs_means_by_hand(tmp_path):
+    """final_values: each key's mean over the rows after the one-but-last 'epoch' row up to the
+    last; a per-epoch metric is then its last value; telemetry wins over a metric of the same key;
+    'epoch' and 'info/*' are left out; NaN rows do not count."""
+    s = RunStore(tmp_path)
+    rid = s.create_run({"rule": "x"})
+    s.log_metrics(rid, [(0, 0, "info/steps_per_epoch", 4), (4, 1, "epoch", 1), (4, 1, "test/loss", 0.9),
+                        (8, 2, "epoch", 2), (8, 2, "test/loss", 0.5), (6, 2, "rate/fc1", 123.0),
+                        (3, 0, "train/loss", 9.0), (5, 1, "train/loss", 2.0), (7, 1, "train/loss", 4.0)])
+    s.log_telemetry(rid, [(2, "gate/fc1", 100.0), (4, "gate/fc1", 100.0),     # epoch 1: out
+                          (5, "gate/fc1", 1.0), (6, "gate/fc1", 2.0), (8, "gate/fc1", 6.0),
+                          (6, "rate/fc1", 0.25), (7, "gate/fc1", float("nan"))])
+    assert s.final_values(rid) == {"gate/fc1": pytest.approx(3.0), "rate/fc1": 0.25, "test/loss": 0.5,
+                                   "train/loss": pytest.approx(3.0)}
+    # one epoch: every row from step 0
+    one = s.create_run({"rule": "x"})
+    s.log_metrics(one, [(0, 0, "train/loss", 1.0), (2, 1, "train/loss", 3.0), (2, 1, "epoch", 1)])
+    assert s.final_values(one) == {"train/loss": 2.0}
+    # a rule with its own loop (no epoch rows): the last 10 % of its steps
+    own = s.create_run({"rule": "x"})
+    s.log_telemetry(own, [(k, "eff", float(k)) for k in range(0, 101, 5)])
+    assert s.final_values(own) == {"eff": pytest.approx(97.5)}                 # steps 95 and 100
+    assert s.final_values(s.create_run({"rule": "x"})) == {}

@@ -292,3 +292,39 @@ def test_a_gpu_machine_is_told_its_gpus_stay_idle_without_gpus_per_trial(runs_di
     at.sidebar.selectbox(key="sw_device").set_value("cpu")
     at.run()
     assert not at.sidebar.warning and not at.exception
+
+
+def test_show_a_recorded_quantity_over_the_hyperparameters(swept, monkeypatch):
+    """"show" swaps the figures' quantity for a final value the runs recorded (their last epoch's
+    test loss here); the CSV carries every final value beside the table."""
+    from snncore.store import RunStore
+    runs, out = swept
+    monkeypatch.setenv("SNNCORE_RUNS", str(runs))
+    sid = out["sweep_id"]
+    at = open_page({"sweep": sid})
+    box = at.selectbox(key=f"sw_q_{sid}")
+    assert box.value == "test_accuracy" and {"test/loss", "train/loss"} <= set(box.options)
+    box.set_value("test/loss")
+    at.run()
+    assert not at.exception, at.exception
+    text = titles(at)
+    for t in ("hyperparameters → test/loss (4 finished trials)", "mean test/loss over lr × tau"):
+        assert t in text, text
+    assert any(s.value == "final test/loss over the hyperparameters" for s in at.subheader)
+    heat = next(f for f in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+                if f["layout"]["title"]["text"] == "mean test/loss over lr × tau")
+    store = RunStore(runs)
+    table = at.dataframe[0].value
+    want = {(lr, tau): store.final_values(run.removeprefix("train?run="))["test/loss"]
+            for lr, tau, run in zip(table["lr"], table["tau"], table["run"])}
+    z = heat["data"][0]["z"]
+    if isinstance(z, dict):            # plotly's typed array: base64 of the numpy buffer
+        import base64
+        import numpy as np
+        shape = [int(n) for n in str(z["shape"]).split(",")]
+        z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(shape).tolist()
+    xs, ys = heat["data"][0]["x"], heat["data"][0]["y"]
+    got = {(float(x), float(y)): z[i][j] for i, y in enumerate(ys) for j, x in enumerate(xs)}
+    assert got == pytest.approx(want)
+    csv = next(d for d in at.get("download_button") if "CSV" in d.proto.label)
+    assert csv.proto.help.startswith("the table, then each finished trial's final values")

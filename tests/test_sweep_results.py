@@ -134,6 +134,8 @@ def test_parallel_coordinates_dimensions():
     assert list(ticks.ticktext) == ["0.0001", "0.001", "0.01"], "a range's ticks are its decades"
     assert list(dims[1].values) == [1, 0] and list(dims[1].ticktext) == ["adam", "sgd"]
     assert list(dims[3].values) == [0.2, 0.6] and "2 finished trials" in fig.layout.title.text
+    assert list(dims[2].tickvals) == [0, 1] and list(dims[2].ticktext) == ["0", "1"], "seeds: no 0.2 steps"
+    assert dims[3].tickvals is None, "a metric keeps plotly's own ticks"
 
 
 def test_point_config_and_ci_text():

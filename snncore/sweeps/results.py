@@ -120,6 +120,32 @@ def trials_frame(state: dict, records: dict[str, dict], runs: dict[str, dict]) -
     return frame.sort_values("trial", kind="stable").reset_index(drop=True)
 
 
+SUMMARY_TWINS = {"test/accuracy"}   # a final value that the summary metric test_accuracy already is
+
+
+def finals_frame(store, frame: pd.DataFrame) -> pd.DataFrame:
+    """The finished trials' final values (RunStore.final_values: each recorded metric and
+    telemetry key, its mean over the run's last epoch), one row per trial: "trial", "run", then
+    one column per key (sorted; NaN where a run lacks it). Keys that would shadow a trials-table
+    column are left out."""
+    done = frame[(frame["status"] == DONE) & (frame["run"] != "")]
+    rows = [{"trial": t, "run": r, **store.final_values(r)} for t, r in zip(done["trial"], done["run"])]
+    keys = sorted({k for row in rows for k in row} - {"trial", "run"} - set(frame.columns) - SUMMARY_TWINS)
+    return pd.DataFrame(rows, columns=["trial", "run", *keys])
+
+
+def quantities(metric: str, finals: pd.DataFrame) -> list[str]:
+    """What a sweep's figures can show: its metric first, then every final value some finished
+    trial has."""
+    return [metric, *[c for c in finals.columns if c not in ("trial", "run") and finals[c].notna().any()]]
+
+
+def with_finals(frame: pd.DataFrame, finals: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
+    """The trials table with final-value columns joined by trial (all of them, or `keys`)."""
+    keys = [k for k in (keys if keys is not None else finals.columns) if k not in ("trial", "run")]
+    return frame.merge(finals[["trial", *keys]], on="trial", how="left")
+
+
 def bin_centers(values, lo: float, hi: float, log: bool, bins: int = BINS) -> np.ndarray:
     """Each value replaced by the centre of its bin among `bins` equal bins of [lo, hi] (equal in
     log10 when log; the centre is then the geometric mean of the bin's ends)."""

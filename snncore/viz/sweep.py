@@ -64,6 +64,9 @@ def parallel_figure(frame: pd.DataFrame, axes: list[str], metric: str, log: dict
                 ticks = _log_ticks(v)
                 dims.append(dict(label=f"{name} (log)", values=np.log10(v), tickvals=np.log10(ticks).tolist(),
                                  ticktext=[_label(t) for t in ticks]))
+            elif np.all(v == np.round(v)) and len(set(v.tolist())) <= 10:
+                ticks = sorted(set(v.tolist()))      # seeds, widths: their own values, not 0.2 steps
+                dims.append(dict(label=name, values=v, tickvals=ticks, ticktext=[_label(int(t)) for t in ticks]))
             else:
                 dims.append(dict(label=name, values=v))
         else:
