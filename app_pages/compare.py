@@ -122,8 +122,9 @@ def results() -> None:
             cols[i % 2].plotly_chart(fig, config=PLOT_CONFIG, key=f"cmp_curve_{k}")
 
     # ---- final metrics
-    table = compare.final_metrics_table(store, rows)
-    shown = table.dropna(axis=1, how="all")
+    table = compare.final_metrics_table(store, rows, recorded=True)
+    recorded = table.attrs["recorded"]
+    shown = table.drop(columns=recorded).dropna(axis=1, how="all")
     st.subheader("Final metrics")
     st.dataframe(shown, hide_index=True, width="stretch",
                  column_config={m: st.column_config.NumberColumn(m, help=d, format="%.4g")
@@ -140,11 +141,13 @@ def results() -> None:
                "finished": int((table[table["group"] == g.label]["status"] == "finished").sum())}
               for g in groups]
     st.dataframe(gtable, hide_index=True, width="stretch")
-    metrics = [m for m in compare.FINAL_METRICS if m in set(summary["metric"])]
+    metrics = [m for m in [*compare.FINAL_METRICS, *recorded] if m in set(summary["metric"])]
     if metrics:
         c1, c2 = st.columns([2, 3])
         m = c1.selectbox("metric", metrics, key="cmp_metric",
-                         format_func=lambda m: f"{m} ({compare.FINAL_METRICS[m]})")
+                         format_func=lambda m: f"{m} ({compare.FINAL_METRICS.get(m, 'mean over the last epoch')})",
+                         help="the final metrics above, or any quantity the runs recorded ("
+                              + compare.RECORDED_HELP + ")")
         sub = summary[summary["metric"] == m].copy()
         sub["mean ± 95 % CI"] = [f"{a:.4g} ± {h:.2g}" if h == h else f"{a:.4g} (n=1)"
                                  for a, h in zip(sub["mean"], sub["half"])]
@@ -163,7 +166,8 @@ def results() -> None:
 
     st.download_button("Download metrics (CSV)", compare.metrics_csv(table, summary),
                        file_name="compare_metrics.csv", mime="text/csv", key="cmp_csv",
-                       help="one row per run, then one row per seed group and metric")
+                       help="one row per run (its final metrics, then every quantity it recorded, as its "
+                            "mean over the last epoch), then one row per seed group and metric")
 
 
 results()

@@ -491,7 +491,9 @@ def compare(run_ids: list, runs_dir: str | Path | None = None, level: float = 0.
     """The Compare page's seed-group table of the runs: per group (runs equal but for the seed)
     and final metric, n, mean, sd, half, lo, hi (Student t interval at ``level``) and the seeds:
         half = t_{(1+level)/2, n-1} * s / sqrt(n).
-    ``.attrs['runs']``: the per-run final-metrics table (with each run's group)."""
+    Metrics: the final ones (snncore.compare.FINAL_METRICS), then every quantity the runs
+    recorded (a rule's telemetry, a layer's rate; RunStore.final_values: its mean over the last
+    epoch). ``.attrs['runs']``: the per-run final-metrics table (with each run's group)."""
     from .compare import final_metrics_table, group_summary
     ids = [r.id if isinstance(r, Run) else str(r) for r in run_ids]
     store = _store(runs_dir)
@@ -501,7 +503,7 @@ def compare(run_ids: list, runs_dir: str | Path | None = None, level: float = 0.
         if row is None:
             raise ValueError(f"run {rid!r} is not in {store.root}")
         rows.append(row)
-    table = final_metrics_table(store, rows)
+    table = final_metrics_table(store, rows, recorded=True)
     out = group_summary(table, level=level, finished_only=finished_only)
     out.attrs["runs"] = table
     return out

@@ -214,21 +214,40 @@ def final_metrics(store: RunStore, run: dict) -> dict:
     }
 
 
-def final_metrics_table(store: RunStore, runs: list[dict]) -> pd.DataFrame:
-    """Final metrics of several runs, one row each, plus its seed group label ('group')."""
+# final values (RunStore.final_values) that a FINAL_METRICS column already is
+FINAL_TWINS = {"test/accuracy", "test/loss", "train/loss"}
+RECORDED_HELP = "the run's own record (a rule's telemetry, a layer's rate or synchrony): its mean over the last epoch"
+
+
+def final_metrics_table(store: RunStore, runs: list[dict], recorded: bool = False) -> pd.DataFrame:
+    """Final metrics of several runs, one row each, plus its seed group label ('group').
+    recorded: also one column per quantity the runs recorded (RunStore.final_values: a rule's
+    gate, a layer's rate, ...; its mean over the last epoch), after "name"; their names are in
+    ``.attrs["recorded"]``."""
+    cols = ["run", "group", "rule", "dataset", "seed", "status", "epochs", "steps", *FINAL_METRICS, "name"]
     if not runs:
-        return pd.DataFrame(columns=["run", "group", "rule", "seed", "status", *FINAL_METRICS])
+        out = pd.DataFrame(columns=cols)
+        out.attrs["recorded"] = []
+        return out
     label = {rid: g.label for g in seed_groups(runs) for rid in g.run_ids}
     rows = [dict(final_metrics(store, r), group=label[r["id"]]) for r in runs]
-    cols = ["run", "group", "rule", "dataset", "seed", "status", "epochs", "steps", *FINAL_METRICS, "name"]
-    return pd.DataFrame(rows)[cols]
+    out = pd.DataFrame(rows)[cols]
+    keys: list[str] = []
+    if recorded:
+        finals = [store.final_values(r["id"]) for r in runs]
+        keys = sorted({k for f in finals for k in f} - FINAL_TWINS - set(cols))
+        out = pd.concat([out, pd.DataFrame([{k: f.get(k, float("nan")) for k in keys} for f in finals],
+                                           columns=keys, index=out.index, dtype=float)], axis=1)
+    out.attrs["recorded"] = keys
+    return out
 
 
 def group_summary(table: pd.DataFrame, metrics: Iterable[str] | None = None, level: float = 0.95,
                   finished_only: bool = True) -> pd.DataFrame:
     """Per group and metric: n, mean, sd, half-width, lo, hi (over finished runs by default).
-    Metrics that no run of a group has are left out."""
-    metrics = list(metrics) if metrics is not None else list(FINAL_METRICS)
+    Metrics that no run of a group has are left out. Default metrics: FINAL_METRICS, then the
+    table's recorded quantities (final_metrics_table(..., recorded=True))."""
+    metrics = list(metrics) if metrics is not None else [*FINAL_METRICS, *table.attrs.get("recorded", [])]
     t = table[table["status"] == "finished"] if finished_only and len(table) else table
     rows = []
     for group, sub in t.groupby("group", sort=False):

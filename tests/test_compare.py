@@ -219,3 +219,25 @@ def test_queue_cli_bad_flag_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         queue.main(["--bogus"])
     assert e.value.code == 2
+
+
+def test_recorded_quantities_join_the_final_metrics_and_their_groups(tmp_path):
+    """recorded=True: each run's final values (a rule's telemetry, its mean over the last epoch)
+    become columns and seed-group metrics; the twins of final_* columns and 'epoch' stay out."""
+    store = RunStore(tmp_path / "runs")
+    ids = []
+    for seed, gates in enumerate([(0.1, 0.3), (0.5, 0.7), (0.2, 0.2)]):
+        rid = _fake_run(store, seed, [0.5, 0.8])
+        store.log_metrics(rid, [(2, 0, "epoch", 1), (4, 1, "epoch", 2)])
+        store.log_telemetry(rid, [(1, "gate/fc1", 9.0), (3, "gate/fc1", gates[0]), (4, "gate/fc1", gates[1])])
+        ids.append(rid)
+    table = compare.final_metrics_table(store, [store.get_run(r) for r in ids], recorded=True)
+    assert table.attrs["recorded"] == ["gate/fc1"]
+    assert list(table["gate/fc1"]) == pytest.approx([0.2, 0.6, 0.2])      # steps 3-4: the last epoch
+    assert "train/loss" not in table and "test/accuracy" not in table
+    summary = compare.group_summary(table)
+    gate = summary[summary["metric"] == "gate/fc1"].iloc[0]
+    assert gate["n"] == 3 and gate["mean"] == pytest.approx(1.0 / 3)
+    assert gate["half"] == pytest.approx(4.302652729911275 * 0.4 / 3, rel=1e-9)   # sd² = 0.16/3, n = 3
+    assert "gate/fc1" in compare.metrics_csv(table, summary).decode().splitlines()[0]
+    assert compare.final_metrics_table(store, [store.get_run(ids[0])]).attrs["recorded"] == []

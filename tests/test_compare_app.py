@@ -115,3 +115,22 @@ def test_repeat_button_runs_n_seeds_as_a_sweep(runs):
     assert set(r["id"] for r in new) <= set(at.multiselect(key="cmp_runs").value)   # joined the selection
     ci = [d.value for d in at.dataframe if "mean ± 95 % CI" in d.value.columns][0]
     assert list(ci["n"]) == [3]
+
+
+def test_a_recorded_quantity_is_a_seed_group_metric(runs):
+    """A rule's telemetry (here a gate, logged per step) is offered beside the final metrics: its
+    seed-group mean is over the runs' last-epoch means; the final table stays the final metrics."""
+    store, bptt, ssdp = runs
+    for rid, (g1, g2) in zip(ssdp, [(0.4, 0.6), (0.8, 1.0)]):
+        store.log_metrics(rid, [(2, 0, "epoch", 1), (4, 1, "epoch", 2)])
+        store.log_telemetry(rid, [(1, "gate/fc1", 5.0), (3, "gate/fc1", g1), (4, "gate/fc1", g2)])
+    at = open_page({"runs": ",".join(ssdp)})
+    assert "gate/fc1" not in at.dataframe[0].value.columns
+    box = at.selectbox(key="cmp_metric")
+    assert box.options[-1] == "gate/fc1 (mean over the last epoch)"
+    box.set_value("gate/fc1")
+    at.run()
+    assert not at.exception, at.exception
+    ci = [d.value for d in at.dataframe if "mean ± 95 % CI" in d.value.columns][0]
+    assert list(ci["mean ± 95 % CI"]) == ["0.7 ± 2.5"]       # means 0.5, 0.9: 12.706 · 0.283 / √2 = 2.54
+    assert "gate/fc1: mean ± 95 % CI" in titles(at)
