@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import signal
 import time
 
@@ -81,10 +82,13 @@ def base_widgets() -> dict:
 
 
 def sweepable(rule: str) -> list[str]:
-    """Every config field and the rule's hyperparameters (as RULE.NAME, which the spec resolves)."""
+    """The rule's hyperparameters (as RULE.NAME, which the spec resolves), "rule", every config
+    field, then the other rules' hyperparameters (for a sweep over rules: each applies at its own
+    rule's points)."""
     own = [f"{rule}.{f.name}" for f in dataclasses.fields(get_rule(rule).Params)]
     fields = [n for n in RunConfig.fields() if n not in ("rule", "rule_params", "name")]
-    return own + fields
+    others = [f"{r}.{f.name}" for r in rule_names() if r != rule for f in dataclasses.fields(get_rule(r).Params)]
+    return own + ["rule"] + fields + others
 
 
 def axis_widgets(rule: str, search: str) -> tuple[list[str], list[str]]:
@@ -167,7 +171,7 @@ with st.sidebar:
             args += ["--name", sweep_name]
         with st.expander("as a command line"):
             st.code(base.command_line().replace(" train ", " sweep ", 1) + " "
-                    + " ".join(a if a.startswith("--") else repr(a) for a in args), language="bash", wrap_lines=True)
+                    + " ".join(shlex.quote(a) for a in args), language="bash", wrap_lines=True)
         if launch:
             try:
                 classroom.check_sweeps(who())
@@ -411,6 +415,9 @@ def sweep_view(sid: str) -> None:
     st.caption("Means over the finished trials at each value (its seeds, and the other hyperparameters' values); "
                "the 95 % interval is Student's t over them, undefined for a single trial."
                + ("" if q == metric else f" A trial's {q} is its mean over the run's last epoch."))
+    if na := [a for a in names if a in done and done[a].isna().any()]:
+        st.caption(f"n/a: {', '.join(na)} at the points of rules without it; "
+                   f"{'its' if len(na) == 1 else 'each one’s'} effect below is over its own rule's points.")
     cols = st.columns(min(len(names), 3))
     for i, a in enumerate(names):
         cols[i % len(cols)].plotly_chart(vz.effect_figure(results.group_stats(done, [a], q), a, q,

@@ -168,8 +168,47 @@ def test_rule_hyperparameter_names_resolve_through_the_registry():
         assert spec.axes[0].target == ("rule", p)
         assert spec.apply(spec.grid_points()[0])["rule_params"][p] == v
     other = next(r for r in rule_names() if r != rule)
-    with pytest.raises(SweepError, match="the sweep's rule is"):
+    with pytest.raises(SweepError, match=f"the sweep trains rule '{rule}', not '{other}'"):
         parse_spec(base, [f"{other}.x=1"], [])
+
+
+def test_a_sweep_over_rules_sets_each_rules_hyperparameters_at_its_own_points():
+    """--grid rule=bptt,ssdp --grid ssdp.a_plus=...: bptt's points have no a_plus (None, "n/a"), so
+    bptt runs once per seed, not once per a_plus; a bare NAME applies wherever the point's rule
+    has it; the base's rule_params are the base rule's only."""
+    from snncore.config import RunConfig
+    from snncore.sweeps import SweepError, parse_spec
+    from snncore.sweeps.spec import SweepSpec
+    spec = parse_spec(RunConfig.from_dict({"rule": "bptt"}), ["ssdp.a_plus=1e-4,1e-2", "rule=bptt,ssdp"], [], seeds=2)
+    assert [a.name for a in spec.axes] == ["ssdp.a_plus", "rule"], "the given order (the table's columns)"
+    pts = spec.grid_points()
+    assert [(p["rule"], p["ssdp.a_plus"], p["seed"]) for p in pts] == [
+        ("bptt", None, 0), ("bptt", None, 1), ("ssdp", 1e-4, 0), ("ssdp", 1e-4, 1), ("ssdp", 1e-2, 0), ("ssdp", 1e-2, 1)]
+    cfgs = [RunConfig.from_dict(spec.apply(p)) for p in pts]
+    assert [(c.rule, c.rule_params) for c in cfgs[::2]] == [("bptt", {}), ("ssdp", {"a_plus": 1e-4}),
+                                                            ("ssdp", {"a_plus": 1e-2})]
+    again = SweepSpec.from_dict(spec.to_dict())
+    assert again.grid_points() == pts
+    # random / optuna samples every axis: the engine's point drops what its rule does not have
+    assert spec.normalize({"ssdp.a_plus": 0.3, "rule": "bptt"}) == {"ssdp.a_plus": None, "rule": "bptt"}
+    assert spec.normalize({"ssdp.a_plus": 0.3, "rule": "ssdp"}) == {"ssdp.a_plus": 0.3, "rule": "ssdp"}
+
+    base = RunConfig.from_dict({"rule": "ssdp", "rule_params": {"a_plus": 0.002}})
+    spec = parse_spec(base, ["rule=bptt,ssdp,da_ssdp", "a_plus=1e-3"], [])
+    by_rule = {p["rule"]: spec.apply(p)["rule_params"] for p in spec.grid_points()}
+    assert by_rule == {"bptt": {}, "ssdp": {"a_plus": 1e-3}, "da_ssdp": {"a_plus": 1e-3}}
+    assert spec.apply({"rule": "ssdp"})["rule_params"] == {"a_plus": 0.002}
+
+    bptt = RunConfig.from_dict({"rule": "bptt"})
+    for grids, msg in (
+            (["rule=bptt,ssdp", "da_ssdp.a_plus=1e-3"], "da_ssdp.a_plus: the sweep trains rule 'bptt' or 'ssdp', not "
+                                                         "'da_ssdp' (give --rule da_ssdp, or sweep it: --grid rule=bptt,ssdp,da_ssdp)"),
+            (["rule=bptt,ssdp", "ssdp.a_plus=50"], "--grid ssdp.a_plus=50 (rule ssdp): ssdp.a_plus: 50.0 is out of range"),
+            (["rule=bptt,ssdp", "a_plus=1e-3", "ssdp.a_plus=1e-2"], "--grid ssdp.a_plus: swept twice"),
+            (["rule=bptt,stdp", "sigma=1"], "sigma: not a config field nor a hyperparameter of rule 'bptt' or 'stdp'")):
+        with pytest.raises(SweepError) as e:
+            parse_spec(bptt, grids, [])
+        assert str(e.value).startswith(msg), str(e.value)
 
 
 def test_resume_after_the_driver_is_killed(tmp_path):

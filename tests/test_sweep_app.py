@@ -328,3 +328,24 @@ def test_show_a_recorded_quantity_over_the_hyperparameters(swept, monkeypatch):
     assert got == pytest.approx(want)
     csv = next(d for d in at.get("download_button") if "CSV" in d.proto.label)
     assert csv.proto.help.startswith("the table, then each finished trial's final values")
+
+
+def test_a_sweep_over_rules_is_picked_on_the_page(runs_dir):
+    """"rule" and another rule's hyperparameters are in the pickers: bptt against ssdp at two
+    a_plus, 2 seeds, is 6 trials (bptt once per seed), and the command line says the same."""
+    at = open_page()
+    at.sidebar.selectbox(key="sw_rule").set_value("bptt")
+    at.run()
+    assert {"rule", "ssdp.a_plus", "da_ssdp.a_plus"} <= set(at.sidebar.selectbox(key="sw_ax0").options)
+    at.sidebar.selectbox(key="sw_ax0").set_value("rule")
+    at.sidebar.text_input(key="sw_val0").set_value("bptt,ssdp")
+    at.sidebar.selectbox(key="sw_ax1").set_value("ssdp.a_plus")
+    at.run()                                   # its values box is enabled once a name is picked
+    at.sidebar.text_input(key="sw_val1").set_value("1e-4,1e-2")
+    at.sidebar.number_input(key="sw_seeds").set_value(2)
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.sidebar.error, [e.value for e in at.sidebar.error]
+    assert "6 trials" in [c.value for c in at.sidebar.caption]
+    cmd = at.sidebar.code[0].value
+    assert "--grid rule=bptt,ssdp --grid ssdp.a_plus=1e-4,1e-2 --seeds 2 --search grid" in cmd, cmd

@@ -4,6 +4,7 @@ the figures' data and labelled axes (snncore/sweeps/results.py, snncore/viz/swee
 import dataclasses
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -182,3 +183,27 @@ def test_a_configs_sweep_is_grouped_by_its_config():
     # another rule: its own hyperparameters are no difference, the rule is
     two = configs_spec([{**a, "seed": 0}, {**TINY, "rule": "bptt", "lr": 1e-2, "seed": 0}])
     assert results.config_labels(two) == ["lr=0.005 · rule=ssdp", "lr=0.01 · rule=bptt"]
+
+
+def test_a_rule_hyperparameter_at_other_rules_points_is_n_a():
+    """A sweep over rules: bptt's points have no ssdp.a_plus. The heatmap gives them an "n/a"
+    row, the parallel coordinates an "n/a" tick under the values, the effect of a_plus is over
+    ssdp's points, and "open in Train" leaves a_plus out."""
+    from snncore.config import RunConfig
+    from snncore.sweeps.spec import parse_spec
+    spec = parse_spec(RunConfig.from_dict({"rule": "bptt"}), ["rule=bptt,ssdp", "ssdp.a_plus=1e-4,1e-2"], [])
+    f = frame([{"rule": "bptt", "ssdp.a_plus": None, "seed": 0, "test_accuracy": 0.8},
+               {"rule": "ssdp", "ssdp.a_plus": 1e-4, "seed": 0, "test_accuracy": 0.7},
+               {"rule": "ssdp", "ssdp.a_plus": 1e-2, "seed": 0, "test_accuracy": 0.5}])
+    heat = vz.heatmap_figure(results.group_stats(f, ["rule", "ssdp.a_plus"], "test_accuracy"),
+                             "rule", "ssdp.a_plus", "test_accuracy")
+    assert list(heat.data[0].y) == ["0.0001", "0.01", "n/a"] and list(heat.data[0].x) == ["bptt", "ssdp"]
+    assert heat.data[0].z[2][0] == pytest.approx(0.8) and np.isnan(heat.data[0].z[2][1])
+    eff = vz.effect_figure(results.group_stats(f, ["ssdp.a_plus"], "test_accuracy"), "ssdp.a_plus", "test_accuracy")
+    assert list(eff.data[0].x) == [1e-4, 1e-2] and list(eff.data[0].y) == pytest.approx([0.7, 0.5])
+    dim = vz.parallel_figure(f, ["rule", "ssdp.a_plus"], "test_accuracy").data[0].dimensions[1]
+    assert dim.label == "ssdp.a_plus (log)" and list(dim.ticktext) == ["n/a", "0.0001", "0.01"]
+    assert dim.values[0] == dim.tickvals[0] < -4 and list(dim.values[1:]) == pytest.approx([-4, -2])
+    state = {"spec": spec.to_dict()}
+    cfg = results.point_config(state, {"rule": "bptt", "ssdp.a_plus": float("nan")})
+    assert cfg["rule"] == "bptt" and cfg["rule_params"] == {}

@@ -93,7 +93,7 @@ def progress_line(kind: str, info: dict) -> str:
         from ..sweeps.engine import unused_gpus
         note = unused_gpus(info["gpus_per_trial"], info.get("devices", ["auto"]), info.get("cluster_gpus", 0))
         return line + (f"; {note}" if note else "")
-    point = " ".join(f"{k}={_value(v)}" for k, v in (info.get("point") or {}).items())
+    point = " ".join(f"{k}={_value(v)}" for k, v in (info.get("point") or {}).items() if v is not None)  # n/a: left out
     secs = f"  {info['ended'] - info['started']:.1f}s" if info.get("ended") and info.get("started") else ""
     what = (f"{info.get('metric_name', 'metric')} {info['metric']:.4f}" if isinstance(info.get("metric"), (int, float))
             else "")

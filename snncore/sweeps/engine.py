@@ -208,7 +208,7 @@ def _trial(config: dict, ctx: dict) -> None:
     else:
         index = None
         key = "t-" + str(tune.get_context().get_trial_id() or secrets.token_hex(4))
-        point = {ax.name: config[f"p{i}"] for i, ax in enumerate(spec.axes)}
+        point = spec.normalize({ax.name: config[f"p{i}"] for i, ax in enumerate(spec.axes)})
         if "seed" in config:
             point["seed"] = config["seed"]
     ch = _channel(ctx, key)

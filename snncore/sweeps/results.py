@@ -203,6 +203,7 @@ def point_config(state: dict, point: dict) -> dict:
         return cfg
     point = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in point.items()
              if k != "seed" or any(a.name == "seed" for a in spec.axes)}
+    point = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in point.items()}   # n/a
     cfg = spec.apply(point)
     cfg.pop("name", None)
     return cfg

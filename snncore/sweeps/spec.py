@@ -29,6 +29,8 @@ class Axis:
     lo: float | None = None             # range
     hi: float | None = None
     log: bool = False
+    rule: str | None = None    # a rule hyperparameter named RULE.NAME: the rule it belongs to (None: any
+                               # point's rule that has it)
 
 
 @dataclass
@@ -40,13 +42,50 @@ class SweepSpec:
     trials: int = 0
     configs: list | None = None          # a list of whole configs instead of axes (`--configs FILE`)
 
+    def rule_axis(self) -> Axis | None:
+        return next((a for a in self.axes if a.target == ("cfg", "rule")), None)
+
+    def rule_of(self, point: dict) -> str:
+        """The rule a point trains with: its swept `rule`, else the base's."""
+        ax = self.rule_axis()
+        return point[ax.name] if ax is not None and ax.name in point else self.base.get("rule")
+
+    def applies(self, ax: Axis, rule: str) -> bool:
+        """Whether a rule hyperparameter axis sets anything at a point of this rule: RULE.NAME only
+        at RULE's points; a bare NAME wherever the point's rule has that hyperparameter. Config
+        fields apply everywhere."""
+        if ax.target[0] != "rule":
+            return True
+        if ax.rule is not None:
+            return ax.rule == rule
+        from ..rules import get_rule
+        try:
+            return ax.target[1] in {f.name for f in dataclasses.fields(get_rule(rule).Params)}
+        except (KeyError, ValueError):
+            return False
+
+    def normalize(self, point: dict) -> dict:
+        """The point with None for each rule hyperparameter its rule does not have (a sweep over
+        rules: bptt's points have no ssdp.a_plus), so such points print, group and dedupe alike."""
+        rule = self.rule_of(point)
+        return {k: (None if (ax := self._axis(k)) is not None and not self.applies(ax, rule) else v)
+                for k, v in point.items()}
+
+    def _axis(self, name: str) -> Axis | None:
+        return next((a for a in self.axes if a.name == name), None)
+
     def apply(self, point: dict) -> dict:
-        """The config dict of one point ({axis name: value}, "seed" included; or {"config": i})."""
+        """The config dict of one point ({axis name: value}, "seed" included; or {"config": i}).
+        A point whose swept rule is not the base's starts from that rule's own defaults (the
+        base's rule_params are the base rule's); a rule hyperparameter its rule does not have is
+        not set (it is None in the point)."""
         if self.configs is not None and "config" in point:
             return dict(self.configs[int(point["config"])])
-        d = {**self.base, "rule_params": dict(self.base.get("rule_params") or {})}
+        rule = self.rule_of(point)
+        same = rule == self.base.get("rule")
+        d = {**self.base, "rule": rule, "rule_params": dict(self.base.get("rule_params") or {}) if same else {}}
         for ax in self.axes:
-            if ax.name in point:
+            if ax.name in point and point[ax.name] is not None and self.applies(ax, rule):
                 kind, key = ax.target
                 (d["rule_params"] if kind == "rule" else d)[key] = point[ax.name]
         if "seed" in point:
@@ -59,13 +98,16 @@ class SweepSpec:
             return [{"config": i, "seed": c.get("seed", 0)} for i, c in enumerate(self.configs)]
         grids = [a for a in self.axes if a.values is not None]
         seed0 = int(self.base.get("seed", 0))
-        out = []
+        out, seen = [], set()
         for combo in itertools.product(*[a.values for a in grids]):
             for s in range(self.seeds):
-                p = {a.name: v for a, v in zip(grids, combo)}
+                p = self.normalize({a.name: v for a, v in zip(grids, combo)})
                 if self.seeds > 1 or "seed" not in p:
                     p["seed"] = seed0 + s if "seed" not in p else p["seed"]
-                out.append(p)
+                key = repr(sorted(p.items()))
+                if key not in seen:            # a rule without a swept hyperparameter: its point once
+                    seen.add(key)
+                    out.append(p)
         return out
 
     def to_dict(self) -> dict:
@@ -74,34 +116,46 @@ class SweepSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SweepSpec":
-        axes = [Axis(**{**a, "target": tuple(a["target"])}) for a in d["axes"]]
+        axes = [Axis(**{**a, "target": tuple(a["target"])}) for a in d["axes"]]   # older sweeps: no "rule"
         return cls(base=d["base"], axes=axes, seeds=d["seeds"], search=d["search"], trials=d["trials"],
                    configs=d.get("configs"))
 
 
-def _target(name: str, base: RunConfig) -> tuple[str, str]:
-    """Resolve a swept name through RunConfig's fields and the rule registry."""
-    from ..rules import get_rule, rule_names
+def _params_of(rule: str) -> set[str]:
+    from ..rules import get_rule
+    return {f.name for f in dataclasses.fields(get_rule(rule).Params)}
+
+
+def _target(name: str, base: RunConfig, rules: list[str] | None = None) -> tuple[tuple[str, str], str | None]:
+    """Resolve a swept name through RunConfig's fields and the rule registry: (target, the rule a
+    RULE.NAME belongs to). rules: the rules the sweep trains (a swept `rule`'s values, else the
+    base's)."""
+    from ..rules import rule_names
+    rules = rules or [base.rule]
     fields = RunConfig.fields()
     if name in fields and name != "rule_params":
-        return ("cfg", name)
-    rule_fields = {f.name for f in dataclasses.fields(get_rule(base.rule).Params)}
+        return ("cfg", name), None
     if "." in name:
         rule, param = name.rsplit(".", 1)
-        if rule not in rule_names() and rule != base.rule:
+        if rule not in rule_names() and rule not in rules:
             raise SweepError(f"{name}: unknown rule {rule!r} (rules: {', '.join(rule_names())})")
-        if rule != base.rule:
-            raise SweepError(f"{name}: the sweep's rule is {base.rule!r}, not {rule!r} (give --rule {rule})")
+        if rule not in rules:
+            shown = " or ".join(repr(r) for r in rules)
+            raise SweepError(f"{name}: the sweep trains rule {shown}, not {rule!r} "
+                             f"(give --rule {rule}, or sweep it: --grid rule={','.join([*rules, rule])})")
         param = param.replace("-", "_")
-        if param not in rule_fields:
+        own = _params_of(rule)
+        if param not in own:
             raise SweepError(f"{name}: rule {rule!r} has no hyperparameter {param!r} "
-                             f"(its hyperparameters: {', '.join(sorted(rule_fields)) or 'none'})")
-        return ("rule", param)
-    if name.replace("-", "_") in rule_fields:
-        return ("rule", name.replace("-", "_"))
-    if name.replace("-", "_") in fields:
-        return ("cfg", name.replace("-", "_"))
-    raise SweepError(f"{name}: not a config field nor a hyperparameter of rule {base.rule!r} "
+                             f"(its hyperparameters: {', '.join(sorted(own)) or 'none'})")
+        return ("rule", param), (rule if rule != base.rule or len(rules) > 1 else None)
+    bare = name.replace("-", "_")
+    if any(bare in _params_of(r) for r in rules):
+        return ("rule", bare), None
+    if bare in fields:
+        return ("cfg", bare), None
+    shown = " or ".join(repr(r) for r in rules)
+    raise SweepError(f"{name}: not a config field nor a hyperparameter of rule {shown} "
                      f"(see `python -m snncore train --help`)")
 
 
@@ -113,11 +167,19 @@ def _split(opt: str, text: str) -> tuple[str, str]:
 
 
 def _check(spec: SweepSpec, opt: str, ax: Axis, value) -> None:
-    try:
-        RunConfig.from_dict(spec.apply({ax.name: value}))
-    except ConfigError as e:
-        shown = f"[{','.join(map(str, value))}]" if isinstance(value, list) else value
-        raise SweepError(f"{opt} {ax.name}={shown}: {e}") from None
+    """The value at every swept rule it applies to (a rule hyperparameter: its rule's points)."""
+    rax = spec.rule_axis()
+    rules = rax.values if rax is not None and rax is not ax and rax.values else [None]
+    for rule in rules:
+        point = {ax.name: value} if rule is None else {rax.name: rule, ax.name: value}
+        if rule is not None and not spec.applies(ax, rule):
+            continue
+        try:
+            RunConfig.from_dict(spec.apply(point))
+        except ConfigError as e:
+            shown = f"[{','.join(map(str, value))}]" if isinstance(value, list) else value
+            at = f" (rule {rule})" if rule is not None and len(rules) > 1 and ax.target[0] == "rule" else ""
+            raise SweepError(f"{opt} {ax.name}={shown}{at}: {e}") from None
 
 
 def parse_spec(base: RunConfig, grids: list[str], ranges: list[str], seeds: int = 1, search: str = "grid",
@@ -132,40 +194,53 @@ def parse_spec(base: RunConfig, grids: list[str], ranges: list[str], seeds: int 
         raise SweepError(f"--trials {trials}: give 1 or more")
     spec = SweepSpec(base=base.to_dict(), seeds=seeds, search=search, trials=trials)
     seen = set()
-    for opt, items in (("--grid", grids), ("--range", ranges)):
-        for text in items:
-            name, rest = _split(opt, text)
-            ax = Axis(name=name, target=_target(name, base))
-            if ax.target in seen:
-                raise SweepError(f"{opt} {name}: swept twice")
-            seen.add(ax.target)
-            spec.axes.append(ax)             # before the checks: apply() sets only known axes
-            if opt == "--grid":
-                vals = _grid_values(text, rest)
-                if not vals or any(v == "" for v in vals):
-                    raise SweepError(f"--grid {text!r}: an empty value list or an empty value (give NAME=v1,v2,...)")
-                ax.values = vals
-                for v in vals:
-                    _check(spec, opt, ax, v)
-                # the typed values (as validated), so points compare and print as numbers
-                ax.values = [_typed(spec, ax, v) for v in vals]
-            else:
-                parts = rest.split(":")
-                if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
-                    raise SweepError(f"--range {text!r}: expected NAME=lo:hi or NAME=lo:hi:log")
-                try:
-                    lo, hi = float(parts[0]), float(parts[1])
-                except ValueError:
-                    raise SweepError(f"--range {text!r}: lo and hi must be numbers") from None
-                if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
-                    raise SweepError(f"--range {text!r}: need finite lo < hi")
-                ax.lo, ax.hi, ax.log = lo, hi, len(parts) == 3
-                if ax.log and lo <= 0:
-                    raise SweepError(f"--range {text!r}: a log range needs lo > 0")
-                if not isinstance(_typed(spec, ax, base_value(spec, ax)), float):
-                    raise SweepError(f"--range {name}: {name} is not a real number; use --grid")
-                for v in (lo, hi):
-                    _check(spec, opt, ax, v)
+    # a swept rule first, wherever it was given: the other names resolve against its rules
+    given = [(opt, t) for opt, items in (("--grid", grids), ("--range", ranges)) for t in items]
+    ordered = sorted(given, key=lambda ot: _split(*ot)[0] != "rule")   # the table keeps the given order
+    rules = None
+    for opt, text in ordered:
+        name, rest = _split(opt, text)
+        target, owner = _target(name, base, rules)
+        ax = Axis(name=name, target=target, rule=owner)
+        # ssdp.a_plus beside da_ssdp.a_plus is two axes; a_plus beside ssdp.a_plus is one twice
+        if (target, owner) in seen or (owner is None and any(t == target for t, _ in seen)) \
+                or (target, None) in seen:
+            raise SweepError(f"{opt} {name}: swept twice")
+        seen.add((target, owner))
+        spec.axes.append(ax)             # before the checks: apply() sets only known axes
+        if opt == "--grid":
+            vals = _grid_values(text, rest)
+            if not vals or any(v == "" for v in vals):
+                raise SweepError(f"--grid {text!r}: an empty value list or an empty value (give NAME=v1,v2,...)")
+            ax.values = vals
+            for v in vals:
+                _check(spec, opt, ax, v)
+            # the typed values (as validated), so points compare and print as numbers
+            ax.values = [_typed(spec, ax, v) for v in vals]
+            if ax.target == ("cfg", "rule"):
+                rules = list(dict.fromkeys(ax.values))
+        else:
+            parts = rest.split(":")
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
+                raise SweepError(f"--range {text!r}: expected NAME=lo:hi or NAME=lo:hi:log")
+            try:
+                lo, hi = float(parts[0]), float(parts[1])
+            except ValueError:
+                raise SweepError(f"--range {text!r}: lo and hi must be numbers") from None
+            if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
+                raise SweepError(f"--range {text!r}: need finite lo < hi")
+            ax.lo, ax.hi, ax.log = lo, hi, len(parts) == 3
+            if ax.log and lo <= 0:
+                raise SweepError(f"--range {text!r}: a log range needs lo > 0")
+            if not isinstance(_typed(spec, ax, base_value(spec, ax)), float):
+                raise SweepError(f"--range {name}: {name} is not a real number; use --grid")
+            for v in (lo, hi):
+                _check(spec, opt, ax, v)
+    rax = spec.rule_axis()
+    for ax in spec.axes:
+        if ax.target[0] == "rule" and rax is not None and not any(spec.applies(ax, r) for r in rax.values or []):
+            raise SweepError(f"{ax.name}: none of the swept rules ({', '.join(rax.values or [])}) has it")
+    spec.axes.sort(key=lambda a: next(i for i, (o, t) in enumerate(given) if _split(o, t)[0] == a.name))
     if any(a.lo is not None for a in spec.axes) and search == "grid":
         raise SweepError("--range needs --search random or optuna (grid search takes --grid values)")
     if search != "grid" and trials < 1:
@@ -235,15 +310,24 @@ def load_configs(path: str) -> list:
     return data
 
 
+def _at(spec: SweepSpec, ax: Axis, value) -> dict:
+    """A point setting `value` on `ax`, at a swept rule the axis applies to (the base's first)."""
+    rax = spec.rule_axis()
+    if ax.target[0] != "rule" or rax is None or rax is ax or spec.applies(ax, spec.base.get("rule")):
+        return {ax.name: value}
+    rule = next((r for r in rax.values or [] if spec.applies(ax, r)), None)
+    return {ax.name: value} if rule is None else {rax.name: rule, ax.name: value}
+
+
 def base_value(spec: SweepSpec, ax: Axis):
     kind, key = ax.target
     if kind == "cfg":
         return spec.base.get(key)
-    cfg = RunConfig.from_dict(spec.base)
+    cfg = RunConfig.from_dict(spec.apply(_at(spec, ax, None)))
     return getattr(cfg.rule_object_params(), key)
 
 
 def _typed(spec: SweepSpec, ax: Axis, value):
-    cfg = RunConfig.from_dict(spec.apply({ax.name: value}))
+    cfg = RunConfig.from_dict(spec.apply(_at(spec, ax, value)))
     kind, key = ax.target
     return getattr(cfg, key) if kind == "cfg" else getattr(cfg.rule_object_params(), key)

@@ -28,7 +28,16 @@ def _numeric(values) -> bool:
                for x in values)
 
 
+NA = "n/a"      # a rule hyperparameter at another rule's points (a sweep over rules)
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, (float, np.floating)) and math.isnan(v))
+
+
 def _label(v) -> str:
+    if _missing(v):
+        return NA
     if isinstance(v, (float, np.floating)):
         return f"{float(v):.4g}"
     return str(v)
@@ -58,20 +67,30 @@ def parallel_figure(frame: pd.DataFrame, axes: list[str], metric: str, log: dict
     dims = []
     for name in axes:
         col = frame[name].tolist()
-        if _numeric(col):
-            v = np.asarray(col, dtype=float)
-            if log.get(name, is_log(v)):
-                ticks = _log_ticks(v)
-                dims.append(dict(label=f"{name} (log)", values=np.log10(v), tickvals=np.log10(ticks).tolist(),
-                                 ticktext=[_label(t) for t in ticks]))
-            elif np.all(v == np.round(v)) and len(set(v.tolist())) <= 10:
-                ticks = sorted(set(v.tolist()))      # seeds, widths: their own values, not 0.2 steps
-                dims.append(dict(label=name, values=v, tickvals=ticks, ticktext=[_label(int(t)) for t in ticks]))
+        present = [x for x in col if not _missing(x)]
+        if present and _numeric(present):
+            v = np.asarray([np.nan if _missing(x) else x for x in col], dtype=float)
+            ok = ~np.isnan(v)
+            if log.get(name, is_log(v[ok])):
+                ticks = _log_ticks(v[ok])
+                dim = dict(label=f"{name} (log)", values=np.log10(v), tickvals=np.log10(ticks).tolist(),
+                           ticktext=[_label(t) for t in ticks])
+            elif np.all(v[ok] == np.round(v[ok])) and len(set(v[ok].tolist())) <= 10:
+                ticks = sorted(set(v[ok].tolist()))      # seeds, widths: their own values, not 0.2 steps
+                dim = dict(label=name, values=v, tickvals=ticks, ticktext=[_label(int(t)) for t in ticks])
             else:
-                dims.append(dict(label=name, values=v))
+                dim = dict(label=name, values=v)
+            if not ok.all():       # another rule's points: an "n/a" tick under the values (NaN draws no line)
+                vals = np.asarray(dim["values"], dtype=float)
+                lo, hi = np.nanmin(vals), np.nanmax(vals)
+                na = lo - (0.15 * (hi - lo) if hi > lo else 1.0)
+                ticks = dim.get("tickvals") or sorted({lo, hi})
+                texts = dim.get("ticktext") or [_label(t) for t in ticks]
+                dim.update(values=np.where(np.isnan(vals), na, vals), tickvals=[na, *ticks], ticktext=[NA, *texts])
+            dims.append(dim)
         else:
-            cats = sorted({str(x) for x in col})
-            dims.append(dict(label=name, values=[cats.index(str(x)) for x in col],
+            cats = sorted({_label(x) if _missing(x) else str(x) for x in col})
+            dims.append(dict(label=name, values=[cats.index(_label(x) if _missing(x) else str(x)) for x in col],
                              tickvals=list(range(len(cats))), ticktext=cats))
     y = frame[metric].astype(float)
     dims.append(dict(label=metric, values=y))
@@ -83,11 +102,14 @@ def parallel_figure(frame: pd.DataFrame, axes: list[str], metric: str, log: dict
 
 
 def _order(values) -> list:
-    vals = list(dict.fromkeys(values))
+    """Distinct values in order (numbers by value), a missing one ("n/a") last."""
+    vals = list(dict.fromkeys(_label(v) if _missing(v) else v for v in values))
+    rest = [v for v in vals if v != NA]
     try:
-        return sorted(vals, key=float)
+        rest = sorted(rest, key=float)
     except (TypeError, ValueError):
-        return sorted(vals, key=str)
+        rest = sorted(rest, key=str)
+    return rest + ([NA] if NA in vals else [])
 
 
 def heatmap_figure(stats: pd.DataFrame, x: str, y: str, metric: str) -> go.Figure:
@@ -98,7 +120,7 @@ def heatmap_figure(stats: pd.DataFrame, x: str, y: str, metric: str) -> go.Figur
     custom = np.full((len(ys), len(xs), 3), np.nan)
     text = [["" for _ in xs] for _ in ys]
     for _, r in stats.iterrows():
-        i, j = ys.index(r[y]), xs.index(r[x])
+        i, j = ys.index(NA if _missing(r[y]) else r[y]), xs.index(NA if _missing(r[x]) else r[x])
         z[i, j] = r["mean"]
         custom[i, j] = (r["lo"], r["hi"], r["n"])
         text[i][j] = f"{r['mean']:.3g}"
@@ -115,7 +137,9 @@ def heatmap_figure(stats: pd.DataFrame, x: str, y: str, metric: str) -> go.Figur
 
 def effect_figure(stats: pd.DataFrame, axis: str, metric: str, log: bool | None = None) -> go.Figure:
     """Mean metric per value of one hyperparameter with its 95 % interval (error bars; none with
-    n = 1). stats: results.group_stats(..., [axis], ...)."""
+    n = 1). stats: results.group_stats(..., [axis], ...); a rule hyperparameter's "n/a" (the points
+    of rules without it) is left out: its effect is among the rule's own points."""
+    stats = stats[[not _missing(v) for v in stats[axis]]] if len(stats) else stats
     vals = stats[axis].tolist()
     numeric = _numeric(vals)
     half = stats["half"].astype(float).fillna(0.0)
