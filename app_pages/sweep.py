@@ -329,6 +329,9 @@ def sweep_view(sid: str) -> None:
     st.subheader("Trials")
     shown = frame.copy()
     shown["run"] = [f"train?run={r}" if r else None for r in shown["run"]]
+    for a in results.names(spec):          # a rule hyperparameter at other rules' points: "n/a", not None
+        if a in shown and shown[a].isna().any():
+            shown[a] = [vz._label(v) for v in shown[a]]
     st.dataframe(shown, hide_index=True, width="stretch", key=f"sw_table_{sid}", column_config={
         "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
         metric: st.column_config.NumberColumn(metric, format="%.4g"),

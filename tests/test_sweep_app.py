@@ -349,3 +349,20 @@ def test_a_sweep_over_rules_is_picked_on_the_page(runs_dir):
     assert "6 trials" in [c.value for c in at.sidebar.caption]
     cmd = at.sidebar.code[0].value
     assert "--grid rule=bptt,ssdp --grid ssdp.a_plus=1e-4,1e-2 --seeds 2 --search grid" in cmd, cmd
+
+
+def test_a_sweep_over_rules_shows_n_a_where_a_rule_lacks_the_hyperparameter(runs_dir):
+    """The trials table (pending grid points too) says n/a for bptt's ssdp.a_plus."""
+    from snncore.config import RunConfig
+    from snncore.sweeps import engine
+    from snncore.sweeps.spec import parse_spec
+    spec = parse_spec(RunConfig.from_dict({"rule": "bptt", "epochs": 1}), ["rule=bptt,ssdp", "ssdp.a_plus=1e-4,1e-2"], [])
+    d = runs_dir / "sweeps" / "sw-rules"
+    (d / "trials").mkdir(parents=True)
+    (d / "sweep.json").write_text(json.dumps({
+        "sweep_id": "sw-rules", "name": "", "spec": spec.to_dict(), "options": dataclasses.asdict(engine.Options()),
+        "status": "stopped", "pid": None, "created": time.time() - 60, "seconds": 1.0, "n_trials": 3}))
+    at = open_page({"sweep": "sw-rules"})
+    table = at.dataframe[0].value
+    assert list(zip(table["rule"], table["ssdp.a_plus"])) == [("bptt", "n/a"), ("ssdp", "0.0001"), ("ssdp", "0.01")]
+    assert set(table["status"]) == {"pending"}
