@@ -404,3 +404,23 @@ def test_the_start_line_says_when_gpus_stay_unused():
     assert "unused" not in progress_line("start", {**info, "devices": ["cpu"]})
     on_gpus = progress_line("start", {**info, "gpus_per_trial": 0.5, "concurrent": 4, "todo": 3})
     assert on_gpus == "sweep sw-x: 3 of 8 trials left, 4 at once (1 CPU, 0.5 GPU each) on a local Ray with 16 CPUs"
+
+
+def test_a_sweep_ranks_by_a_quantity_the_runs_record(tmp_path):
+    """--metric train/loss --mode min: each trial's metric is its run's final train/loss (the
+    mean over its last epoch, RunStore.final_values) and the best is the lowest."""
+    from snncore.store import RunStore
+    from snncore.sweeps.engine import final_metric
+    r = _cli(tmp_path, "sweep", *TINY, "--grid", "lr=1e-3,2e-2", "--metric", "train/loss", "--mode", "min", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    store = RunStore(tmp_path)
+    losses = {rec["run_id"]: store.final_values(rec["run_id"])["train/loss"]
+              for rec in (json.loads(p.read_text()) for p in (tmp_path / "sweeps" / out["sweep_id"] / "trials").glob("*.json"))}
+    assert out["finished"] == 2 and len(losses) == 2
+    assert out["best"]["run_id"] == min(losses, key=losses.get)
+    assert out["best"]["metric"] == pytest.approx(min(losses.values()))
+    assert "train/loss" in _progress(r.stderr)[1][0]
+    # a key the run did not record: no metric (the trial says why), a summary key: the summary's
+    assert final_metric("gate/fc1", {}, lambda: {"train/loss": 1.0}) is None
+    assert final_metric("seconds", {"seconds": 2.5}, lambda: {}) == 2.5

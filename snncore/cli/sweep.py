@@ -27,7 +27,9 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
                         "each its own seed); no --grid/--range/--seeds or train flags with it")
     p.add_argument("--search", default="grid", choices=("grid", "random", "optuna"))
     p.add_argument("--trials", type=int, default=0, help="trials for random/optuna search")
-    p.add_argument("--metric", default="test_accuracy", help="a key of the run's summary (default test_accuracy)")
+    p.add_argument("--metric", default="test_accuracy",
+                   help="a key of the run's summary (default test_accuracy), or a key the runs record "
+                        "(train/loss, sync/fc1, a rule's gate_mean/fc1: its mean over the last epoch)")
     p.add_argument("--mode", default="max", choices=("max", "min"))
     p.add_argument("--scheduler", default="none", choices=("none", "asha"),
                    help="asha: stop poor trials early from their per-epoch test accuracy")

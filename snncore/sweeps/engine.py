@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass
@@ -27,6 +28,17 @@ from .spec import SweepError, SweepSpec
 
 ENDED = ("finished", "failed", "early_stopped")     # a resume runs these points no more
 METRICS = ("test_accuracy", "best_test_accuracy", "seconds", "steps")   # summary keys a sweep ranks by
+# or a key the runs record (RunStore.final_values: its mean over the last epoch), e.g. sync/fc1
+RECORDED_METRIC = re.compile(r"[A-Za-z][\w.\-]*(/[\w.\-]+)+")
+
+
+def final_metric(metric: str, summary: dict, final_values) -> float | None:
+    """A trial's metric: a key of its run's summary, else the run's final value of a recorded key
+    (final_values(): RunStore.final_values of the run); None where the run has neither."""
+    if metric in METRICS:
+        return summary.get(metric)
+    v = final_values().get(metric)
+    return None if v is None or v != v else float(v)
 OBJECT_STORE_BYTES = 256 * 2**20     # a local Ray's shared memory: trials pass no large objects
 
 
@@ -251,9 +263,11 @@ def _trial(config: dict, ctx: dict) -> None:
         trainer = Trainer(cfg, store, run_id, on_progress=on_progress)
         summary = trainer.run()
         rec["status"] = "finished" if summary["status"] == "finished" else "failed"
-        rec["metric"] = summary.get(metric)
+        rec["metric"] = final_metric(metric, summary, lambda: store.final_values(run_id))
         rec["error"] = summary.get("error") or (None if rec["status"] == "finished"
                                                  else f"run ended {summary['status']}")
+        if rec["status"] == "finished" and rec["metric"] is None and metric not in METRICS:
+            rec["error"] = f"the run recorded no {metric} in its last epoch"
     except Exception as e:  # noqa: BLE001 -- a failed trial is recorded with its reason; the sweep goes on
         if isinstance(e, ray.exceptions.RayError):
             lost = True             # Ray itself failed here (e.g. this node is dying): not the trial's
@@ -338,8 +352,10 @@ def check_options(spec: SweepSpec, opts: Options) -> None:
     CLI's one line; the CLI, the Sweep page and sc.sweep all ask here). Ray shows a trial only the
     GPUs it gives it, so a CUDA trial needs --gpus-per-trial, and GPUs given to CPU trials would
     sit idle."""
-    if opts.metric not in METRICS:
-        raise SweepError(f"--metric {opts.metric!r}: choose one of {', '.join(METRICS)} (keys of a run's summary)")
+    if opts.metric not in METRICS and not RECORDED_METRIC.fullmatch(opts.metric):
+        raise SweepError(f"--metric {opts.metric!r}: choose one of {', '.join(METRICS)} (keys of a run's summary) "
+                         "or a key the runs record, such as train/loss, sync/fc1 or a rule's gate_mean/fc1 "
+                         "(its mean over the last epoch)")
     if opts.mode not in ("max", "min") or opts.scheduler not in ("none", "asha"):
         raise SweepError("--mode: max or min; --scheduler: none or asha")
     if opts.scheduler == "asha" and opts.metric != "test_accuracy":
