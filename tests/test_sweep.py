@@ -407,11 +407,13 @@ def test_the_start_line_says_when_gpus_stay_unused():
 
 
 def test_a_sweep_ranks_by_a_quantity_the_runs_record(tmp_path):
-    """--metric train/loss --mode min: each trial's metric is its run's final train/loss (the
-    mean over its last epoch, RunStore.final_values) and the best is the lowest."""
+    """--metric train/loss --mode min with optuna: each trial's metric is its run's final
+    train/loss (the mean over its last epoch, RunStore.final_values) and the best is the lowest.
+    (Optuna reads the metric in every report: a per-epoch report without it failed the sweep.)"""
     from snncore.store import RunStore
     from snncore.sweeps.engine import final_metric
-    r = _cli(tmp_path, "sweep", *TINY, "--grid", "lr=1e-3,2e-2", "--metric", "train/loss", "--mode", "min", "--json")
+    r = _cli(tmp_path, "sweep", *TINY, "--search", "optuna", "--trials", "2", "--range", "lr=1e-3:2e-2:log",
+             "--epochs", "2", "--metric", "train/loss", "--mode", "min", "--json")
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     store = RunStore(tmp_path)
@@ -424,3 +426,15 @@ def test_a_sweep_ranks_by_a_quantity_the_runs_record(tmp_path):
     # a key the run did not record: no metric (the trial says why), a summary key: the summary's
     assert final_metric("gate/fc1", {}, lambda: {"train/loss": 1.0}) is None
     assert final_metric("seconds", {"seconds": 2.5}, lambda: {}) == 2.5
+
+
+def test_a_failed_driver_says_why_in_one_line(capsys):
+    """Tune itself failing: the last line says why (the traceback is in a file), --json carries it."""
+    from snncore.cli.sweep import _print
+    summary = {"sweep_id": "sw-x", "status": "failed", "trials": 2, "finished": 0, "failed": 0, "best": None,
+               "seconds": 1.0, "metric": "seconds", "early_stopped": 0,
+               "error": "TuneError: KeyError: 'x' (the whole traceback: /r/sweeps/sw-x/driver_error.txt)"}
+    _print(summary, as_json=True)
+    out, err = capsys.readouterr()
+    assert err == f"error: the sweep's driver failed: {summary['error']}\n"
+    assert json.loads(out)["error"] == summary["error"]

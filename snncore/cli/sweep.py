@@ -6,6 +6,7 @@ the sweep's own flags are below. Bad input: one line on stderr, exit 2, before R
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -68,8 +69,11 @@ def _base_config(rest: list[str]):
 
 
 def _print(summary: dict, as_json: bool) -> None:
+    if summary["status"] == "failed" and summary.get("error"):
+        print(f"error: the sweep's driver failed: {summary['error']}", file=sys.stderr)
     if as_json:
-        print_json({k: summary[k] for k in ("sweep_id", "status", "trials", "finished", "failed", "best", "seconds")})
+        keys = ("sweep_id", "status", "trials", "finished", "failed", "best", "seconds")
+        print_json({k: summary[k] for k in keys} | ({"error": summary["error"]} if summary.get("error") else {}))
         return
     b = summary["best"]
     best = f"best {summary['metric']} {b['metric']:.4f} (run {b['run_id']}, {b['point']})" if b else "no finished trial"

@@ -115,7 +115,7 @@ def summarize(runs_root: Path, state: dict) -> dict:
             "failed": sum(r.get("status") == "failed" for r in recs.values()),
             "early_stopped": sum(r.get("status") == "early_stopped" for r in recs.values()), "metric": opts.metric,
             "mode": opts.mode, "best": best, "seconds": round(state.get("seconds", 0.0), 3),
-            "created": state.get("created")}
+            "created": state.get("created"), "error": state.get("error")}
 
 
 # ---- the trial (runs in a Ray worker) ----------------------------------------------------------
@@ -257,7 +257,8 @@ def _trial(config: dict, ctx: dict) -> None:
                 # the last epoch's score goes in the final report, after the run has ended: a
                 # scheduler's STOP on this report (Tune ends the trial inside tune.report) would cut
                 # a run that has trained all its epochs and mark it stopped early
-                if p.epoch < p.epochs and p.step < p.total_steps:
+                # only for a test_accuracy sweep (ASHA's): Optuna reads the metric in every report
+                if metric == "test_accuracy" and p.epoch < p.epochs and p.step < p.total_steps:
                     tune.report({"test_accuracy": p.test_accuracy, "epoch": p.epoch, "run_id": run_id})
 
         trainer = Trainer(cfg, store, run_id, on_progress=on_progress)
@@ -545,7 +546,11 @@ def _run(state: dict, runs_root: Path, on_event=None) -> dict:
         except KeyboardInterrupt:
             status = "stopped"
         except Exception as e:  # noqa: BLE001 -- Tune itself broke: the sweep is resumable
-            status, state["error"] = "failed", f"{type(e).__name__}: {e}"
+            import traceback
+            (sweep_dir / "driver_error.txt").write_text("".join(traceback.format_exception(e)))
+            last = next((l.strip() for l in reversed(str(e).splitlines()) if l.strip()), "")
+            status, state["error"] = "failed", (f"{type(e).__name__}: {last} (the whole traceback: "
+                                                f"{sweep_dir / 'driver_error.txt'})")
         finally:
             if collector is not None:
                 import ray
