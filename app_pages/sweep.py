@@ -110,6 +110,16 @@ def axis_widgets(rule: str, search: str) -> tuple[list[str], list[str]]:
     return grids, ranges
 
 
+@st.cache_data(ttl=30, show_spinner=False)
+def recorded_keys(root_dir: str, rule: str) -> list[str]:
+    """What the newest finished run of this rule recorded (a sweep can rank by any of it)."""
+    runs = [r for r in get_store().runs_with_status("finished") if r["config"].get("rule") == rule]
+    if not runs:
+        return []
+    keys = get_store().final_values(runs[-1]["id"])
+    return [k for k in keys if engine.RECORDED_METRIC.fullmatch(k) and k not in results.SUMMARY_TWINS]
+
+
 def check(values: dict, grids, ranges, seeds, search, trials, metric, scheduler, name, cpus=1.0, gpus=0.0):
     """(base, spec, None) or (None, None, the one-line message the CLI gives for the same input)."""
     try:
@@ -138,7 +148,11 @@ with st.sidebar:
     seeds = int(fs.number(c1, "seeds per point", "sw_seeds", 2, min_value=1, max_value=100, step=1))
     trials = int(fs.number(c2, "trials", "sw_trials", 8, min_value=1, max_value=10_000, step=1,
                            disabled=search == "grid", help="random / optuna search: how many trials"))
-    metric = fs.select(c1, "metric", engine.METRICS, "sw_metric", "test_accuracy", help="a key of the run's summary")
+    recorded = recorded_keys(str(root), base_values["rule"])
+    metric = fs.select(c1, "metric", [*engine.METRICS, *recorded], "sw_metric", "test_accuracy",
+                       help="a key of the run's summary"
+                            + (f", or a quantity {base_values['rule']} runs record (its mean over the last epoch; "
+                               "listed from the newest finished one)" if recorded else ""))
     mode = fs.select(c2, "mode", ("max", "min"), "sw_mode", "max")
     scheduler = fs.select(c1, "scheduler", ("none", "asha"), "sw_scheduler", "none",
                           help="asha stops poor trials early from their per-epoch test accuracy")

@@ -366,3 +366,21 @@ def test_a_sweep_over_rules_shows_n_a_where_a_rule_lacks_the_hyperparameter(runs
     table = at.dataframe[0].value
     assert list(zip(table["rule"], table["ssdp.a_plus"])) == [("bptt", "n/a"), ("ssdp", "0.0001"), ("ssdp", "0.01")]
     assert set(table["status"]) == {"pending"}
+
+
+def test_the_metric_offers_what_this_rule_records(swept, monkeypatch):
+    """Beside the summary keys, the metric picker lists what the newest finished run of the base
+    rule recorded (bptt here: the losses, rates and synchrony), and the command line carries it."""
+    runs, out = swept
+    monkeypatch.setenv("SNNCORE_RUNS", str(runs))
+    at = open_page()
+    at.sidebar.selectbox(key="sw_rule").set_value("bptt")
+    at.run()
+    box = at.sidebar.selectbox(key="sw_metric")
+    assert list(box.options[:4]) == ["test_accuracy", "best_test_accuracy", "seconds", "steps"]
+    assert "train/loss" in box.options and "test/accuracy" not in box.options
+    box.set_value("train/loss")
+    at.sidebar.selectbox(key="sw_mode").set_value("min")
+    at.run()
+    assert not at.exception and not at.sidebar.error, [e.value for e in at.sidebar.error]
+    assert "--metric train/loss --mode min" in at.sidebar.code[0].value
