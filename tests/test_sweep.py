@@ -199,6 +199,12 @@ def test_a_sweep_over_rules_sets_each_rules_hyperparameters_at_its_own_points():
     assert by_rule == {"bptt": {}, "ssdp": {"a_plus": 1e-3}, "da_ssdp": {"a_plus": 1e-3}}
     assert spec.apply({"rule": "ssdp"})["rule_params"] == {"a_plus": 0.002}
 
+    # a rule that needs its own model gets it at its points, as Train sets it; back again: the default
+    for base_rule, rules, want in (("bptt", "bptt,mps", [("bptt", "mlp"), ("mps", "mps_mlp")]),
+                                   ("mps", "mps,bptt", [("mps", "mps_mlp"), ("bptt", "mlp")])):
+        spec = parse_spec(RunConfig.from_dict({"rule": base_rule}), [f"rule={rules}"], [])
+        assert [(c.rule, c.model) for c in (RunConfig.from_dict(spec.apply(p)) for p in spec.grid_points())] == want
+
     bptt = RunConfig.from_dict({"rule": "bptt"})
     for grids, msg in (
             (["rule=bptt,ssdp", "da_ssdp.a_plus=1e-3"], "da_ssdp.a_plus: the sweep trains rule 'bptt' or 'ssdp', not "

@@ -84,6 +84,8 @@ class SweepSpec:
         rule = self.rule_of(point)
         same = rule == self.base.get("rule")
         d = {**self.base, "rule": rule, "rule_params": dict(self.base.get("rule_params") or {}) if same else {}}
+        if not same:
+            d.update(_rule_setting(rule, d))
         for ax in self.axes:
             if ax.name in point and point[ax.name] is not None and self.applies(ax, rule):
                 kind, key = ax.target
@@ -119,6 +121,25 @@ class SweepSpec:
         axes = [Axis(**{**a, "target": tuple(a["target"])}) for a in d["axes"]]   # older sweeps: no "rule"
         return cls(base=d["base"], axes=axes, seeds=d["seeds"], search=d["search"], trials=d["trials"],
                    configs=d.get("configs"))
+
+
+def _rule_setting(rule: str, d: dict) -> dict:
+    """What a point of another rule than the base's trains on, as Train sets it: the model and
+    dataset the rule needs (mps: its mps_mlp), and where the base's model or dataset belongs to
+    another rule, the default one (a swept model or dataset still wins: axes apply after)."""
+    from ..config import owned
+    from ..rules import get_rule
+    try:
+        cls = get_rule(rule)
+    except (KeyError, ValueError):
+        return {}                      # an unknown rule: RunConfig's check names it
+    out, own, default = {}, owned(), RunConfig()
+    for what, needs in (("model", cls.requires_model), ("dataset", cls.requires_dataset)):
+        if needs:
+            out[what] = needs
+        elif own[what].get(d.get(what)) not in (None, rule):
+            out[what] = getattr(default, what)
+    return out
 
 
 def _params_of(rule: str) -> set[str]:
