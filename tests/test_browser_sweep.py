@@ -47,6 +47,14 @@ def test_launch_a_sweep_and_watch_it_finish(server):
         assert page.get_by_role("button", name="Download the trials (CSV)").count() == 1
         assert page.get_by_role("button", name="Open in Train").count() == 1
         assert page.locator('[data-testid="stException"]').count() == 0
+        # "show": the figures follow a quantity the runs recorded (their last epoch's test loss)
+        main = page.locator('[data-testid="stMain"]')
+        main.locator('[data-testid="stSelectbox"]', has_text="show").click()
+        page.get_by_role("option", name="test/loss", exact=True).click()
+        page.locator(".js-plotly-plot .gtitle", has_text="hyperparameters → test/loss (4 finished trials)").wait_for(
+            timeout=60_000)
+        page.get_by_text("final test/loss over the hyperparameters").wait_for(timeout=30_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
         browser.close()
     # the screenshot shows the page (not a blank or an error page): wide, tall, and many colours
     from PIL import Image
