@@ -106,7 +106,8 @@ def test_sweeps_lists_it(swept):
     assert rows[0]["status"] == "finished" and rows[0]["finished"] == 4 and rows[0]["name"] == "grid test"
     r = _cli(runs, "sweeps")
     row = next(l for l in r.stdout.splitlines() if l.startswith(out["sweep_id"]))
-    assert row.split()[1:5] == ["finished", "4", "4", "0"] and row.endswith("  grid test")
+    assert row.split()[1:7] == ["finished", "4", "4", "0", f"{out['best']['metric']:.4f}", "test_accuracy"]
+    assert "test_accuracy (max)" in row and row.endswith("  grid test")
 
 
 BAD = [

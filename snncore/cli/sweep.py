@@ -182,12 +182,14 @@ def run_sweeps(args) -> int:
     if not rows:
         print(f"no sweeps in {root}")
         return 0
-    print(f"{'sweep id':28} {'status':9} {'trials':>6} {'done':>5} {'failed':>6} {'best':>8}  {'started':16}  name")
+    print(f"{'sweep id':28} {'status':9} {'trials':>6} {'done':>5} {'failed':>6} {'best':>8}  {'metric':22}  "
+          f"{'started':16}  name")
     for r in rows:
         best = "-" if not r["best"] else f"{r['best']['metric']:.4f}"
+        metric = f"{r['metric']} ({r['mode']})"
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"] or 0))
         print(f"{r['sweep_id']:28} {r['status']:9} {r['trials']:>6} {r['finished']:>5} {r['failed']:>6} {best:>8}  "
-              f"{when:16}  {r.get('name') or ''}".rstrip())
+              f"{metric:22}  {when:16}  {r.get('name') or ''}".rstrip())
     return 0
 
 
