@@ -417,6 +417,7 @@ def test_a_sweep_ranks_by_a_quantity_the_runs_record(tmp_path):
     """--metric train/loss --mode min with optuna: each trial's metric is its run's final
     train/loss (the mean over its last epoch, RunStore.final_values) and the best is the lowest.
     (Optuna reads the metric in every report: a per-epoch report without it failed the sweep.)"""
+    from snncore.cli.sweep import progress_line
     from snncore.store import RunStore
     from snncore.sweeps.engine import final_metric
     r = _cli(tmp_path, "sweep", *TINY, "--search", "optuna", "--trials", "2", "--range", "lr=1e-3:2e-2:log",
@@ -430,6 +431,11 @@ def test_a_sweep_ranks_by_a_quantity_the_runs_record(tmp_path):
     assert out["best"]["run_id"] == min(losses, key=losses.get)
     assert out["best"]["metric"] == pytest.approx(min(losses.values()))
     assert "train/loss" in _progress(r.stderr)[1][0]
+    assert "A new study created" not in r.stderr and "Last result" not in r.stderr + r.stdout
+    line = progress_line("trial", {"ended_count": 1, "trials": 2, "status": "finished", "point": {"rule": "bptt"},
+                                   "metric": None, "metric_name": "sync/fc1", "run_id": "r1",
+                                   "error": "the run recorded no sync/fc1 in its last epoch"})
+    assert line == "[1/2] finished      rule=bptt  (the run recorded no sync/fc1 in its last epoch)  run r1"
     # a key the run did not record: no metric (the trial says why), a summary key: the summary's
     assert final_metric("gate/fc1", {}, lambda: {"train/loss": 1.0}) is None
     assert final_metric("seconds", {"seconds": 2.5}, lambda: {}) == 2.5

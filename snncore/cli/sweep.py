@@ -105,6 +105,8 @@ def progress_line(kind: str, info: dict) -> str:
             else "")
     if info["status"] == "failed":
         what = f"error: {info.get('error') or 'unknown'}"
+    elif not what and info.get("error"):        # finished without the metric (a key its rule does not log)
+        what = f"({info['error']})"
     run = f"  run {info['run_id']}" if info.get("run_id") else ""
     n = len(str(info["trials"]))
     return f"[{info['ended_count']:>{n}}/{info['trials']}] {info['status']:<13} {point}  {what}{run}{secs}".rstrip()

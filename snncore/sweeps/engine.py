@@ -297,8 +297,12 @@ def _trial(config: dict, ctx: dict) -> None:
                 ch.put_record(key, rec)
             finally:
                 ch.close()
-    if rec["status"] == "finished" and rec["metric"] is not None:
-        tune.report({metric: rec["metric"], "run_id": rec["run_id"], "done": True})
+    # every trial that returns reports once (NaN: failed, or no such value): one that never
+    # reported made Tune print "Trial ... completed. Last result:" into the sweep's output
+    # (under ASHA a failed trial still reports nothing: ASHA ranks every report it gets)
+    ok = rec["status"] == "finished" and rec["metric"] is not None
+    if ok or ctx["scheduler"] != "asha":
+        tune.report({metric: rec["metric"] if ok else float("nan"), "run_id": rec["run_id"], "done": True})
 
 
 def _workers_import_ours() -> bool:
@@ -506,6 +510,8 @@ def _run(state: dict, runs_root: Path, on_event=None) -> dict:
         search_alg = None
         if spec.search == "optuna":
             from ray.tune.search.optuna import OptunaSearch
+            import optuna
+            optuna.logging.set_verbosity(optuna.logging.WARNING)   # not "A new study created in memory"
             search_alg = OptunaSearch(seed=int(spec.base.get("seed", 0)))
     status = "finished"
     if todo:
@@ -568,18 +574,21 @@ def _run(state: dict, runs_root: Path, on_event=None) -> dict:
 class _NoRestoreHint:
     """Drops Tune's "Resume experiment with: Tuner.restore(...)" after a Ctrl-C: a sweep goes on
     with `sweep --resume ID`, which the CLI's last line names (Tune's own way would skip our trial
-    records and run finished points again)."""
+    records and run finished points again). Also Tune's Optuna searcher's "The value nan is not
+    acceptable" for a trial that failed or lacks a recorded metric: the trial's own line says why."""
 
     @staticmethod
     def filter(record) -> bool:
-        return "Tuner.restore" not in record.getMessage()
+        msg = record.getMessage()
+        return "Tuner.restore" not in msg and "nan is not acceptable" not in msg
 
 
 def _quiet_tune_restore_hint() -> None:
     import logging
-    log = logging.getLogger("ray.tune.tune")
-    if not any(isinstance(f, _NoRestoreHint) for f in log.filters):
-        log.addFilter(_NoRestoreHint())
+    for name in ("ray.tune.tune", "ray.tune.search.optuna.optuna_search"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _NoRestoreHint) for f in log.filters):
+            log.addFilter(_NoRestoreHint())
 
 
 def _slots(opts: Options) -> int:
