@@ -238,7 +238,7 @@ class RunConfig:
             try:
                 errs += check_params(self.rule_object_params(), prefix=f"{self.rule}.")
             except ValueError as e:
-                errs.append(f"{self.rule}: {e}")
+                errs.append(f"{self.rule}.{e}")
         if _rule_loads(self.rule):
             cls = get_rule(self.rule)
             for what, needs in (("model", cls.requires_model), ("dataset", cls.requires_dataset)):
