@@ -113,10 +113,11 @@ def axis_widgets(rule: str, search: str) -> tuple[list[str], list[str]]:
 @st.cache_data(ttl=30, show_spinner=False)
 def recorded_keys(root_dir: str, rule: str) -> list[str]:
     """What the newest finished run of this rule recorded (a sweep can rank by any of it)."""
-    runs = [r for r in get_store().runs_with_status("finished") if r["config"].get("rule") == rule]
+    store_ = get_store()
+    runs = [r for r in store_.runs_with_status("finished") if r["config"].get("rule") == rule]
     if not runs:
         return []
-    keys = get_store().final_values(runs[-1]["id"])
+    keys = store_.final_values(runs[-1]["id"])
     return [k for k in keys if engine.RECORDED_METRIC.fullmatch(k) and k not in results.SUMMARY_TWINS]
 
 

@@ -30,6 +30,7 @@ ENDED = ("finished", "failed", "early_stopped")     # a resume runs these points
 METRICS = ("test_accuracy", "best_test_accuracy", "seconds", "steps")   # summary keys a sweep ranks by
 # or a key the runs record (RunStore.final_values: its mean over the last epoch), e.g. sync/fc1
 RECORDED_METRIC = re.compile(r"[A-Za-z][\w.\-]*(/[\w.\-]+)+")
+OBJECT_STORE_BYTES = 256 * 2**20     # a local Ray's shared memory: trials pass no large objects
 
 
 def final_metric(metric: str, summary: dict, final_values) -> float | None:
@@ -39,7 +40,6 @@ def final_metric(metric: str, summary: dict, final_values) -> float | None:
         return summary.get(metric)
     v = final_values().get(metric)
     return None if v is None or v != v else float(v)
-OBJECT_STORE_BYTES = 256 * 2**20     # a local Ray's shared memory: trials pass no large objects
 
 
 @dataclass
@@ -546,7 +546,7 @@ def _run(state: dict, runs_root: Path, on_event=None) -> dict:
             run_config=tune.RunConfig(name="tune", storage_path=str((sweep_dir / "ray").resolve()), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=opts.retries),
                                       callbacks=[progress.callback()]))
-        _quiet_tune_restore_hint()
+        _quiet_tune()
         try:
             tuner.fit()
         except KeyboardInterrupt:
@@ -571,7 +571,7 @@ def _run(state: dict, runs_root: Path, on_event=None) -> dict:
     return summarize(runs_root, state)
 
 
-class _NoRestoreHint:
+class _QuietTune:
     """Drops Tune's "Resume experiment with: Tuner.restore(...)" after a Ctrl-C: a sweep goes on
     with `sweep --resume ID`, which the CLI's last line names (Tune's own way would skip our trial
     records and run finished points again). Also Tune's Optuna searcher's "The value nan is not
@@ -583,12 +583,12 @@ class _NoRestoreHint:
         return "Tuner.restore" not in msg and "nan is not acceptable" not in msg
 
 
-def _quiet_tune_restore_hint() -> None:
+def _quiet_tune() -> None:
     import logging
     for name in ("ray.tune.tune", "ray.tune.search.optuna.optuna_search"):
         log = logging.getLogger(name)
-        if not any(isinstance(f, _NoRestoreHint) for f in log.filters):
-            log.addFilter(_NoRestoreHint())
+        if not any(isinstance(f, _QuietTune) for f in log.filters):
+            log.addFilter(_QuietTune())
 
 
 def _slots(opts: Options) -> int:
